@@ -1,0 +1,5 @@
+import sys
+
+from llmscale.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""The `llmscale` command line.
+
+Each command lives with the code it drives, in a module `llmscale.<area>.cli` that
+exposes `register(subparsers)`; registering adds a sub-parser whose default `func`
+runs the command and returns an exit status. Those modules keep their top-level
+imports light so that `llmscale --help` stays fast; heavy imports happen in `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from llmscale import __version__
+from llmscale.errors import LLMScaleError, UserInputError
+
+# command name -> module that registers it (order = order in --help)
+COMMAND_MODULES: tuple[tuple[str, str], ...] = (
+    ("operator", "llmscale.controller.cli"),
+    ("gateway", "llmscale.gateway.cli"),
+    ("plan", "llmscale.planner.cli"),
+    ("simulate", "llmscale.sim.cli"),
+    ("emulate", "llmscale.emulator.cli"),
+    ("bench", "llmscale.bench.cli"),
+    ("demo", "llmscale.demo"),
+    ("cluster", "llmscale.localcluster.cli"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one line and exit status 2 (its default)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="llmscale",
+        description="Serve LLMs on Kubernetes at the lowest GPU cost that meets a latency SLO.",
+    )
+    parser.add_argument("--version", action="version", version=f"llmscale {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for _name, module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # command not built yet in this checkout
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status = args.func(args)
+    except UserInputError as exc:
+        print(f"llmscale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except LLMScaleError as exc:
+        print(f"llmscale {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"llmscale {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
