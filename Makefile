@@ -36,8 +36,9 @@ lint: setup ## ruff, mypy (strict) and the import-layer contracts
 typecheck: setup ## mypy only
 	$(VENV)/bin/mypy
 
-generate: setup ## Regenerate crds/ and the chart's generated files from the pydantic models
+generate: setup ## Regenerate crds/ (and the chart's copy of it) from the pydantic models
 	$(PY) -m llmscale.api.generate
+	mkdir -p charts/llmscale/files/crds && cp crds/*.yaml charts/llmscale/files/crds/
 
 verify: setup ## Fail when generated files (crds/, chart) are stale
 	$(PY) -m llmscale.api.generate --check
