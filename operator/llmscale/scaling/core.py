@@ -1,0 +1,233 @@
+"""`decide`: the whole scaling decision as one pure function (no clock, no I/O).
+
+Pipeline (each step is its own module):
+
+1. validity   -- no metrics: hold replicas (valid=False, `MetricsUnavailable`), except that a
+                 gateway activation request still wakes a deployment at zero;
+2. demand     -- request and token rates -> replica-units of work (`demand`);
+3. learning   -- workload statistics, capacity model (TTFT vs load), forecast model;
+4. forecast   -- load at horizon = measured cold start p95 + one decision interval;
+5. strategy   -- the concrete strategy (`strategy`: the Auto rule chain, with dwell);
+6. replicas   -- Warm: the decaying peak; Autoscaled: the 1<->N scaler with floor 1;
+                 ScaleToZero: the 0<->1 activation machine, then the scaler;
+7. bounds     -- clamp to [minReplicas, maxReplicas].
+"""
+
+from __future__ import annotations
+
+import math
+
+from llmscale.scaling import activation, capacity, demand, forecast, reasons, scaler, strategy, workload
+from llmscale.scaling.types import (
+    Decision,
+    DecisionInputs,
+    Forecast,
+    ScalerState,
+    ScalingPolicy,
+    Strategy,
+    parse_strategy,
+)
+
+
+def cold_start_seconds(inputs: DecisionInputs, policy: ScalingPolicy) -> float:
+    measured = inputs.cold_start_p95_seconds
+    if measured is not None and math.isfinite(measured) and measured > 0:
+        return measured
+    return policy.cold_start_seconds
+
+
+def horizon_seconds(inputs: DecisionInputs, policy: ScalingPolicy) -> float:
+    return cold_start_seconds(inputs, policy) + policy.decision_interval_seconds
+
+
+def _clamp(replicas: int, policy: ScalingPolicy) -> int:
+    return min(max(replicas, policy.min_replicas), policy.max_replicas)
+
+
+def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, now: float) -> Decision:
+    """Desired replicas and why. Never mutates `state`; the result carries `next_state`."""
+    next_state = state.clone()
+    cold_start = cold_start_seconds(inputs, policy)
+    horizon = cold_start + policy.decision_interval_seconds
+    previous_strategy = _previous_strategy(next_state, policy)
+
+    if not inputs.metrics_available:
+        return _without_metrics(inputs, policy, next_state, now, previous_strategy)
+
+    measured = demand.measure(inputs, policy, next_state.workload)
+    workload.update(next_state.workload, policy, inputs, measured, cold_start_seconds=cold_start, now=now)
+    if inputs.ready_replicas > 0:
+        capacity.observe(
+            next_state.capacity,
+            policy,
+            load_per_replica=measured.load_replicas / inputs.ready_replicas,
+            ttft_p95_seconds=inputs.ttft_p95_seconds,
+            now=now,
+        )
+    per_replica = capacity.sustainable_load(next_state.capacity, policy)
+    forecast.update(next_state.forecast, policy, measured.load_replicas, now)
+    point, upper = forecast.predict(next_state.forecast, policy, now, horizon)
+    per_request = measured.work_per_request_replica_seconds
+    predicted = Forecast(
+        horizon_seconds=horizon,
+        requests_per_second=point / per_request,
+        requests_per_second_upper=upper / per_request,
+        load_replicas=point,
+        load_replicas_upper=upper,
+    )
+
+    choice = strategy.choose(
+        strategy.StrategyContext(
+            policy=policy,
+            workload=next_state.workload,
+            now=now,
+            cold_start_seconds=cold_start,
+            load_replicas=measured.load_replicas,
+            sustainable_load_per_replica=per_replica,
+        ),
+        next_state.strategy,
+    )
+
+    def finish(replicas: int, reason: str, message: str) -> Decision:
+        desired = _clamp(replicas, policy)
+        if desired != replicas:
+            message = f"{message}; clamped to [{policy.min_replicas}, {policy.max_replicas}]"
+        next_state.last_desired_replicas = desired
+        next_state.last_decision_time = now
+        return Decision(
+            desired_replicas=desired,
+            strategy=choice.strategy,
+            reason=reason,
+            message=message,
+            valid=True,
+            forecast=predicted,
+            next_state=next_state,
+            strategy_reason=choice.reason,
+            strategy_message=choice.message,
+            load_replicas=measured.load_replicas,
+            sustainable_load_per_replica=per_replica,
+        )
+
+    floor = max(1, policy.min_replicas)
+    if choice.strategy is Strategy.WARM:
+        activation.step(
+            next_state.activation,
+            policy,
+            inputs,
+            zero_allowed=False,
+            idle_seconds=0.0,
+            expected_requests_in_cold_start=0.0,
+            now=now,
+        )
+        peak = max(next_state.workload.peak_load, upper)
+        warm = max(floor, math.ceil(peak / per_replica - 1e-9))
+        # Warm never drops below what the load needs right now.
+        result = scaler.recommend(
+            next_state.scaler,
+            policy,
+            load_replicas=measured.load_replicas,
+            forecast_upper_replicas=upper,
+            current_replicas=inputs.current_replicas,
+            ready_replicas=inputs.ready_replicas,
+            sustainable_load_per_replica=per_replica,
+            floor_replicas=warm,
+            now=now,
+        )
+        return finish(
+            result.replicas,
+            reasons.WARM_PEAK if result.replicas == warm else result.reason,
+            f"warm at the peak need: {peak:.2f} replica-units / {per_replica:.2f} per replica = {warm}; "
+            + result.message,
+        )
+
+    zero_allowed = choice.strategy is Strategy.SCALE_TO_ZERO and policy.min_replicas == 0
+    expected_in_cold_start = _expected_requests(next_state, policy, now, horizon, cold_start, per_request)
+    gate = activation.step(
+        next_state.activation,
+        policy,
+        inputs,
+        zero_allowed=zero_allowed,
+        idle_seconds=workload.idle_seconds_now(next_state.workload, now),
+        expected_requests_in_cold_start=expected_in_cold_start,
+        now=now,
+    )
+    if gate.at_zero:
+        next_state.scaler.recommendations.clear()
+        return finish(0, gate.reason, gate.message)
+
+    result = scaler.recommend(
+        next_state.scaler,
+        policy,
+        load_replicas=measured.load_replicas,
+        forecast_upper_replicas=upper,
+        current_replicas=inputs.current_replicas,
+        ready_replicas=inputs.ready_replicas,
+        sustainable_load_per_replica=per_replica,
+        floor_replicas=floor,
+        now=now,
+    )
+    if inputs.current_replicas == 0 and gate.reason in (
+        reasons.ACTIVATION_REQUESTED,
+        reasons.GATEWAY_QUEUE,
+        reasons.DEMAND_AT_ZERO,
+        reasons.PREDICTIVE_WARM_UP,
+    ):
+        return finish(result.replicas, gate.reason, f"{gate.message}; {result.message}")
+    return finish(result.replicas, result.reason, result.message)
+
+
+def _expected_requests(
+    state: ScalerState,
+    policy: ScalingPolicy,
+    now: float,
+    horizon: float,
+    cold_start: float,
+    per_request: float,
+) -> float:
+    """Requests the time-of-day profile expects within one cold start around now + horizon."""
+    learned = forecast.profile_at(state.forecast, now + horizon)
+    if learned is None or per_request <= 0:
+        return 0.0
+    return learned / per_request * cold_start
+
+
+def _previous_strategy(state: ScalerState, policy: ScalingPolicy) -> Strategy:
+    if policy.strategy is not Strategy.AUTO:
+        return policy.strategy
+    return parse_strategy(state.strategy.current) or Strategy.AUTOSCALED
+
+
+def _without_metrics(
+    inputs: DecisionInputs,
+    policy: ScalingPolicy,
+    state: ScalerState,
+    now: float,
+    previous_strategy: Strategy,
+) -> Decision:
+    # Without metrics there is no proof of idleness: forget any idle period in progress.
+    state.workload.idle_since = None
+    signal = activation.wake_signal(inputs)
+    if inputs.current_replicas == 0 and signal is not None:
+        state.activation.phase = activation.WAKING
+        state.activation.since = now
+        desired = _clamp(max(1, policy.min_replicas), policy)
+        reason, message = signal
+        valid = True
+        message = f"{message} (metrics unavailable; the gateway signal suffices to wake)"
+    else:
+        desired = _clamp(inputs.current_replicas, policy)
+        reason = reasons.METRICS_UNAVAILABLE
+        message = f"no usable metrics: holding {inputs.current_replicas} replica(s)"
+        valid = False
+    state.last_decision_time = now
+    return Decision(
+        desired_replicas=desired,
+        strategy=previous_strategy,
+        reason=reason,
+        message=message,
+        valid=valid,
+        forecast=None,
+        next_state=state,
+        strategy_reason=state.strategy.reason,
+        strategy_message=state.strategy.message,
+    )

@@ -1,0 +1,91 @@
+"""Demand measurement: turn request and token rates into replica-units of work.
+
+Tokens matter more than requests: a 7k-token prompt costs a replica ~50x what a 150-token one
+does. One replica-unit is the work one saturated replica does per second, so a load of 2.4 means
+"2.4 replicas flat out". Prefill and decode share the GPU under continuous batching, so their
+costs add: load = prompt_tok/s / P + generated_tok/s / G, with P and G the per-replica capacities
+in `ScalingPolicy`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmscale.scaling.types import DecisionInputs, ScalingPolicy, WorkloadState
+
+# Used until the first engine sample tells us the real mix (ShareGPT-like chat lengths).
+DEFAULT_PROMPT_TOKENS = 1000.0
+DEFAULT_GENERATION_TOKENS = 200.0
+# Requests that wait (engine queue or gateway hold) should be served within this time.
+BACKLOG_DRAIN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Demand:
+    load_replicas: float
+    """Replica-units of work per second now, backlog drain included."""
+    request_rate_rps: float
+    """Best current estimate of arrivals: the larger of engine rate and gateway arrivals."""
+    work_per_request_replica_seconds: float
+    idle: bool
+    """Positive proof of idleness at this instant: metrics present and nothing arriving,
+    running, waiting or held."""
+
+
+def work_per_request(policy: ScalingPolicy, prompt_tokens: float, generation_tokens: float) -> float:
+    """Replica-seconds one request costs (1 / the saturation request rate at these lengths)."""
+    return (
+        prompt_tokens / policy.capacity_prompt_tokens_per_second
+        + generation_tokens / policy.capacity_generation_tokens_per_second
+    )
+
+
+def mean_lengths(workload: WorkloadState) -> tuple[float, float]:
+    if workload.mean_prompt_tokens > 0 or workload.mean_generation_tokens > 0:
+        return workload.mean_prompt_tokens, workload.mean_generation_tokens
+    return DEFAULT_PROMPT_TOKENS, DEFAULT_GENERATION_TOKENS
+
+
+def measure(inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadState) -> Demand:
+    prompt_tps = _clean(inputs.prompt_tokens_per_second)
+    generation_tps = _clean(inputs.generation_tokens_per_second)
+    engine_rps = _clean(inputs.request_rate_rps)
+    gateway_rps = _clean(inputs.gateway_arrivals_rps) if inputs.gateway_arrivals_rps is not None else 0.0
+    prompt_tokens, generation_tokens = mean_lengths(workload)
+    per_request = work_per_request(policy, prompt_tokens, generation_tokens)
+
+    engine_load = (
+        prompt_tps / policy.capacity_prompt_tokens_per_second
+        + generation_tps / policy.capacity_generation_tokens_per_second
+    )
+    # The gateway sees arrivals at once while engine rates lag by scrape + rate window; at zero
+    # replicas it is the only signal. Take whichever shows more work.
+    request_rate = max(engine_rps, gateway_rps)
+    load = max(engine_load, gateway_rps * per_request)
+    backlog = _clean(inputs.num_requests_waiting) + max(0, inputs.gateway_queue_depth)
+    load += backlog * per_request / BACKLOG_DRAIN_SECONDS
+
+    idle = (
+        inputs.metrics_available
+        and engine_rps == 0.0
+        and gateway_rps == 0.0
+        and prompt_tps == 0.0
+        and generation_tps == 0.0
+        and _clean(inputs.num_requests_running) == 0.0
+        and backlog == 0
+        and not inputs.activation_requested
+    )
+    return Demand(
+        load_replicas=load,
+        request_rate_rps=request_rate,
+        work_per_request_replica_seconds=per_request,
+        idle=idle,
+    )
+
+
+def _clean(value: float | None) -> float:
+    """NaN/Inf/negative rates (counter resets, empty vectors) count as no signal, i.e. zero."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return 0.0
+    return float(value)

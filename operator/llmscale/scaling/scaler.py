@@ -1,0 +1,129 @@
+"""1<->N scaling: stable and panic windows, rate limits, hysteresis, a scale-down delay.
+
+Load enters as replica-units (see `demand`). The need is
+
+    need = max(stable average, forecast upper bound at the horizon) / sustainable load per replica
+
+- Scale up at once to ceil(need), at most `max_scale_up_rate` x current + 4 per decision.
+- Panic (KPA-style): when the panic-window average alone needs `panic_threshold` x the ready
+  replicas, the panic average joins the need and no scale-down happens for a stable window.
+- Scale down only when ceil(need x (1 + hysteresis)) is below current (a band that stops
+  1-replica oscillation), only to the maximum recommendation of the last
+  `scale_down_delay_seconds` (every recent recommendation must allow it), and by at most
+  current / `max_scale_down_rate` per decision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmscale.scaling import reasons
+from llmscale.scaling.types import ScalerWindowState, ScalingPolicy
+
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class ScaleRecommendation:
+    replicas: int
+    reason: str
+    message: str
+    need_replicas: float
+
+
+def _average(previous: float, sample: float, dt: float, tau: float) -> float:
+    if dt <= 0:
+        return previous
+    weight = 1.0 - math.exp(-dt / tau)
+    return previous + weight * (sample - previous)
+
+
+def _push(window: list[list[float]], now: float, replicas: int, horizon: float) -> int:
+    """Monotonic deque of [time, replicas]: returns the maximum over the last `horizon` seconds."""
+    while window and window[-1][1] <= replicas:
+        window.pop()
+    window.append([now, float(replicas)])
+    while window and window[0][0] < now - horizon:
+        window.pop(0)
+    return int(window[0][1])
+
+
+def recommend(
+    state: ScalerWindowState,
+    policy: ScalingPolicy,
+    *,
+    load_replicas: float,
+    forecast_upper_replicas: float,
+    current_replicas: int,
+    ready_replicas: int,
+    sustainable_load_per_replica: float,
+    floor_replicas: int,
+    now: float,
+) -> ScaleRecommendation:
+    """Replicas for the 1<->N regime (never below `floor_replicas`, which is >= 1); in place."""
+    if state.last_time is None:
+        state.stable_load = load_replicas
+        state.panic_load = load_replicas
+        dt = 0.0
+    else:
+        dt = max(0.0, now - state.last_time)
+        state.stable_load = _average(state.stable_load, load_replicas, dt, policy.stable_window_seconds)
+        state.panic_load = _average(state.panic_load, load_replicas, dt, policy.panic_window_seconds)
+    state.last_time = now
+
+    per_replica = sustainable_load_per_replica
+    stable_need = state.stable_load / per_replica
+    forecast_need = forecast_upper_replicas / per_replica
+    panic_need = state.panic_load / per_replica
+    if panic_need >= policy.panic_threshold * max(ready_replicas, 1) and panic_need > stable_need:
+        state.panic_until = now + policy.stable_window_seconds
+    in_panic = state.panic_until is not None and now < state.panic_until
+    if not in_panic:
+        state.panic_until = None
+
+    need = max(stable_need, forecast_need)
+    reason, driver = reasons.SCALE_UP_LOAD, "stable load"
+    if forecast_need > stable_need:
+        reason, driver = reasons.SCALE_UP_FORECAST, "forecast upper bound"
+    if in_panic and panic_need > need:
+        need, reason, driver = panic_need, reasons.SCALE_UP_PANIC, "panic-window load"
+
+    wanted = max(floor_replicas, math.ceil(need - EPSILON))
+    window_max = _push(state.recommendations, now, wanted, policy.scale_down_delay_seconds)
+    current = max(current_replicas, 0)
+    detail = (
+        f"{driver} needs {need:.2f} replicas at {per_replica:.2f} replica-units each "
+        f"(stable {state.stable_load:.2f}, forecast {forecast_upper_replicas:.2f}, "
+        f"panic {state.panic_load:.2f})"
+    )
+
+    if wanted > current:
+        limit = max(math.ceil(current * policy.max_scale_up_rate) + 4, floor_replicas)
+        if wanted > limit:
+            state.last_scale_time = now
+            return ScaleRecommendation(
+                limit, reasons.SCALE_UP_RATE_LIMITED, f"{detail}; limited to {limit} this step", need
+            )
+        state.last_scale_time = now
+        return ScaleRecommendation(wanted, reason, detail, need)
+
+    keep = max(floor_replicas, math.ceil(need * (1.0 + policy.hysteresis) - EPSILON))
+    if keep >= current or in_panic:
+        why = "panic: no scale-down" if in_panic and keep < current else "within hysteresis"
+        return ScaleRecommendation(
+            max(current, floor_replicas), reasons.WITHIN_HYSTERESIS, f"{detail}; {why}", need
+        )
+    target = max(keep, window_max)
+    if target >= current:
+        return ScaleRecommendation(
+            current,
+            reasons.SCALE_DOWN_DELAYED,
+            f"{detail}; a recommendation of {window_max} in the last "
+            f"{policy.scale_down_delay_seconds:.0f}s holds the scale-down",
+            need,
+        )
+    lowest = math.ceil(current / policy.max_scale_down_rate - EPSILON)
+    target = max(target, lowest, floor_replicas)
+    state.last_scale_time = now
+    return ScaleRecommendation(target, reasons.SCALE_DOWN, f"{detail}; scaling down to {target}", need)

@@ -1,0 +1,89 @@
+"""Workload statistics the strategy rules read: request mix, idle periods, wake-up cost, peak.
+
+All accumulators forget with a one-day time constant, so the rules follow a deployment whose
+traffic changes character (a batch job ends, a new client arrives) within a day.
+
+Idle periods are counted only on positive proof (metrics present, nothing arriving, running,
+waiting or held). An idle period longer than the cold start is one scale-to-zero could have used;
+the busy period after it is a wake-up, and the requests arriving within one cold start of it are
+the ones that would have waited for a replica (they spend the SLO error budget).
+"""
+
+from __future__ import annotations
+
+import math
+
+from llmscale.scaling.demand import Demand
+from llmscale.scaling.types import DecisionInputs, ScalingPolicy, WorkloadState
+
+MEMORY_SECONDS = 86_400.0
+PEAK_MEMORY_SECONDS = 6 * 3600.0
+"""Warm provisions for the decaying peak; a peak is forgotten (to 1/e) after six hours."""
+TOKEN_MIX_SECONDS = 300.0
+
+
+def update(
+    state: WorkloadState,
+    policy: ScalingPolicy,
+    inputs: DecisionInputs,
+    demand: Demand,
+    *,
+    cold_start_seconds: float,
+    now: float,
+) -> None:
+    if state.first_time is None:
+        state.first_time = now
+    dt = 0.0 if state.last_time is None else max(0.0, now - state.last_time)
+    # A long silence of the loop itself (operator down) is not evidence about the workload.
+    dt = min(dt, 10.0 * policy.decision_interval_seconds)
+    state.last_time = now
+    forget = math.exp(-dt / MEMORY_SECONDS)
+    state.observed_seconds = state.observed_seconds * forget + dt
+    state.idle_seconds_long *= forget
+    state.wakeups *= forget
+    state.wake_requests *= forget
+    state.total_requests = state.total_requests * forget + demand.request_rate_rps * dt
+
+    if inputs.request_rate_rps > 0 and math.isfinite(inputs.request_rate_rps):
+        share = 1.0 - math.exp(-max(dt, policy.decision_interval_seconds) / TOKEN_MIX_SECONDS)
+        if state.mean_prompt_tokens == 0 and state.mean_generation_tokens == 0:
+            share = 1.0
+        prompt = inputs.prompt_tokens_per_second / inputs.request_rate_rps
+        generation = inputs.generation_tokens_per_second / inputs.request_rate_rps
+        if math.isfinite(prompt) and math.isfinite(generation):
+            state.mean_prompt_tokens += share * (prompt - state.mean_prompt_tokens)
+            state.mean_generation_tokens += share * (generation - state.mean_generation_tokens)
+
+    decay = math.exp(-dt / PEAK_MEMORY_SECONDS)
+    state.peak_load = max(demand.load_replicas, state.peak_load * decay)
+
+    if state.wake_window_end is not None:
+        if now <= state.wake_window_end:
+            state.wake_requests += demand.request_rate_rps * dt
+        else:
+            state.wake_window_end = None
+
+    if demand.idle:
+        if state.idle_since is None:
+            state.idle_since = now
+        state.busy_since = None
+        return
+    if not inputs.metrics_available:
+        # No proof either way: the idle period (if any) is not counted, nor a wake-up.
+        state.idle_since = None
+        return
+    if state.idle_since is not None:
+        gap = now - state.idle_since
+        if gap > cold_start_seconds:
+            state.idle_seconds_long += gap
+            state.wakeups += 1.0
+            state.wake_window_end = now + cold_start_seconds
+            state.wake_requests += demand.request_rate_rps * dt
+        state.idle_since = None
+    if state.busy_since is None:
+        state.busy_since = now
+
+
+def idle_seconds_now(state: WorkloadState, now: float) -> float:
+    """How long idleness has been positively proven without interruption (0 when busy/unknown)."""
+    return 0.0 if state.idle_since is None else max(0.0, now - state.idle_since)
