@@ -58,7 +58,7 @@ class PrometheusMetricsSource:
         windows: QueryWindows | None = None,
         timeout_seconds: float = 5.0,
         history_timeout_seconds: float = 30.0,
-        max_concurrent_queries: int = 4,
+        max_concurrent_queries: int = len(SIGNAL_NAMES),
         headers: dict[str, str] | None = None,
     ) -> None:
         if not timeout_seconds > 0:
@@ -67,9 +67,12 @@ class PrometheusMetricsSource:
         self.windows = windows or QueryWindows()
         self.timeout_seconds = timeout_seconds
         self.history_timeout_seconds = history_timeout_seconds
-        # One quick retry on a refused connection or a 502/503/504 from a proxy; anything longer
-        # is the scaling loop's job (it retries next tick with backoff).
-        retry = Retry(total=1, backoff_factor=0.0, status_forcelist=(502, 503, 504), raise_on_status=False)
+        # One quick retry on a refused connection or a 502/503/504 from a proxy, none on a read
+        # timeout (a slow Prometheus would double the tick). Anything longer is the scaling
+        # loop's job: it retries next tick with backoff.
+        retry = Retry(
+            total=1, read=0, backoff_factor=0.0, status_forcelist=(502, 503, 504), raise_on_status=False
+        )
         self._client = PrometheusConnect(url=self.url, headers=headers, retry=retry, timeout=timeout_seconds)
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrent_queries, thread_name_prefix="prometheus"
