@@ -1,0 +1,102 @@
+{{/*
+RBAC rules, one comment per rule saying why it exists. Deliberately absent: Secrets (the HF
+token reaches vLLM pods via secretKeyRef, which the kubelet resolves, not the operator), nodes,
+pods/create (pods come from the Deployments the operator owns), pods/exec, RBAC objects,
+escalate/bind/impersonate, and every verb on objects the operator does not build.
+*/}}
+
+{{/* Operator rules on namespaced resources: in a ClusterRole (all namespaces) or in one Role per watched namespace. */}}
+{{- define "llmscale.operator.namespacedRules" -}}
+# The custom resource itself: kopf watches it, adds/removes its finalizer and progress
+# annotations with PATCH, and writes status through the status subresource. No create/delete:
+# users own LLMDeployments.
+- apiGroups: ["llmscale.dev"]
+  resources: ["llmdeployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["llmscale.dev"]
+  resources: ["llmdeployments/status"]
+  verbs: ["get", "patch", "update"]
+# Read the /scale subresource that `kubectl scale`, HPA or KEDA may have written.
+- apiGroups: ["llmscale.dev"]
+  resources: ["llmdeployments/scale"]
+  verbs: ["get"]
+# The child objects built for each LLMDeployment (vLLM Deployment, its Service and
+# PodDisruptionBudget): created, reconciled by apply/patch, scaled, and removed when the spec
+# no longer needs them (owner references garbage-collect the rest).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# vLLM pods: watched to measure cold start (creation -> Ready) and patched with
+# controller.kubernetes.io/pod-deletion-cost so scale-down removes idle replicas first.
+# Never create/delete: the ReplicaSet owns the pods.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch"]
+# The optional ConfigMap that carries a model's config.json when the name is not in the catalog.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
+# Events explain every scaling decision and strategy change (kopf posts core/v1 Events;
+# the events.k8s.io rule covers clients that use the newer API).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.monitoring.vllmPodMonitors }}
+# PodMonitor next to each vLLM Deployment so a Prometheus Operator scrapes it
+# (monitoring.vllmPodMonitors).
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+{{- end }}
+{{- if and (gt (int .Values.operator.replicas) 1) .Values.watchNamespaces }}
+# kopf peering of a namespace-scoped operator (replicas > 1): one KopfPeering per namespace
+# in which the operator pods announce themselves, so only one of them handles objects.
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end -}}
+
+{{/* Operator rules on cluster-scoped resources (always a ClusterRole). */}}
+{{- define "llmscale.operator.clusterRules" -}}
+# kopf discovers the resources it serves by watching CRDs; the operator also checks whether
+# the PodMonitor CRD exists before creating PodMonitors. Read-only.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- if not .Values.watchNamespaces }}
+# kopf running cluster-wide lists and watches namespaces to follow them appearing and going.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- if gt (int .Values.operator.replicas) 1 }}
+# kopf peering of a cluster-wide operator (replicas > 1): the ClusterKopfPeering object in
+# which the operator pods announce themselves, so only one of them handles objects.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Gateway rules: namespaced resources only. */}}
+{{- define "llmscale.gateway.rules" -}}
+# Which deployments exist and their model names (routing table); PATCH only to set the
+# llmscale.dev/activation-requested-at annotation that wakes a deployment scaled to zero.
+- apiGroups: ["llmscale.dev"]
+  resources: ["llmdeployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# Ready vLLM endpoints to route to (EndpointSlices of the per-deployment Services).
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
