@@ -1,0 +1,168 @@
+"""The emulator driven by the real replica performance model agrees with the model.
+
+The model's prediction comes from replaying the same closed-loop load offline through a fresh
+ContinuousBatchingEngine (llmscale.emulator.expect), so the comparison isolates what the
+real-time loop and HTTP add. Llama-3.1-8B on L4 is used because its steps are long (~35 ms),
+which keeps event-loop jitter small next to them; speed-up 4 keeps the test short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from llmscale.emulator.app import start_emulator
+from llmscale.emulator.config import EmulatorConfig
+from llmscale.emulator.expect import replay
+from llmscale.sim.engine import ContinuousBatchingEngine
+from llmscale.sim.perfmodel import ReplicaPerformanceModel
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+GPU = "L4"
+SPEEDUP = 4.0
+PROMPT_TOKENS = 600
+OUTPUT_TOKENS = 12
+# Tolerance: medians within 25 % of the model, plus 8 ms of wall-clock jitter scaled to model time.
+RELATIVE_TOLERANCE = 0.25
+ABSOLUTE_TOLERANCE_SECONDS = 0.008 * SPEEDUP
+
+
+async def one_request(session: aiohttp.ClientSession, url: str) -> tuple[float, list[float]]:
+    body = {
+        "model": MODEL,
+        "prompt": "x",
+        "llmscale_prompt_tokens": PROMPT_TOKENS,
+        "max_tokens": OUTPUT_TOKENS,
+        "stream": True,
+    }
+    sent = time.monotonic()
+    arrivals: list[float] = []
+    async with session.post(f"{url}/v1/completions", json=body) as response:
+        assert response.status == 200
+        async for raw in response.content:
+            line = raw.decode().strip()
+            if line.startswith("data: {"):
+                arrivals.append(time.monotonic())
+    ttft = (arrivals[0] - sent) * SPEEDUP
+    gaps = [(b - a) * SPEEDUP for a, b in itertools.pairwise(arrivals)]
+    return ttft, gaps
+
+
+async def closed_loop(url: str, concurrency: int, total: int) -> list[tuple[float, list[float]]]:
+    results: list[tuple[float, list[float]]] = []
+    remaining = total
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            results.append(await one_request(session, url))
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return results
+
+
+def model_says(concurrency: int, total: int) -> tuple[float, float]:
+    perf = ReplicaPerformanceModel.for_deployment(MODEL, GPU)
+    timelines = replay(
+        ContinuousBatchingEngine(perf),
+        [],
+        concurrency=concurrency,
+        total_requests=total,
+        next_request=lambda _i: (PROMPT_TOKENS, OUTPUT_TOKENS),
+    )
+    ttft = statistics.median(t.ttft_seconds for t in timelines)
+    itl = statistics.median(gap for t in timelines for gap in t.itl_seconds)
+    return ttft, itl
+
+
+def close_to(measured: float, expected: float) -> bool:
+    return abs(measured - expected) <= RELATIVE_TOLERANCE * expected + ABSOLUTE_TOLERANCE_SECONDS
+
+
+def test_ttft_grows_with_load_as_the_model_says() -> None:
+    async def main() -> dict[int, tuple[float, float]]:
+        config = EmulatorConfig(model=MODEL, gpu=GPU, port=0, speedup=SPEEDUP)
+        emu = await start_emulator(config)
+        try:
+            measured = {}
+            for concurrency, total in ((1, 4), (8, 16)):
+                results = await closed_loop(emu.url, concurrency, total)
+                ttft = statistics.median(r[0] for r in results)
+                itl = statistics.median(g for r in results for g in r[1])
+                measured[concurrency] = (ttft, itl)
+            return measured
+        finally:
+            await emu.drain_and_stop(timeout_seconds=2.0)
+
+    measured = asyncio.run(main())
+    for concurrency, total in ((1, 4), (8, 16)):
+        expected_ttft, expected_itl = model_says(concurrency, total)
+        ttft, itl = measured[concurrency]
+        assert close_to(ttft, expected_ttft), (concurrency, ttft, expected_ttft)
+        assert close_to(itl, expected_itl), (concurrency, itl, expected_itl)
+    # eight prompts prefilled together: TTFT several times the lone request's, as modelled
+    assert measured[8][0] > 2 * measured[1][0]
+
+
+def test_sigterm_drains_in_flight_request_then_exits() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmscale",
+            "emulate",
+            "--port",
+            "0",
+            "--gpu",
+            GPU,
+            "--served-model-name",
+            "m",
+        ],
+        cwd=repo,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert " at http://" in banner, banner
+        url = banner.rsplit(" at ", 1)[1].strip()
+
+        async def main() -> tuple[int, dict[str, object]]:
+            async with aiohttp.ClientSession() as session:
+                body = {"model": "m", "prompt": "x", "max_tokens": 20, "stream": True}
+                async with session.post(f"{url}/v1/completions", json=body) as response:
+                    await response.content.readline()  # first token is out: the request is in flight
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(0.05)
+                    async with session.get(f"{url}/health") as health:
+                        health_status = health.status
+                    chunks = [raw async for raw in response.content if raw.startswith(b"data: {")]
+            last = json.loads(chunks[-1].decode()[len("data: ") :])
+            return health_status, last
+
+        health_status, last = asyncio.run(main())
+        assert health_status == 503
+        assert last["choices"][0]["finish_reason"] == "length"
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
