@@ -10,15 +10,16 @@ We cannot run the profiler, so each term is modelled (constants and sources in
 docs/planner.md):
 
 * peak activation: a prefill of `max_num_batched_tokens` tokens holds the MLP's gate/up
-  output (2 x intermediate), its activated half, the fused QKV output and a few hidden-size
+  output (2 x intermediate), its activated half, the fused QKV output and two hidden-size
   buffers in the activation dtype; MoE layers hold `top_k` copies per token (fused-MoE
   intermediate caches). The sampler's dummy run adds `max_num_seqs x vocab` float32 logits
-  plus one float32 copy (probabilities). This reproduces the 1.26 GiB vLLM logged for
-  Llama-3-8B at 8192 tokens / 256 sequences within 2 %.
+  plus one float32 copy (probabilities). Against vLLM's logs for Llama-3-8B this gives 1.12 GiB
+  where vLLM logged 1.26 GiB (8192 tokens) and 2.38 GiB where it logged 2.07 GiB (20000 tokens).
 * non-torch memory (CUDA context, cuBLAS workspaces, NCCL/custom all-reduce buffers):
   0.2 GiB on one GPU, 0.5 GiB with tensor parallelism.
-* CUDA graphs: captured after the KV cache is allocated in older releases, budgeted up
-  front by newer ones; we always subtract them (conservative): 0.25 GiB + 0.01 GiB per layer.
+* CUDA graphs: captured after the KV cache is sized in older releases (outside the budget),
+  estimated and subtracted up front by newer ones (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS);
+  we subtract 0.25 GiB + 0.01 GiB per layer unless `enforce_eager` (no graphs).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ NON_TORCH_BYTES_TENSOR_PARALLEL = int(0.5 * GIB)
 CUDA_GRAPH_BASE_BYTES = int(0.25 * GIB)
 CUDA_GRAPH_BYTES_PER_LAYER = int(0.01 * GIB)
 SAMPLER_FLOAT32_COPIES = 2  # logits + probabilities, float32, max_num_seqs x vocab each
-HIDDEN_SIZED_BUFFERS = 4  # residual, normed input, attention output, MLP output
+HIDDEN_SIZED_BUFFERS = 2  # residual and normed input (fitted to the two logs cited in docs/planner.md)
 # vLLM's serving defaults depend on the GPU: large-memory GPUs (>= 70 GiB) get a bigger
 # prefill chunk and more concurrent sequences (vllm/engine/arg_utils.py, OpenAI server).
 LARGE_GPU_MEMORY_BYTES = 70 * GIB

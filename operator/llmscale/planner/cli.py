@@ -44,6 +44,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM's fraction of GPU memory")
     p.add_argument("--kv-cache-dtype", default="auto", help="auto (= model dtype) or fp8")
     p.add_argument("--dtype", default="auto", help="auto (vLLM's rule), bfloat16, float16 or float32")
+    p.add_argument(
+        "--max-num-batched-tokens", type=int, help="vLLM's prefill chunk (default: vLLM's for the GPU)"
+    )
+    p.add_argument(
+        "--max-num-seqs", type=int, help="vLLM's running-sequence cap (default: vLLM's for the GPU)"
+    )
+    p.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (vLLM --enforce-eager)")
     p.add_argument("--price-per-hour", type=float, help="override the GPU's price in USD per GPU-hour")
     p.add_argument(
         "--compare",
@@ -81,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         kv_cache_dtype=args.kv_cache_dtype,
         dtype=args.dtype,
         gpu_price_per_hour_usd=args.price_per_hour,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_num_seqs=args.max_num_seqs,
+        enforce_eager=args.enforce_eager,
     )
     if args.json:
         print(json.dumps(result.to_json_dict(), indent=2))
@@ -120,6 +130,9 @@ def _compare(args: argparse.Namespace) -> int:
                     kv_cache_dtype=args.kv_cache_dtype,
                     dtype=args.dtype,
                     gpu_price_per_hour_usd=args.price_per_hour,
+                    max_num_batched_tokens=args.max_num_batched_tokens,
+                    max_num_seqs=args.max_num_seqs,
+                    enforce_eager=args.enforce_eager,
                 )
             except ContextTooLongError:
                 raise

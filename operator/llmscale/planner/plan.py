@@ -141,12 +141,13 @@ def _evaluate(
     kv_cache_dtype: str,
     kv_bytes: int,
     notes: tuple[str, ...],
+    defaults: budget.EngineDefaults,
+    enforce_eager: bool,
 ) -> Plan:
     weights = weight_bytes(model, precision)
     replication = budget.kv_heads_per_gpu(model, tp) / model.num_key_value_heads
     weights_per_gpu = (weights.total - weights.kv_projection) / tp + weights.kv_projection * replication
     usable = gpu.memory_bytes * gpu_memory_utilization
-    defaults = budget.engine_defaults(gpu)
     activation = budget.activation_peak_bytes(
         model,
         tensor_parallel_size=tp,
@@ -155,7 +156,7 @@ def _evaluate(
         max_num_seqs=defaults.max_num_seqs,
     )
     non_torch = budget.non_torch_bytes(tp)
-    cuda_graphs = budget.cuda_graph_bytes(model)
+    cuda_graphs = 0 if enforce_eager else budget.cuda_graph_bytes(model)
     kv_budget = usable - weights_per_gpu - activation - non_torch - cuda_graphs
     per_token_per_gpu = (
         budget.kv_bytes_per_token_per_layer_per_gpu(model, tp, kv_bytes) * model.num_hidden_layers
@@ -218,6 +219,12 @@ def _evaluate(
     )
 
 
+def _optional_positive(flag: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserInputError(f"{flag}: value {value!r} is invalid; expected a positive integer")
+    return value
+
+
 def _check_gpus(gpus: int) -> int:
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise UserInputError(f"--gpus: value {gpus!r} is invalid; expected a positive integer")
@@ -239,6 +246,9 @@ def plan(
     kv_cache_dtype: str = "auto",
     dtype: str = "auto",
     gpu_price_per_hour_usd: float | None = None,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+    enforce_eager: bool = False,
 ) -> Plan:
     """Plan serving `model` with vLLM on `gpu`.
 
@@ -247,6 +257,9 @@ def plan(
     reason carrying the numbers. With `gpus` it plans exactly that many. Bad input (unknown
     model or GPU, impossible quantisation, an invalid GPU count, a context longer than the
     model's) raises UserInputError (ContextTooLongError, UnknownModelError) naming the value.
+    `max_num_batched_tokens` and `max_num_seqs` are vLLM's flags of the same name (they size
+    the profiling pass); by default vLLM's serving defaults for this GPU. `enforce_eager`
+    (vLLM's --enforce-eager) drops the CUDA-graph term from the budget.
     """
     architecture = resolve_model(model)
     spec = gpu if isinstance(gpu, GPUSpec) else get_gpu(gpu)
@@ -267,6 +280,12 @@ def plan(
                 f"{model_max} tokens"
             )
     length = max_model_len or model_max
+    standard = budget.engine_defaults(spec)
+    defaults = budget.EngineDefaults(
+        max_num_batched_tokens=_optional_positive("--max-num-batched-tokens", max_num_batched_tokens)
+        or standard.max_num_batched_tokens,
+        max_num_seqs=_optional_positive("--max-num-seqs", max_num_seqs) or standard.max_num_seqs,
+    )
     notes: tuple[str, ...] = ()
     if (
         precision.method is not None
@@ -277,7 +296,17 @@ def plan(
 
     def evaluate(tp: int) -> Plan:
         return _evaluate(
-            architecture, spec, precision, tp, length, utilization, kv_cache_dtype, kv_bytes, notes
+            architecture,
+            spec,
+            precision,
+            tp,
+            length,
+            utilization,
+            kv_cache_dtype,
+            kv_bytes,
+            notes,
+            defaults,
+            enforce_eager,
         )
 
     if gpus is not None:
