@@ -15,6 +15,7 @@ Pipeline (each step is its own module):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from llmscale.scaling import activation, capacity, demand, forecast, reasons, scaler, strategy, workload
@@ -51,6 +52,14 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
     horizon = cold_start + policy.decision_interval_seconds
     previous_strategy = _previous_strategy(next_state, policy)
 
+    if (
+        not inputs.metrics_available
+        and inputs.current_replicas == 0
+        and inputs.gateway_arrivals_rps is not None
+    ):
+        # At zero replicas the engines export nothing by design; the gateway's own counts are
+        # then the complete demand signal (and the proof of idleness).
+        inputs = dataclasses.replace(inputs, metrics_available=True)
     if not inputs.metrics_available:
         return _without_metrics(inputs, policy, next_state, now, previous_strategy)
 
@@ -173,7 +182,13 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         reasons.PREDICTIVE_WARM_UP,
     ):
         return finish(result.replicas, gate.reason, f"{gate.message}; {result.message}")
+    if zero_allowed and result.replicas <= floor and result.reason in _HOLDING:
+        # At the last replica, what matters is how far the idle proof has come.
+        return finish(result.replicas, gate.reason, f"{gate.message}; {result.message}")
     return finish(result.replicas, result.reason, result.message)
+
+
+_HOLDING = (reasons.WITHIN_HYSTERESIS, reasons.SCALE_DOWN_DELAYED, reasons.SCALE_DOWN)
 
 
 def _expected_requests(

@@ -3,10 +3,11 @@
 Load enters as replica-units (see `demand`). The need is
 
     need = max(stable average, forecast upper bound at the horizon) / sustainable load per replica
+    up need = max(need, panic-window average / sustainable load per replica)
 
-- Scale up at once to ceil(need), at most `max_scale_up_rate` x current + 4 per decision.
-- Panic (KPA-style): when the panic-window average alone needs `panic_threshold` x the ready
-  replicas, the panic average joins the need and no scale-down happens for a stable window.
+- Scale up at once to ceil(up need), at most `max_scale_up_rate` x current + 4 per decision.
+- Panic (KPA-style): when the panic-window need reaches `panic_threshold` x the ready replicas,
+  no scale-down happens for one stable window.
 - Scale down only when ceil(need x (1 + hysteresis)) is below current (a band that stops
   1-replica oscillation), only to the maximum recommendation of the last
   `scale_down_delay_seconds` (every recent recommendation must allow it), and by at most
@@ -82,18 +83,24 @@ def recommend(
     if not in_panic:
         state.panic_until = None
 
+    # Up: the fastest signal that shows more load wins (the panic window reacts within seconds
+    # to a burst; the forecast covers what arrives during a cold start). Down: the stable window
+    # and the forecast only, so a lull of a few seconds never removes a replica.
     need = max(stable_need, forecast_need)
     reason, driver = reasons.SCALE_UP_LOAD, "stable load"
     if forecast_need > stable_need:
         reason, driver = reasons.SCALE_UP_FORECAST, "forecast upper bound"
-    if in_panic and panic_need > need:
-        need, reason, driver = panic_need, reasons.SCALE_UP_PANIC, "panic-window load"
+    up_need = need
+    if panic_need > need:
+        up_need = panic_need
+        reason = reasons.SCALE_UP_PANIC if in_panic else reasons.SCALE_UP_LOAD
+        driver = "panic-window load"
 
-    wanted = max(floor_replicas, math.ceil(need - EPSILON))
+    wanted = max(floor_replicas, math.ceil(up_need - EPSILON))
     window_max = _push(state.recommendations, now, wanted, policy.scale_down_delay_seconds)
     current = max(current_replicas, 0)
     detail = (
-        f"{driver} needs {need:.2f} replicas at {per_replica:.2f} replica-units each "
+        f"{driver} needs {up_need:.2f} replicas at {per_replica:.2f} replica-units each "
         f"(stable {state.stable_load:.2f}, forecast {forecast_upper_replicas:.2f}, "
         f"panic {state.panic_load:.2f})"
     )
@@ -103,10 +110,10 @@ def recommend(
         if wanted > limit:
             state.last_scale_time = now
             return ScaleRecommendation(
-                limit, reasons.SCALE_UP_RATE_LIMITED, f"{detail}; limited to {limit} this step", need
+                limit, reasons.SCALE_UP_RATE_LIMITED, f"{detail}; limited to {limit} this step", up_need
             )
         state.last_scale_time = now
-        return ScaleRecommendation(wanted, reason, detail, need)
+        return ScaleRecommendation(wanted, reason, detail, up_need)
 
     keep = max(floor_replicas, math.ceil(need * (1.0 + policy.hysteresis) - EPSILON))
     if keep >= current or in_panic:

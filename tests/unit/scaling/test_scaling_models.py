@@ -1,0 +1,122 @@
+"""Forecast, capacity and demand models on their own."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from llmscale.scaling import DecisionInputs, ScalingPolicy, capacity, demand, forecast
+from llmscale.scaling.types import CapacityState, ForecastState, WorkloadState
+
+POLICY = ScalingPolicy()
+DAY = 86_400.0
+
+
+def test_tokens_matter_more_than_requests() -> None:
+    short = DecisionInputs(
+        current_replicas=1,
+        ready_replicas=1,
+        request_rate_rps=10,
+        prompt_tokens_per_second=10 * 150,
+        generation_tokens_per_second=10 * 20,
+    )
+    long = DecisionInputs(
+        current_replicas=1,
+        ready_replicas=1,
+        request_rate_rps=10,
+        prompt_tokens_per_second=10 * 7000,
+        generation_tokens_per_second=10 * 20,
+    )
+    assert (
+        demand.measure(long, POLICY, WorkloadState()).load_replicas
+        > 5 * demand.measure(short, POLICY, WorkloadState()).load_replicas
+    )
+
+
+def test_work_per_request_is_one_over_saturation() -> None:
+    # 202 in / 179 out at 40k and 7.5k tok/s: 0.00505 + 0.02387 = 0.0289 s -> 34.6 req/s.
+    assert 1 / demand.work_per_request(POLICY, 202, 179) == pytest.approx(34.6, rel=0.01)
+
+
+def test_gateway_arrivals_count_when_engines_lag() -> None:
+    inputs = DecisionInputs(
+        current_replicas=0, ready_replicas=0, gateway_arrivals_rps=5.0, gateway_queue_depth=3
+    )
+    measured = demand.measure(inputs, POLICY, WorkloadState())
+    assert measured.load_replicas > 5.0 * demand.work_per_request(POLICY, 1000, 200)
+    assert not measured.idle
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -3.0])
+def test_nan_and_negative_rates_are_no_signal(bad: float) -> None:
+    inputs = DecisionInputs(
+        current_replicas=1, ready_replicas=1, request_rate_rps=bad, prompt_tokens_per_second=bad
+    )
+    assert demand.measure(inputs, POLICY, WorkloadState()).load_replicas == 0.0
+
+
+def test_holt_follows_a_ramp_ahead_of_the_level() -> None:
+    state = ForecastState()
+    for step in range(120):
+        forecast.update(state, POLICY, 0.01 * step, step * 5.0)
+    now = 119 * 5.0
+    point, upper = forecast.predict(state, POLICY, now, 65.0)
+    assert point > 0.01 * 119  # the trend projects the ramp forward
+    assert upper >= point
+
+
+def test_uncertainty_grows_with_noise() -> None:
+    calm, noisy = ForecastState(), ForecastState()
+    for step in range(200):
+        forecast.update(calm, POLICY, 1.0, step * 5.0)
+        forecast.update(noisy, POLICY, 1.0 + (0.8 if step % 2 else -0.8), step * 5.0)
+    _, calm_upper = forecast.predict(calm, POLICY, 995.0, 65.0)
+    _, noisy_upper = forecast.predict(noisy, POLICY, 995.0, 65.0)
+    assert noisy_upper > calm_upper + 0.5
+
+
+def test_profile_is_silent_until_it_spans_a_day() -> None:
+    state = ForecastState()
+    for step in range(720):  # one hour
+        forecast.update(state, POLICY, 1.0, step * 5.0)
+    assert forecast.profile_at(state, 1800.0) is None
+
+
+def test_seeded_profile_predicts_the_morning_ramp() -> None:
+    history = [(t, 4.0 if 9 * 3600 <= t % DAY < 17 * 3600 else 0.2) for t in range(0, int(3 * DAY), 300)]
+    state = ForecastState()
+    assert forecast.seed_profile(state, POLICY, ((float(t), v) for t, v in history)) == len(history)
+    now = 3 * DAY + 9 * 3600 - 600  # 08:50 on day four
+    forecast.update(state, POLICY, 0.2, now)
+    assert forecast.profile_at(state, now + 1800) == pytest.approx(4.0, rel=0.05)
+    point, upper = forecast.predict(state, POLICY, now, 1200.0)  # horizon reaches 09:10
+    assert point > 1.0 and upper > point
+
+
+def test_capacity_shrinks_on_violations_and_stays_bounded() -> None:
+    state = CapacityState()
+    for step in range(500):
+        load = capacity.sustainable_load(state, POLICY)  # violations at the believed capacity
+        capacity.observe(state, POLICY, load_per_replica=load, ttft_p95_seconds=5.0, now=step * 5.0)
+    low, high = capacity.bounds(POLICY)
+    assert capacity.sustainable_load(state, POLICY) == pytest.approx(low)
+    for step in range(5000):
+        load = capacity.sustainable_load(state, POLICY)
+        capacity.observe(state, POLICY, load_per_replica=load, ttft_p95_seconds=0.05, now=step * 5.0)
+    assert capacity.sustainable_load(state, POLICY) == pytest.approx(high)
+    assert high <= 0.98
+
+
+def test_capacity_ignores_violations_above_the_believed_capacity() -> None:
+    # Overload (we were short of replicas) says nothing against the per-replica estimate.
+    state = CapacityState()
+    capacity.observe(state, POLICY, load_per_replica=1.5, ttft_p95_seconds=9.0, now=0.0)
+    assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
+
+
+def test_capacity_ignores_near_idle_replicas() -> None:
+    state = CapacityState()
+    capacity.observe(state, POLICY, load_per_replica=0.01, ttft_p95_seconds=9.0, now=0.0)
+    assert state.observations == 0
+    assert math.isclose(capacity.sustainable_load(state, POLICY), POLICY.target_utilization)

@@ -1,0 +1,84 @@
+"""Properties of `decide` under arbitrary input (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmscale.scaling import DecisionInputs, ScalerState, ScalingPolicy, Strategy, decide
+
+rates = st.one_of(st.floats(min_value=0, max_value=500), st.just(float("nan")), st.just(0.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    min_replicas=st.integers(0, 3),
+    extra=st.integers(0, 6),
+    strategy=st.sampled_from(list(Strategy)),
+    steps=st.lists(
+        st.tuples(rates, st.booleans(), st.integers(0, 4), st.booleans()), min_size=1, max_size=40
+    ),
+)
+def test_bounds_always_respected(
+    min_replicas: int, extra: int, strategy: Strategy, steps: list[tuple[float, bool, int, bool]]
+) -> None:
+    policy = ScalingPolicy(
+        strategy=strategy, min_replicas=min_replicas, max_replicas=max(1, min_replicas) + extra
+    )
+    state = ScalerState()
+    replicas = max(1, min_replicas)
+    for index, (rps, metrics, queue, activation) in enumerate(steps):
+        inputs = DecisionInputs(
+            current_replicas=replicas,
+            ready_replicas=replicas,
+            request_rate_rps=rps,
+            prompt_tokens_per_second=rps * 1000,
+            generation_tokens_per_second=rps * 100,
+            gateway_arrivals_rps=rps,
+            gateway_queue_depth=queue,
+            metrics_available=metrics,
+            activation_requested=activation,
+        )
+        decision = decide(inputs, policy, state, index * 5.0)
+        state = decision.next_state
+        assert policy.min_replicas <= decision.desired_replicas <= policy.max_replicas
+        if decision.desired_replicas == 0:
+            assert decision.strategy is Strategy.SCALE_TO_ZERO
+            assert metrics or replicas == 0
+        replicas = decision.desired_replicas
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    burst_rps=st.floats(min_value=5, max_value=200),
+    base_rps=st.floats(min_value=0.5, max_value=20),
+    period_steps=st.integers(2, 12),
+)
+def test_no_flapping_under_bursty_input(burst_rps: float, base_rps: float, period_steps: int) -> None:
+    """A periodic burst: after warming up, the fleet may grow but never shrinks and regrows.
+
+    A shrink followed by a regrow within the scale-down delay is a flap."""
+    policy = ScalingPolicy(strategy=Strategy.AUTOSCALED, max_replicas=50)
+    state = ScalerState()
+    replicas = 1
+    history: list[int] = []
+    for index in range(240):  # 20 minutes
+        rps = burst_rps if index % period_steps == 0 else base_rps
+        inputs = DecisionInputs(
+            current_replicas=replicas,
+            ready_replicas=replicas,
+            request_rate_rps=rps,
+            prompt_tokens_per_second=rps * 1000,
+            generation_tokens_per_second=rps * 200,
+            gateway_arrivals_rps=rps,
+        )
+        decision = decide(inputs, policy, state, index * 5.0)
+        state = decision.next_state
+        replicas = decision.desired_replicas
+        history.append(replicas)
+    settled = history[60:]  # after five minutes
+    downs = [i for i in range(1, len(settled)) if settled[i] < settled[i - 1]]
+    ups = [i for i in range(1, len(settled)) if settled[i] > settled[i - 1]]
+    window = int(policy.scale_down_delay_seconds / policy.decision_interval_seconds)
+    for down in downs:
+        assert not any(down < up <= down + window for up in ups), history

@@ -1,0 +1,191 @@
+"""Timelines for `decide`: time is stepped explicitly, a decision every 5 s."""
+
+from __future__ import annotations
+
+import math
+
+from conftest import RPS_PER_REPLICA
+
+from llmscale.scaling import ScalingPolicy, Strategy, reasons
+from llmscale.scaling.activation import ZERO
+
+
+def test_load_rises_scale_up_within_one_decision(make_timeline) -> None:
+    timeline = make_timeline(ScalingPolicy(max_replicas=20))
+    timeline.run(300, rps=0.5 * RPS_PER_REPLICA)
+    assert timeline.replicas == 1
+
+    # Load jumps to 2.6 replicas' worth: the very next decision scales up ...
+    first = timeline.step(rps=2.6 * RPS_PER_REPLICA)
+    assert first.desired_replicas > 1
+    assert first.reason in (reasons.SCALE_UP_LOAD, reasons.SCALE_UP_PANIC, reasons.SCALE_UP_FORECAST)
+    # ... and within 30 s the fleet covers the load.
+    timeline.run(30, rps=2.6 * RPS_PER_REPLICA)
+    assert timeline.replicas >= 3
+
+
+def test_five_minutes_at_half_load_scale_down_waits_for_the_delay(make_timeline) -> None:
+    policy = ScalingPolicy(max_replicas=20, scale_down_delay_seconds=120)
+    timeline = make_timeline(policy, replicas=1)
+    timeline.run(600, rps=6 * RPS_PER_REPLICA)
+    assert timeline.replicas >= 6
+    peak = timeline.replicas
+
+    # Load halves. For the first 100 s no replica goes: the delay window still holds the peak.
+    timeline.run(100, rps=3 * RPS_PER_REPLICA)
+    assert timeline.replicas == peak
+    assert timeline.last.reason in (reasons.SCALE_DOWN_DELAYED, reasons.WITHIN_HYSTERESIS)
+
+    # Five minutes pass at half load: scaled down, never below the need plus hysteresis ...
+    timeline.run(300, rps=3 * RPS_PER_REPLICA)
+    assert 3 <= timeline.replicas < peak
+    assert timeline.replicas >= math.ceil(3 * (1 + policy.hysteresis) - 1e-9) - 1
+    # ... and no step removed more than half of the replicas (max_scale_down_rate = 2).
+    for (_, before), (_, after) in zip(timeline.history, timeline.history[1:], strict=False):
+        assert after >= math.ceil(before / 2)
+
+
+def test_steady_load_does_not_flap(make_timeline) -> None:
+    timeline = make_timeline(ScalingPolicy(max_replicas=20))
+    timeline.run(600, rps=3.3 * RPS_PER_REPLICA)
+    settled = len(timeline.history)
+    timeline.run(1200, rps=3.3 * RPS_PER_REPLICA)
+    replicas_after = {replicas for _, replicas in timeline.history[settled:]}
+    assert len(replicas_after) == 1
+
+
+def test_burst_panics_and_holds_through_the_stable_window(make_timeline) -> None:
+    timeline = make_timeline(ScalingPolicy(max_replicas=30))
+    timeline.run(300, rps=1 * RPS_PER_REPLICA)
+    timeline.run(15, rps=8 * RPS_PER_REPLICA)
+    assert timeline.replicas >= 6
+    burst = timeline.replicas
+    # The burst stops: 30 s later nothing was removed (panic, then the scale-down delay).
+    timeline.run(30, rps=1 * RPS_PER_REPLICA)
+    assert timeline.replicas == burst
+
+
+def test_scale_up_is_rate_limited(make_timeline) -> None:
+    policy = ScalingPolicy(max_replicas=100, max_scale_up_rate=2.0)
+    timeline = make_timeline(policy, replicas=1)
+    timeline.run(60, rps=0.5 * RPS_PER_REPLICA)
+    decision = timeline.step(rps=60 * RPS_PER_REPLICA)
+    assert decision.desired_replicas == 1 * 2 + 4
+    assert decision.reason == reasons.SCALE_UP_RATE_LIMITED
+
+
+def test_idle_scales_to_zero_only_after_the_idle_window(make_timeline) -> None:
+    policy = ScalingPolicy(strategy=Strategy.SCALE_TO_ZERO, idle_window_seconds=60)
+    timeline = make_timeline(policy)
+    timeline.run(120, rps=0.5 * RPS_PER_REPLICA)
+    timeline.run(55, rps=0.0)
+    assert timeline.replicas == 1
+    assert timeline.last.reason == reasons.IDLE_NOT_PROVEN
+    timeline.run(10, rps=0.0)
+    assert timeline.replicas == 0
+    assert timeline.last.strategy is Strategy.SCALE_TO_ZERO
+    assert timeline.state.activation.phase == ZERO
+
+
+def test_never_zero_without_positive_proof_of_idleness(make_timeline) -> None:
+    policy = ScalingPolicy(strategy=Strategy.SCALE_TO_ZERO, idle_window_seconds=60)
+    timeline = make_timeline(policy)
+    timeline.run(120, rps=0.5 * RPS_PER_REPLICA)
+    # Ten minutes of silence, but Prometheus is down: no proof, replicas held, decision invalid.
+    timeline.run(600, rps=0.0, metrics_available=False)
+    assert timeline.replicas == 1
+    assert not timeline.last.valid
+    assert timeline.last.reason == reasons.METRICS_UNAVAILABLE
+    # Metrics come back: the idle window starts from scratch.
+    timeline.run(30, rps=0.0)
+    assert timeline.replicas == 1
+    timeline.run(40, rps=0.0)
+    assert timeline.replicas == 0
+
+
+def test_requests_still_running_are_no_idleness(make_timeline) -> None:
+    policy = ScalingPolicy(strategy=Strategy.SCALE_TO_ZERO, idle_window_seconds=60)
+    timeline = make_timeline(policy)
+    timeline.run(120, rps=0.5 * RPS_PER_REPLICA)
+    timeline.run(300, rps=0.0, num_requests_running=1.0)
+    assert timeline.replicas == 1
+
+
+def test_no_data_keeps_replicas_and_says_why(make_timeline) -> None:
+    timeline = make_timeline(ScalingPolicy(max_replicas=20), replicas=4)
+    decision = timeline.step(rps=0.0, metrics_available=False)
+    assert decision.desired_replicas == 4
+    assert decision.valid is False
+    assert "holding 4" in decision.message
+
+
+def test_activation_request_wakes_at_once_even_without_metrics(make_timeline) -> None:
+    policy = ScalingPolicy(strategy=Strategy.SCALE_TO_ZERO, cold_start_seconds=30)
+    timeline = make_timeline(policy, cold_start_seconds=30)
+    timeline.run(120, rps=0.5 * RPS_PER_REPLICA)
+    timeline.run(120, rps=0.0)
+    assert timeline.replicas == 0
+    decision = timeline.step(
+        rps=0.0, activation_requested=True, gateway_queue_depth=1, metrics_available=False
+    )
+    assert decision.desired_replicas == 1
+    assert decision.reason == reasons.ACTIVATION_REQUESTED
+    # While the replica starts (30 s) nothing takes it away again.
+    timeline.run(25, rps=0.0, gateway_queue_depth=1, activation_requested=True)
+    assert timeline.replicas >= 1
+
+
+def test_gateway_arrivals_wake_from_zero(make_timeline) -> None:
+    policy = ScalingPolicy(strategy=Strategy.SCALE_TO_ZERO, cold_start_seconds=30)
+    timeline = make_timeline(policy, cold_start_seconds=30)
+    timeline.run(120, rps=0.5 * RPS_PER_REPLICA)
+    timeline.run(120, rps=0.0)
+    decision = timeline.step(rps=0.0, gateway_arrivals_rps=2.0)
+    assert decision.desired_replicas >= 1
+    assert decision.reason == reasons.DEMAND_AT_ZERO
+
+
+def test_warm_holds_the_peak(make_timeline) -> None:
+    policy = ScalingPolicy(strategy=Strategy.WARM, max_replicas=20)
+    timeline = make_timeline(policy)
+    timeline.run(300, rps=4 * RPS_PER_REPLICA)
+    peak = timeline.replicas
+    assert peak >= 4
+    timeline.run(1800, rps=0.5 * RPS_PER_REPLICA)
+    assert timeline.replicas == peak
+    assert timeline.last.strategy is Strategy.WARM
+
+
+def test_bounds_are_respected(make_timeline) -> None:
+    policy = ScalingPolicy(min_replicas=2, max_replicas=3)
+    timeline = make_timeline(policy, replicas=2)
+    timeline.run(120, rps=0.0)
+    assert timeline.replicas == 2
+    timeline.run(120, rps=50 * RPS_PER_REPLICA)
+    assert timeline.replicas == 3
+
+
+def test_measured_cold_start_sets_the_horizon(make_timeline) -> None:
+    timeline = make_timeline(ScalingPolicy(cold_start_seconds=60, decision_interval_seconds=5))
+    decision = timeline.step(rps=1.0)
+    assert decision.forecast is not None
+    assert decision.forecast.horizon_seconds == 65
+    decision = timeline.step(rps=1.0, cold_start_p95_seconds=42.0)
+    assert decision.forecast is not None
+    assert decision.forecast.horizon_seconds == 47
+
+
+def test_restart_from_serialised_state_decides_the_same(make_timeline) -> None:
+    import json
+
+    from llmscale.scaling import ScalerState
+
+    policy = ScalingPolicy(max_replicas=20)
+    one = make_timeline(policy)
+    one.run(400, rps=3 * RPS_PER_REPLICA)
+    restored = make_timeline(policy, replicas=one.replicas, now=one.now)
+    restored.state = ScalerState.from_dict(json.loads(json.dumps(one.state.to_dict())))
+    for rps in [3, 3, 1, 1, 1, 6, 6, 2] * 10:
+        a = one.step(rps=rps * RPS_PER_REPLICA)
+        b = restored.step(rps=rps * RPS_PER_REPLICA)
+        assert (a.desired_replicas, a.reason) == (b.desired_replicas, b.reason)
