@@ -1,0 +1,269 @@
+"""`llmscale cluster build`: build or reuse the control-plane binaries, KWOK and Helm.
+
+Kubernetes commands and etcd are built from the wrapper module in tests/localcluster/ (its
+go.mod pins every version); KWOK and Helm are `go install`ed in their own module graphs,
+because sharing the wrapper's graph would drag their newer dependencies into the Kubernetes
+build. Binaries are cached per component and version under ~/.cache/llmscale/bin/ so a warm
+machine skips the build, then linked into .localcluster/bin/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from llmscale.errors import EnvironmentSetupError
+from llmscale.localcluster import versions
+from llmscale.localcluster.supervisor import log_tail
+
+BUILD_TIMEOUT_SECONDS = 3600.0
+# Messages go through this so the CLI can print progress and tests can collect it.
+Reporter = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """A cache entry: binaries built together at one version."""
+
+    name: str
+    version: str
+    binaries: tuple[str, ...]
+
+    def cache_dir(self, cache_root: Path) -> Path:
+        return cache_root / f"{self.name}-{self.version}"
+
+
+KUBERNETES = Component("kubernetes", versions.KUBERNETES_VERSION, versions.KUBERNETES_COMMANDS)
+ETCD = Component("etcd", versions.ETCD_VERSION, ("etcd",))
+KWOK = Component("kwok", versions.KWOK_VERSION, ("kwok",))
+HELM = Component("helm", versions.HELM_VERSION, ("helm",))
+ALL_COMPONENTS = (KUBERNETES, ETCD, KWOK, HELM)
+
+
+def cache_root() -> Path:
+    """~/.cache/llmscale/bin (honours LLMSCALE_CACHE_DIR and XDG_CACHE_HOME)."""
+    explicit = os.environ.get("LLMSCALE_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "bin"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmscale" / "bin"
+
+
+def find_go() -> Path:
+    """The `go` command, or EnvironmentSetupError saying how to get one."""
+    found = shutil.which("go") or (
+        "/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None
+    )
+    if found is None:
+        raise EnvironmentSetupError(
+            "the Go toolchain (`go`, 1.24 or newer) is not on PATH; install it (e.g. into /usr/local/go) "
+            "and retry `llmscale cluster build`"
+        )
+    return Path(found)
+
+
+def version_ldflags(version: str) -> str:
+    """-X flags that stamp the Kubernetes version into server and client (kubectl version)."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {package}.gitVersion={version}",
+            f"-X {package}.gitMajor={major}",
+            f"-X {package}.gitMinor={minor}",
+            f"-X {package}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
+def go_environment(go: Path, *, sumdb_off: bool = False, wrapper: bool = False) -> dict[str, str]:
+    env = dict(os.environ)
+    env["GOTOOLCHAIN"] = "local"
+    env["PATH"] = f"{go.parent}{os.pathsep}{env.get('PATH', '')}"
+    # In the wrapper module go.mod/go.sum are authoritative; -mod=mod lets go fill in nothing new
+    # beyond what go.sum already verifies. go install pkg@version resolves its own graph.
+    env["GOFLAGS"] = "-mod=mod -buildvcs=false" if wrapper else "-buildvcs=false"
+    if sumdb_off:
+        env["GOSUMDB"] = "off"
+    return env
+
+
+def _looks_like_sumdb_failure(log_text: str) -> bool:
+    return "checksum database" in log_text or "verifying module" in log_text
+
+
+def run_go(
+    args: list[str],
+    *,
+    cwd: Path,
+    log_path: Path,
+    wrapper: bool,
+    extra_env: dict[str, str] | None = None,
+    timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
+) -> None:
+    """Run a go command with its output in `log_path`; one retry with GOSUMDB=off if the
+    checksum database could not be reached. Failure -> EnvironmentSetupError with the log tail."""
+    go = find_go()
+    argv = ["go", *args]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    for sumdb_off in (False, True):
+        with log_path.open("w") as log:
+            log.write(f"$ {' '.join(argv)}  (in {cwd}, GOSUMDB={'off' if sumdb_off else 'default'})\n")
+            log.flush()
+            try:
+                completed = subprocess.run(
+                    [str(go), *args],
+                    cwd=cwd,
+                    env=go_environment(go, sumdb_off=sumdb_off, wrapper=wrapper) | (extra_env or {}),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout_seconds,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise EnvironmentSetupError(
+                    f"`{' '.join(argv[:3])} ...` did not finish within {timeout_seconds:.0f} s; "
+                    f"see {log_path}"
+                ) from exc
+        if completed.returncode == 0:
+            return
+        if not sumdb_off and _looks_like_sumdb_failure(log_path.read_text(errors="replace")):
+            continue
+        break
+    raise EnvironmentSetupError(
+        f"`{' '.join(argv[:2])}` failed (exit {completed.returncode}); last lines of {log_path}:\n"
+        f"{log_tail(log_path, 20)}"
+    )
+
+
+def wrapper_module_dir() -> Path:
+    """tests/localcluster of this checkout (the package is installed in editable mode)."""
+    candidates = [Path(__file__).resolve().parents[3], Path.cwd()]
+    for root in candidates:
+        module = root / "tests" / "localcluster"
+        if (module / "go.mod").is_file():
+            return module
+    raise EnvironmentSetupError(
+        "tests/localcluster/go.mod not found: run `llmscale cluster build` from the llmscale checkout"
+    )
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    """Serialise builds (two shells running `make test` must not build the same thing twice)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _is_complete(component: Component, root: Path) -> bool:
+    directory = component.cache_dir(root)
+    return all(os.access(directory / binary, os.X_OK) for binary in component.binaries)
+
+
+def _build_component(component: Component, root: Path, logs: Path) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=f".{component.name}-", dir=root))
+    try:
+        log_path = logs / f"build-{component.name}-{component.version}.log"
+        if component is KUBERNETES:
+            # one invocation so the packages the four commands share compile once
+            run_go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    version_ldflags(component.version),
+                    "-o",
+                    f"{staging}/",
+                    *(f"k8s.io/kubernetes/cmd/{name}" for name in component.binaries),
+                ],
+                cwd=wrapper_module_dir(),
+                log_path=log_path,
+                wrapper=True,
+            )
+        elif component is ETCD:
+            run_go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    "-s -w",
+                    "-o",
+                    str(staging / "etcd"),
+                    versions.ETCD_PACKAGE,
+                ],
+                cwd=wrapper_module_dir(),
+                log_path=log_path,
+                wrapper=True,
+            )
+        else:
+            package = versions.KWOK_PACKAGE if component is KWOK else versions.HELM_PACKAGE
+            # outside any module, so `go install pkg@version` uses only that module's own graph
+            with tempfile.TemporaryDirectory() as outside:
+                run_go(
+                    ["install", "-trimpath", f"{package}@{component.version}"],
+                    cwd=Path(outside),
+                    log_path=log_path,
+                    wrapper=False,
+                    extra_env={"GOBIN": str(staging)},
+                )
+        missing = [b for b in component.binaries if not (staging / b).is_file()]
+        if missing:
+            raise EnvironmentSetupError(f"build of {component.name} produced no {', '.join(missing)}")
+        target = component.cache_dir(root)
+        if target.exists():
+            shutil.rmtree(target)
+        # rename is atomic: an interrupted build never leaves a half-filled cache entry
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_binaries(
+    bin_dir: Path,
+    *,
+    components: tuple[Component, ...] = ALL_COMPONENTS,
+    report: Reporter = print,
+    root: Path | None = None,
+) -> dict[str, float]:
+    """Build what the cache lacks, then link every binary into `bin_dir`.
+
+    Returns seconds spent per component (0.0 when reused from the cache).
+    """
+    root = root or cache_root()
+    logs = root.parent / "logs"
+    timings: dict[str, float] = {}
+    with _build_lock(root):
+        for component in components:
+            if _is_complete(component, root):
+                timings[component.name] = 0.0
+                report(f"{component.name} {component.version}: cached in {component.cache_dir(root)}")
+                continue
+            report(f"{component.name} {component.version}: building (log in {logs}) ...")
+            started = time.monotonic()
+            _build_component(component, root, logs)
+            timings[component.name] = time.monotonic() - started
+            report(f"{component.name} {component.version}: built in {timings[component.name]:.0f} s")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for component in components:
+        for binary in component.binaries:
+            link = bin_dir / binary
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(component.cache_dir(root) / binary)
+    return timings
+
+
+def missing_binaries(bin_dir: Path, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if not os.access(bin_dir / name, os.X_OK)]

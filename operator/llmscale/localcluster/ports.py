@@ -1,0 +1,71 @@
+"""Fixed loopback ports of the local control plane, and clash detection."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import socket
+from collections.abc import Iterable
+
+from llmscale.errors import EnvironmentSetupError
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterPorts:
+    """TCP ports on 127.0.0.1, in a high range that nothing else on a dev box uses by default."""
+
+    etcd_client: int = 19379
+    etcd_peer: int = 19380
+    apiserver: int = 19443
+    controller_manager: int = 19257
+    scheduler: int = 19259
+    kwok: int = 19247
+    prometheus: int = 19090
+
+    def by_component(self) -> dict[str, int]:
+        """Component name (as in `llmscale cluster status`) -> port, for messages and checks."""
+        return {
+            "etcd": self.etcd_client,
+            "etcd-peer": self.etcd_peer,
+            "kube-apiserver": self.apiserver,
+            "kube-controller-manager": self.controller_manager,
+            "kube-scheduler": self.scheduler,
+            "kwok": self.kwok,
+            "prometheus": self.prometheus,
+        }
+
+    def validate(self) -> None:
+        """Raise EnvironmentSetupError when two components share a port or one is out of range."""
+        seen: dict[int, str] = {}
+        for name, port in self.by_component().items():
+            if not 1024 <= port <= 65535:
+                raise EnvironmentSetupError(f"port for {name}: {port} is outside 1024..65535")
+            if port in seen:
+                raise EnvironmentSetupError(f"port {port} is given to both {seen[port]} and {name}")
+            seen[port] = name
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """True when something already listens on (or holds) host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR so that a socket in TIME_WAIT from our own previous run is not a clash.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def check_ports_free(ports: Iterable[tuple[str, int]]) -> None:
+    """Raise one clear EnvironmentSetupError naming the first component whose port is taken."""
+    for name, port in ports:
+        if port_in_use(port):
+            raise EnvironmentSetupError(
+                f"port {port} on {LOOPBACK} (for {name}) is already in use by another process; "
+                f"stop it (or run `llmscale cluster down`) and retry"
+            )

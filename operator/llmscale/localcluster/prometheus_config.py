@@ -1,0 +1,99 @@
+"""Prometheus configuration: pod discovery against the local apiserver, PodMonitor-style labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmscale.localcluster.layout import StateLayout
+from llmscale.localcluster.pki import ADMIN
+from llmscale.localcluster.ports import LOOPBACK
+
+SCRAPE_INTERVAL = "1s"
+EVALUATION_INTERVAL = "1s"
+JOB_NAME = "kubernetes-pods"
+
+
+def render_prometheus_config(apiserver_url: str, layout: StateLayout) -> dict[str, Any]:
+    """The scrape config of interfaces.md: job `kubernetes-pods`, opt-in by annotation."""
+    pki = layout.pki
+    tls = {
+        "ca_file": str(pki.ca_cert),
+        "cert_file": str(pki.client_cert(ADMIN)),
+        "key_file": str(pki.client_key(ADMIN)),
+    }
+    relabel_configs: list[dict[str, Any]] = [
+        # opt in per pod, as the prometheus.io/* convention and a PodMonitor selector do
+        {
+            "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+            "action": "keep",
+            "regex": "true",
+        },
+        # finished pods have no process behind their IP any more
+        {
+            "source_labels": ["__meta_kubernetes_pod_phase"],
+            "action": "drop",
+            "regex": "Succeeded|Failed",
+        },
+        {
+            "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+            "action": "replace",
+            "regex": "(.+)",
+            "target_label": "__metrics_path__",
+        },
+        {
+            "source_labels": [
+                "__meta_kubernetes_pod_ip",
+                "__meta_kubernetes_pod_annotation_prometheus_io_port",
+            ],
+            "action": "replace",
+            "regex": "(.+);(\\d+)",
+            "replacement": "$1:$2",
+            "target_label": "__address__",
+        },
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+        {
+            "source_labels": ["__meta_kubernetes_pod_label_llmscale_dev_deployment"],
+            "target_label": "llmdeployment",
+        },
+    ]
+    return {
+        "global": {
+            "scrape_interval": SCRAPE_INTERVAL,
+            "evaluation_interval": EVALUATION_INTERVAL,
+            "scrape_timeout": SCRAPE_INTERVAL,
+        },
+        "scrape_configs": [
+            {
+                "job_name": JOB_NAME,
+                "honor_labels": False,
+                "kubernetes_sd_configs": [{"role": "pod", "api_server": apiserver_url, "tls_config": tls}],
+                "relabel_configs": relabel_configs,
+            }
+        ],
+    }
+
+
+def prometheus_command(binary: Path, layout: StateLayout, port: int) -> list[str]:
+    directory = layout.prometheus_dir
+    return [
+        str(binary),
+        f"--config.file={directory / 'prometheus.yml'}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        "--storage.tsdb.retention.time=1d",
+        # lets tests and the demo reload or stop it over HTTP
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+
+
+def write_prometheus_config(apiserver_url: str, layout: StateLayout) -> Path:
+    layout.prometheus_dir.mkdir(parents=True, exist_ok=True)
+    target = layout.prometheus_dir / "prometheus.yml"
+    target.write_text(yaml.safe_dump(render_prometheus_config(apiserver_url, layout), sort_keys=False))
+    return target

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from llmscale.errors import EnvironmentSetupError
+from llmscale.localcluster import build
+
+
+def test_missing_go_toolchain_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(build.os, "access", lambda _path, _mode: False)
+    with pytest.raises(EnvironmentSetupError, match=r"Go toolchain \(`go`, 1.24 or newer\) is not on PATH"):
+        build.find_go()
+
+
+def _fake_go(tmp_path: Path, script: str) -> Path:
+    go = tmp_path / "fakego" / "go"
+    go.parent.mkdir()
+    go.write_text("#!/bin/sh\n" + script)
+    go.chmod(0o755)
+    return go
+
+
+def test_failed_build_shows_the_tail_of_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    go = _fake_go(tmp_path, "echo compiling; echo 'pkg/x.go:3: undefined: Foo' >&2; exit 1\n")
+    monkeypatch.setattr(build, "find_go", lambda: go)
+    with pytest.raises(EnvironmentSetupError) as exc:
+        build.run_go(["build", "./..."], cwd=tmp_path, log_path=tmp_path / "b.log", wrapper=True)
+    assert "`go build` failed (exit 1)" in str(exc.value)
+    assert "undefined: Foo" in str(exc.value)
+
+
+def test_unreachable_checksum_database_retries_with_gosumdb_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go = _fake_go(
+        tmp_path,
+        'if [ "$GOSUMDB" = off ]; then exit 0; fi\n'
+        'echo "verifying module: checksum database unreachable"; exit 1\n',
+    )
+    monkeypatch.setattr(build, "find_go", lambda: go)
+    build.run_go(["install", "x@v1"], cwd=tmp_path, log_path=tmp_path / "i.log", wrapper=False)
+    assert "GOSUMDB=off" in (tmp_path / "i.log").read_text()
+
+
+def test_cached_binaries_are_reused_and_linked_without_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache" / "bin"
+    directory = build.KWOK.cache_dir(root)
+    directory.mkdir(parents=True)
+    (directory / "kwok").write_text("#!/bin/sh\n")
+    (directory / "kwok").chmod(0o755)
+
+    def no_build(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("must not build a cached component")
+
+    monkeypatch.setattr(build, "_build_component", no_build)
+    messages: list[str] = []
+    timings = build.ensure_binaries(
+        tmp_path / "bin", components=(build.KWOK,), report=messages.append, root=root
+    )
+    assert timings == {"kwok": 0.0}
+    assert os.readlink(tmp_path / "bin" / "kwok") == str(directory / "kwok")
+    assert "cached" in messages[0]
+
+
+def test_absent_cache_entry_is_built_into_the_versioned_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run_go(args: list[str], **kwargs: object) -> None:
+        calls.append(args)
+        gobin = Path(str(kwargs["extra_env"]["GOBIN"]))  # type: ignore[index]
+        (gobin / "helm").write_text("")
+        (gobin / "helm").chmod(0o755)
+
+    monkeypatch.setattr(build, "run_go", fake_run_go)
+    root = tmp_path / "cache" / "bin"
+    build.ensure_binaries(tmp_path / "bin", components=(build.HELM,), report=lambda _m: None, root=root)
+    assert calls == [["install", "-trimpath", f"helm.sh/helm/v3/cmd/helm@{build.HELM.version}"]]
+    assert (root / f"helm-{build.HELM.version}" / "helm").is_file()

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from llmscale.errors import EnvironmentSetupError
+from llmscale.localcluster.ports import ClusterPorts, check_ports_free, port_in_use
+
+
+def test_default_ports_are_distinct_and_valid() -> None:
+    ports = ClusterPorts()
+    ports.validate()
+    assert ports.prometheus == 19090  # interfaces.md promises this URL
+    assert len(set(ports.by_component().values())) == len(ports.by_component())
+
+
+def test_two_components_on_one_port_is_rejected() -> None:
+    with pytest.raises(EnvironmentSetupError, match="port 19443 is given to both"):
+        ClusterPorts(scheduler=19443).validate()
+
+
+def test_port_out_of_range_is_rejected() -> None:
+    with pytest.raises(EnvironmentSetupError, match="kwok: 80 is outside"):
+        ClusterPorts(kwok=80).validate()
+
+
+def test_a_listening_socket_is_a_clash_named_in_one_line() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert port_in_use(port)
+        with pytest.raises(EnvironmentSetupError) as exc:
+            check_ports_free([("kube-apiserver", port)])
+    message = str(exc.value)
+    assert f"port {port}" in message and "kube-apiserver" in message and "\n" not in message
+    assert not port_in_use(port)
