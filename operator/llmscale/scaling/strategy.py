@@ -94,7 +94,7 @@ def zero_economics(context: StrategyContext) -> ZeroEconomics:
     long_idle = workload.idle_seconds_long + (open_gap if open_gap > context.cold_start_seconds else 0.0)
     idle_share = min(1.0, long_idle / max(workload.observed_seconds, 1.0))
     wakeups_per_hour = workload.wakeups / hours
-    requests_per_wakeup = workload.wake_requests / workload.wakeups if workload.wakeups >= 1 else 0.0
+    requests_per_wakeup = workload.wake_requests / workload.wakeups if workload.wakeups > 1e-6 else 0.0
     requests_per_hour = workload.total_requests / hours
     budget = (1.0 - context.policy.slo_objective) * requests_per_hour * COLD_START_BUDGET_SHARE
     saving = idle_share * context.policy.replica_price_per_hour_usd
