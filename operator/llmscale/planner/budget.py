@@ -36,8 +36,9 @@ CUDA_GRAPH_BASE_BYTES = int(0.25 * GIB)
 CUDA_GRAPH_BYTES_PER_LAYER = int(0.01 * GIB)
 SAMPLER_FLOAT32_COPIES = 2  # logits + probabilities, float32, max_num_seqs x vocab each
 HIDDEN_SIZED_BUFFERS = 2  # residual and normed input (fitted to the two logs cited in docs/planner.md)
-# vLLM's serving defaults depend on the GPU: large-memory GPUs (>= 70 GiB) get a bigger
-# prefill chunk and more concurrent sequences (vllm/engine/arg_utils.py, OpenAI server).
+# vLLM's serving defaults depend on the GPU: large-memory GPUs (>= 70 GiB) other than the A100
+# (where a bigger chunk lowered throughput) get a bigger prefill chunk and more concurrent
+# sequences (vllm/engine/arg_utils.py EngineArgs.get_batch_defaults, OpenAI server context).
 LARGE_GPU_MEMORY_BYTES = 70 * GIB
 MAX_NUM_BATCHED_TOKENS_LARGE_GPU = 8192
 MAX_NUM_BATCHED_TOKENS_SMALL_GPU = 2048
@@ -52,7 +53,7 @@ class EngineDefaults:
 
 
 def engine_defaults(gpu: GPUSpec) -> EngineDefaults:
-    if gpu.memory_bytes >= LARGE_GPU_MEMORY_BYTES:
+    if gpu.memory_bytes >= LARGE_GPU_MEMORY_BYTES and "a100" not in gpu.gfd_product.lower():
         return EngineDefaults(MAX_NUM_BATCHED_TOKENS_LARGE_GPU, MAX_NUM_SEQS_LARGE_GPU)
     return EngineDefaults(MAX_NUM_BATCHED_TOKENS_SMALL_GPU, MAX_NUM_SEQS_SMALL_GPU)
 

@@ -102,52 +102,64 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from llmscale.errors import UserInputError
     from llmscale.planner.catalog import resolve_model
     from llmscale.planner.gpus import GPU_CATALOG, get_gpu
-    from llmscale.planner.plan import ContextTooLongError, plan
     from llmscale.planner.render import render_compare
 
-    architecture = resolve_model(args.model)
+    # --model may list several models (comma-separated) in a comparison.
+    architectures = [resolve_model(name.strip()) for name in args.model.split(",") if name.strip()]
     gpu_names = (
         [name.strip() for name in args.gpu.split(",") if name.strip()] if args.gpu else list(GPU_CATALOG)
     )
     gpus = [get_gpu(name) for name in gpu_names]
-    quantizations = [args.quantization] if args.quantization else list(COMPARE_QUANTIZATIONS)
-    if architecture.checkpoint_quantization and not args.quantization:
-        quantizations = ["auto"]  # a pre-quantised checkpoint has exactly one way to load
     rows: list[dict[str, Any]] = []
-    for gpu in gpus:
-        for quantization in quantizations:
-            try:
-                result = plan(
-                    architecture,
-                    gpu,
-                    gpus=args.gpus,
-                    quantization=None if quantization == "auto" else quantization,
-                    max_model_len=args.max_model_len,
-                    gpu_memory_utilization=args.gpu_memory_utilization,
-                    kv_cache_dtype=args.kv_cache_dtype,
-                    dtype=args.dtype,
-                    gpu_price_per_hour_usd=args.price_per_hour,
-                    max_num_batched_tokens=args.max_num_batched_tokens,
-                    max_num_seqs=args.max_num_seqs,
-                    enforce_eager=args.enforce_eager,
-                )
-            except ContextTooLongError:
-                raise
-            except UserInputError as exc:
-                # An impossible combination (fp8 on a T4, --gpus that does not divide the heads)
-                # is a row of the comparison, not the end of it.
-                rows.append({"gpu": gpu.name, "quantization": quantization, "error": str(exc)})
-                continue
-            rows.append(result.to_json_dict())
+    for architecture in architectures:
+        quantizations = [args.quantization] if args.quantization else list(COMPARE_QUANTIZATIONS)
+        if architecture.checkpoint_quantization and not args.quantization:
+            quantizations = ["auto"]  # a pre-quantised checkpoint has exactly one way to load
+        for gpu in gpus:
+            rows.extend(
+                _compare_row(args, architecture, gpu, quantization, several=len(architectures) > 1)
+                for quantization in quantizations
+            )
     any_fits = any(row.get("fits") for row in rows)
     if args.json:
-        print(json.dumps({"model": architecture.name, "plans": rows}, indent=2))
+        print(json.dumps({"models": [a.name for a in architectures], "plans": rows}, indent=2))
     else:
-        print(render_compare(architecture.name, rows))
+        print(render_compare([a.name for a in architectures], rows))
     return EXIT_FITS if any_fits else EXIT_DOES_NOT_FIT
+
+
+def _compare_row(
+    args: argparse.Namespace, architecture: Any, gpu: Any, quantization: str, *, several: bool
+) -> dict[str, Any]:
+    from llmscale.errors import UserInputError
+    from llmscale.planner.plan import ContextTooLongError, plan
+
+    try:
+        result = plan(
+            architecture,
+            gpu,
+            gpus=args.gpus,
+            quantization=None if quantization == "auto" else quantization,
+            max_model_len=args.max_model_len,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            kv_cache_dtype=args.kv_cache_dtype,
+            dtype=args.dtype,
+            gpu_price_per_hour_usd=args.price_per_hour,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            max_num_seqs=args.max_num_seqs,
+            enforce_eager=args.enforce_eager,
+        )
+    except ContextTooLongError:
+        if not several:
+            raise  # the one model asked about cannot take this context: that is the answer
+        return {"model": architecture.name, "gpu": gpu.name, "quantization": quantization, "error": "context"}
+    except UserInputError as exc:
+        # An impossible combination (fp8 on a T4, --gpus that does not divide the heads)
+        # is a row of the comparison, not the end of it.
+        return {"model": architecture.name, "gpu": gpu.name, "quantization": quantization, "error": str(exc)}
+    return result.to_json_dict()
 
 
 def _list_models(args: argparse.Namespace) -> int:

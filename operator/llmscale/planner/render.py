@@ -74,7 +74,8 @@ def _parameters(result: Plan) -> str:
     return text
 
 
-def render_compare(model_name: str, rows: Sequence[dict[str, Any]]) -> str:
+def render_compare(model_names: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    several = len(model_names) > 1
     headers = [
         "gpu",
         "quant",
@@ -87,15 +88,16 @@ def render_compare(model_name: str, rows: Sequence[dict[str, Any]]) -> str:
         "itl floor",
         "$/h",
     ]
+    if several:
+        headers.insert(0, "model")
     body: list[list[str]] = []
     notes: list[str] = []
     for row in rows:
         if "error" in row:
-            body.append([row["gpu"], row["quantization"], "n/a", "", "", "", "", "", "", ""])
+            cells = [row["gpu"], row["quantization"], "n/a", "", "", "", "", "", "", ""]
             notes.append(f"{row['gpu']} {row['quantization']}: {row['error']}")
-            continue
-        body.append(
-            [
+        else:
+            cells = [
                 row["gpu"],
                 row["quantization"],
                 "yes" if row["fits"] else "no",
@@ -107,10 +109,14 @@ def render_compare(model_name: str, rows: Sequence[dict[str, Any]]) -> str:
                 _milliseconds(row["itl_floor_seconds"]),
                 f"{row['gpu_cost_per_hour']:.2f}",
             ]
-        )
+        if several:
+            cells.insert(0, str(row["model"]).split("/")[-1])
+        body.append(cells)
     max_len = next((row["max_model_len"] for row in rows if "max_model_len" in row), None)
-    title = f"{model_name}" + (f" at max-model-len {max_len}" if max_len else "")
-    text = title + "\n" + _table(headers, body, right=frozenset(range(3, 10)))
+    title = ", ".join(model_names) if not several else "comparison"
+    title += f" at max-model-len {max_len}" if max_len else ""
+    first_number = 4 if several else 3
+    text = title + "\n" + _table(headers, body, right=frozenset(range(first_number, len(headers))))
     text += "\nseqs = full-length sequences that fit at once; max ctx = longest context with room for one"
     if notes:
         text += "\n" + "\n".join(f"n/a {note}" for note in notes)

@@ -65,6 +65,7 @@ def test_compare_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     )
     rows = json.loads(out)["plans"]
     assert len(rows) == 12
+    assert json.loads(out)["models"] == ["Qwen/Qwen2.5-7B-Instruct"]
     assert any(row.get("error") for row in rows)
     assert {row["gpu"] for row in rows} == {"L4", "T4"}
 
