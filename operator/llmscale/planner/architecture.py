@@ -9,6 +9,7 @@ the sizes model cards publish.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,9 @@ _FOUR_NORM_MODEL_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text"})
 # Gemma 2 alternates local/global (even layers local); Gemma 3 has five local per global.
 _SLIDING_EVERY_OTHER = frozenset({"gemma2", "cohere2"})
 _SLIDING_FIVE_OF_SIX = frozenset({"gemma3", "gemma3_text"})
+# Module names in `modules_to_not_convert` that keep a whole layer's attention or MLP unquantised.
+_ATTENTION_MODULE = re.compile(r"layers\.(\d+)\.self_attn$")
+_MLP_MODULE = re.compile(r"layers\.(\d+)\.(?:mlp|block_sparse_moe)$")
 # Model types whose every layer uses the window when `sliding_window` is set (Mistral v0.1).
 _SLIDING_ALL_LAYERS = frozenset({"mistral", "mixtral", "qwen2", "qwen2_moe", "starcoder2"})
 
@@ -61,6 +65,10 @@ class ModelArchitecture(BaseModel):
     checkpoint_quantization: str | None = None
     checkpoint_quantization_bits: int | None = None
     checkpoint_quantization_group_size: int | None = None
+    # Layers the checkpoint left unquantised (`modules_to_not_convert` / `ignore`): Meta's
+    # Llama-3.1-405B-FP8 keeps every attention block and the first and last MLP in bf16.
+    unquantized_attention_layers: int = 0
+    unquantized_mlp_layers: int = 0
 
     # ---- derived sizes -------------------------------------------------------------------
 
@@ -91,6 +99,12 @@ class ModelArchitecture(BaseModel):
         experts = self.num_experts_per_token if active_only else self.num_experts
         shared = 3 * self.hidden_size * self.shared_expert_intermediate_size
         return experts * 3 * self.hidden_size * expert_size + shared
+
+    def unquantized_linear_parameters(self, *, active_only: bool = False) -> int:
+        """Linear parameters a pre-quantised checkpoint kept in 16 bit."""
+        return self.unquantized_attention_layers * self.attention_linear_parameters_per_layer() + (
+            self.unquantized_mlp_layers * self.mlp_linear_parameters_per_layer(active_only=active_only)
+        )
 
     def linear_parameters(self, *, active_only: bool = False) -> int:
         """Parameters of the quantisable linear layers (attention and MLP/experts) of all layers."""
@@ -228,6 +242,7 @@ def _parse_hf_config(config: dict[str, Any], *, name: str | None, source: str) -
     quant_method: str | None = None
     quant_bits: int | None = None
     quant_group: int | None = None
+    unquantized_attention = unquantized_mlp = 0
     if isinstance(quant, dict):
         quant_method = str(quant.get("quant_method") or "").lower() or None
         if quant_method == "bitsandbytes" and quant.get("load_in_8bit"):
@@ -236,6 +251,11 @@ def _parse_hf_config(config: dict[str, Any], *, name: str | None, source: str) -
         quant_bits = bits if isinstance(bits, int) and not isinstance(bits, bool) else None
         group = quant.get("group_size", quant.get("q_group_size"))
         quant_group = group if isinstance(group, int) and not isinstance(group, bool) else None
+        unconverted = quant.get("modules_to_not_convert") or quant.get("ignore") or []
+        if isinstance(unconverted, list):
+            names = [name for name in unconverted if isinstance(name, str)]
+            unquantized_attention = len({m.group(1) for n in names if (m := _ATTENTION_MODULE.search(n))})
+            unquantized_mlp = len({m.group(1) for n in names if (m := _MLP_MODULE.search(n))})
     torch_dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16")
     is_moe = experts is not None and experts > 1
     return ModelArchitecture(
@@ -263,4 +283,6 @@ def _parse_hf_config(config: dict[str, Any], *, name: str | None, source: str) -
         checkpoint_quantization=quant_method,
         checkpoint_quantization_bits=quant_bits,
         checkpoint_quantization_group_size=quant_group,
+        unquantized_attention_layers=min(unquantized_attention, layers),
+        unquantized_mlp_layers=min(unquantized_mlp, layers),
     )

@@ -94,6 +94,17 @@ _PHI3_MINI = _llama(3072, 32, 32, 32, 8192, 4096, model_type="phi3", vocab_size=
 _PHI3_MEDIUM = _llama(5120, 40, 40, 10, 17920, 4096, model_type="phi3", vocab_size=32064)
 _R1_QWEN_1_5B = _qwen2(1536, 28, 12, 2, 8960, 131072, vocab_size=151936)
 
+# Meta's FP8 checkpoint quantises the MLPs of layers 1-124 only (fbgemm_fp8, dynamic activation scales).
+_LLAMA31_405B_FP8_QUANT = {
+    "quant_method": "fbgemm_fp8",
+    "modules_to_not_convert": [
+        *(f"model.layers.{layer}.self_attn" for layer in range(126)),
+        "model.layers.0.mlp",
+        "model.layers.125.mlp",
+        "lm_head",
+    ],
+}
+
 # Hugging Face id -> config fields. Aliases below map short names onto these ids.
 KNOWN_MODELS: dict[str, dict[str, Any]] = {
     "meta-llama/Meta-Llama-3-8B": _LLAMA3_8B,
@@ -109,7 +120,7 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
     "meta-llama/Llama-3.1-405B-Instruct": _LLAMA31_405B,
     "meta-llama/Llama-3.1-405B-Instruct-FP8": {
         **_LLAMA31_405B,
-        "quantization_config": {"quant_method": "fp8"},
+        "quantization_config": _LLAMA31_405B_FP8_QUANT,
     },
     "mistralai/Mistral-7B-v0.1": _MISTRAL_7B_V01,
     "mistralai/Mistral-7B-Instruct-v0.1": _MISTRAL_7B_V01,

@@ -196,7 +196,14 @@ def weight_bytes(model: ModelArchitecture, precision: WeightPrecision) -> Weight
     act_bytes = DTYPE_BYTES[precision.dtype]
     linear_rate = precision.linear_bytes_per_weight(model.hidden_size)
     other = (model.embedding_parameters() + model.small_parameters()) * act_bytes
-    total = model.linear_parameters() * linear_rate + other
-    active = model.linear_parameters(active_only=True) * linear_rate + other
-    kv = model.kv_projection_parameters_per_layer() * model.num_hidden_layers * linear_rate
-    return WeightBytes(total=total, active=active, kv_projection=kv)
+
+    def linear_bytes(active_only: bool) -> float:
+        kept = model.unquantized_linear_parameters(active_only=active_only) if precision.method else 0
+        return (model.linear_parameters(active_only=active_only) - kept) * linear_rate + kept * act_bytes
+
+    kv_per_layer = model.kv_projection_parameters_per_layer()
+    kept_kv_layers = model.unquantized_attention_layers if precision.method else 0
+    kv = kv_per_layer * (
+        (model.num_hidden_layers - kept_kv_layers) * linear_rate + kept_kv_layers * act_bytes
+    )
+    return WeightBytes(total=linear_bytes(False) + other, active=linear_bytes(True) + other, kv_projection=kv)

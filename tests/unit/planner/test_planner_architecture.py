@@ -180,3 +180,26 @@ def test_unknown_model_is_a_user_input_error() -> None:
     with pytest.raises(UnknownModelError, match="'no-such-model' is not a known model"):
         resolve_model("no-such-model")
     assert issubclass(UnknownModelError, UserInputError)
+
+
+def test_modules_to_not_convert_keep_layers_in_16_bit() -> None:
+    config = {
+        **LLAMA2_7B_CONFIG,
+        "quantization_config": {
+            "quant_method": "fbgemm_fp8",
+            "modules_to_not_convert": [
+                "model.layers.0.self_attn",
+                "model.layers.1.self_attn",
+                "model.layers.0.mlp",
+                "lm_head",
+                "re:.*gate$",
+            ],
+        },
+    }
+    model = ModelArchitecture.from_hf_config(config)
+    assert (model.unquantized_attention_layers, model.unquantized_mlp_layers) == (2, 1)
+    kept = 2 * 4 * 4096 * 4096 + 3 * 4096 * 11008
+    assert model.unquantized_linear_parameters() == kept
+    quantised = plan(config, "H100-80GB", gpus=1)
+    everything = plan({**config, "quantization_config": {"quant_method": "fp8"}}, "H100-80GB", gpus=1)
+    assert quantised.weights_gib * 2**30 == pytest.approx(everything.weights_gib * 2**30 + kept, abs=2**20)

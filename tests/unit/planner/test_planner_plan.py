@@ -246,3 +246,30 @@ def test_get_gpu_accepts_spellings_and_rejects_unknown() -> None:
     assert get_gpu("rtx 4090").name == "RTX-4090"
     with pytest.raises(UserInputError, match="--gpu: value 'B300' is not a known GPU"):
         get_gpu("B300")
+
+
+# ---- published weight sizes and qualitative fits --------------------------------------------------
+
+
+def test_llama31_405b_fp8_weights_match_vllm_issue_6746() -> None:
+    # vllm-project/vllm issue #6746 (2024-07): Meta-Llama-3.1-405B-Instruct-FP8 on 8x H100, each rank
+    # "Loading model weights took 57.7520 GB" (vLLM divides by 2**30). Meta's checkpoint keeps every
+    # attention block and the first and last MLP in bf16; quantising everything would give 47.7 GiB.
+    result = plan("llama-3.1-405b-fp8", "H100-80GB", gpus=8, max_model_len=4096)
+    assert result.quantization == "fp8"
+    assert result.weights_per_gpu_gib == pytest.approx(57.752, rel=0.03)
+
+
+def test_llama31_8b_weights_match_vllm_issue_10517() -> None:
+    # vllm-project/vllm issue #10517: Llama-3.1-8B-Instruct "Loading model weights took 14.9888 GB"
+    assert plan("llama-3.1-8b", "L4", gpus=1, max_model_len=1024).weights_gib == pytest.approx(
+        14.9888, rel=0.01
+    )
+
+
+def test_fits_reported_in_vllm_issue_6689() -> None:
+    # vllm-project/vllm issue #6689 (Llama 3.1 FAQ): "vllm serve meta-llama/Meta-Llama-3.1-405B-Instruct-FP8
+    # --tensor-parallel-size 8 --max-model-len 4096 works well on A100-80GB:8", and the 8B model runs on
+    # one L4 with --max-model-len 1024.
+    assert plan("llama-3.1-405b-fp8", "A100-80GB", gpus=8, max_model_len=4096).fits
+    assert plan("llama-3.1-8b", "L4", gpus=1, max_model_len=1024).fits
