@@ -11,8 +11,8 @@ from llmscale.errors import UserInputError
 class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    # watch this namespace only; None = all namespaces
-    namespace: str | None = None
+    # watch only these namespaces; empty = all namespaces
+    namespaces: tuple[str, ...] = ()
     # requests held per deployment while it has no ready replica; one more gets 503
     queue_size: int = 100
     # how long a request may be held waiting for a replica (a cold start: minutes for big models)
