@@ -15,13 +15,13 @@
 # Ready once its watches of LLMDeployments and EndpointSlices have synced.
 readinessProbe:
   httpGet:
-    path: /healthz
+    path: /health
     port: http
   periodSeconds: 5
   timeoutSeconds: 3
 livenessProbe:
   httpGet:
-    path: /healthz
+    path: /health
     port: http
   initialDelaySeconds: 10
   periodSeconds: 20

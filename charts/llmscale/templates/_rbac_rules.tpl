@@ -7,12 +7,12 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 
 {{/* Operator rules on namespaced resources: in a ClusterRole (all namespaces) or in one Role per watched namespace. */}}
 {{- define "llmscale.operator.namespacedRules" -}}
-# The custom resource itself: kopf watches it, adds/removes its finalizer and progress
-# annotations with PATCH, and writes status through the status subresource. No create/delete:
-# users own LLMDeployments.
+# The custom resource itself: kopf watches it and adds/removes its finalizer and progress
+# annotations with PATCH. No create/delete: users own LLMDeployments.
 - apiGroups: ["llmscale.dev"]
   resources: ["llmdeployments"]
   verbs: ["get", "list", "watch", "patch"]
+# Status (replicas, conditions, decisions, cost) is written through the status subresource.
 - apiGroups: ["llmscale.dev"]
   resources: ["llmdeployments/status"]
   verbs: ["get", "patch", "update"]
@@ -20,15 +20,16 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: ["llmscale.dev"]
   resources: ["llmdeployments/scale"]
   verbs: ["get"]
-# The child objects built for each LLMDeployment (vLLM Deployment, its Service and
-# PodDisruptionBudget): created, reconciled by apply/patch, scaled, and removed when the spec
-# no longer needs them (owner references garbage-collect the rest).
+# The vLLM Deployment of each LLMDeployment: created, reconciled by apply/patch, scaled, and
+# removed when the spec no longer needs it (owner references garbage-collect the rest).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# The Service in front of each vLLM Deployment (its EndpointSlices feed the gateway).
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# The PodDisruptionBudget that keeps voluntary evictions from draining a warm deployment.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -42,11 +43,11 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
-# Events explain every scaling decision and strategy change (kopf posts core/v1 Events;
-# the events.k8s.io rule covers clients that use the newer API).
+# Events explain every scaling decision and strategy change (kopf posts core/v1 Events).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# The same Events through the newer events.k8s.io API, for clients that use it.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

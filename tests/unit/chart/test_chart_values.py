@@ -149,3 +149,21 @@ def test_chart_crd_copy_matches_generated_crds() -> None:
     assert [p.name for p in copies] == [p.name for p in generated]
     for source, copy in zip(generated, copies, strict=True):
         assert copy.read_bytes() == source.read_bytes(), f"{copy} is stale: run make generate"
+
+
+def test_every_rbac_rule_says_why_it_exists() -> None:
+    lines = (CHART / "templates" / "_rbac_rules.tpl").read_text().splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("- apiGroups:")]
+    assert len(rules) >= 15
+    for index in rules:
+        above = index - 1
+        while lines[above].lstrip().startswith("{{"):
+            above -= 1  # template directives ({{- if ... }}) sit between a comment and its rule
+        assert lines[above].startswith("#"), f"rule at line {index + 1} has no comment saying why"
+
+
+def test_rbac_templates_never_grant_secrets_nodes_or_wildcards() -> None:
+    text = (CHART / "templates" / "_rbac_rules.tpl").read_text()
+    granted = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    for forbidden in ('"secrets"', '"nodes"', '"*"', '"escalate"', '"bind"', '"impersonate"'):
+        assert forbidden not in granted

@@ -1,0 +1,288 @@
+"""charts/llmscale with the real helm binary (no cluster): lint, strict schema, rendered objects
+for the main value combinations.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+from test_chart_support import CHART, Helm, helm_path
+
+RELEASE_NAMESPACE = "llmscale-system"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return Helm(helm_path()).run(*args, check=check)
+
+
+def render(*flags: str, release: str = "llmscale") -> list[dict[str, Any]]:
+    out = helm("template", release, str(CHART), "--namespace", RELEASE_NAMESPACE, *flags).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in by_kind(objects, kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples a rule list grants."""
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# lint and schema
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["--set", "watchNamespaces={team-a,team-b}"],
+        ["--set", "crds.enabled=false"],
+        [
+            "--set",
+            "monitoring.serviceMonitor.enabled=true",
+            "--set",
+            "monitoring.podMonitor.enabled=true",
+            "--set",
+            "monitoring.dashboard.enabled=true",
+        ],
+    ],
+    ids=["default", "watchNamespaces", "no-crds", "monitoring"],
+)
+def test_helm_lint_passes_strict(flags: list[str]) -> None:
+    completed = helm("lint", "--strict", str(CHART), *flags, check=False)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "0 chart(s) failed" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "mentions"),
+    [
+        (["--set", "operatr.replicas=2"], "operatr"),
+        (["--set", "operator.replica=2"], "replica"),
+        (["--set", "monitoring.serviceMonitor.enable=true"], "enable"),
+        (["--set-string", "operator.replicas=two"], "replicas"),
+        (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
+        (["--set", "watchNamespaces={Bad_Namespace}"], "watchNamespaces"),
+        (["--set", "image.digest=sha256:abc"], "digest"),
+        (["--set", "gpuPrices.H100-80GB=-1"], "gpuPrices"),
+        (["--set", "operator.resources.requests.cpu=lots"], "cpu"),
+        (["--set", "gateway.service.type=ExternalName"], "type"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_schema_rejects_bad_values(flags: list[str], mentions: str) -> None:
+    completed = helm("template", "x", str(CHART), *flags, check=False)
+    assert completed.returncode != 0, f"accepted {flags}"
+    assert "schema" in completed.stderr and mentions in completed.stderr, completed.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# rendered objects
+
+
+def test_default_render_objects_and_hardening() -> None:
+    objects = render()
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(
+        ["CustomResourceDefinition"]
+        + ["ServiceAccount"] * 2
+        + ["ClusterRole"] * 2
+        + ["ClusterRoleBinding"] * 2
+        + ["Deployment"] * 2
+        + ["Service"] * 2
+    )
+    crd = one(objects, "CustomResourceDefinition", "llmdeployments.llmscale.dev")
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd["spec"]["versions"][0]["subresources"]["scale"]
+
+    operator = one(objects, "Deployment", "llmscale-operator")
+    gateway = one(objects, "Deployment", "llmscale-gateway")
+    assert operator["spec"]["strategy"]["type"] == "Recreate"
+    assert operator["spec"]["replicas"] == 1
+    for deployment, account in ((operator, "llmscale-operator"), (gateway, "llmscale-gateway")):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == account
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        main = container(deployment)
+        assert main["image"] == "llmscale/operator:0.1.0"
+        security = main["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert main["resources"]["requests"]["cpu"] and main["resources"]["limits"]["memory"]
+        assert main["livenessProbe"]["httpGet"]["path"]
+
+    operator_main = container(operator)
+    assert operator_main["args"][0] == "operator"
+    assert "--prometheus-url=http://prometheus-operated.monitoring.svc:9090" in operator_main["args"]
+    assert not any(a.startswith("--namespace") for a in operator_main["args"])
+    assert not any(a.startswith("--peering") for a in operator_main["args"])
+    liveness = operator_main["livenessProbe"]["httpGet"]
+    assert liveness["path"] == "/healthz"
+    health_port = next(p["containerPort"] for p in operator_main["ports"] if p["name"] == liveness["port"])
+    assert any(a.endswith(f":{health_port}/healthz") for a in operator_main["args"])
+    assert container(gateway)["args"][0] == "gateway"
+
+    service = one(objects, "Service", "llmscale-gateway")
+    assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+
+
+def test_default_rbac_is_cluster_wide_and_least_privilege() -> None:
+    objects = render()
+    operator_rules = granted(one(objects, "ClusterRole", "llmscale-operator")["rules"])
+    gateway_rules = granted(one(objects, "ClusterRole", "llmscale-gateway")["rules"])
+    for needed in [
+        ("llmscale.dev", "llmdeployments", "watch"),
+        ("llmscale.dev", "llmdeployments", "patch"),
+        ("llmscale.dev", "llmdeployments/status", "patch"),
+        ("apps", "deployments", "create"),
+        ("apps", "deployments", "delete"),
+        ("", "services", "create"),
+        ("policy", "poddisruptionbudgets", "create"),
+        ("", "pods", "patch"),
+        ("", "events", "create"),
+        ("events.k8s.io", "events", "create"),
+        ("", "configmaps", "get"),
+        ("monitoring.coreos.com", "podmonitors", "create"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("", "namespaces", "watch"),
+    ]:
+        assert needed in operator_rules, needed
+    assert gateway_rules == {
+        ("llmscale.dev", "llmdeployments", verb) for verb in ("get", "list", "watch", "patch")
+    } | {("discovery.k8s.io", "endpointslices", verb) for verb in ("get", "list", "watch")}
+    for rules in (operator_rules, gateway_rules):
+        resources = {resource for _, resource, _ in rules}
+        verbs = {verb for _, _, verb in rules}
+        assert "*" not in resources and "*" not in verbs
+        assert not resources & {"secrets", "nodes", "pods/exec", "clusterroles", "rolebindings"}
+        assert not verbs & {"escalate", "bind", "impersonate"}
+    assert ("", "pods", "create") not in operator_rules and ("", "pods", "delete") not in operator_rules
+    assert ("llmscale.dev", "llmdeployments", "delete") not in operator_rules
+    bindings = by_kind(objects, "ClusterRoleBinding")
+    assert {b["subjects"][0]["name"] for b in bindings} == {"llmscale-operator", "llmscale-gateway"}
+    assert all(b["subjects"][0]["namespace"] == RELEASE_NAMESPACE for b in bindings)
+
+
+def test_watch_namespaces_gives_roles_per_namespace() -> None:
+    objects = render("--set", "watchNamespaces={team-a,team-b}")
+    roles = by_kind(objects, "Role")
+    assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles) == [
+        ("team-a", "llmscale-gateway"),
+        ("team-a", "llmscale-operator"),
+        ("team-b", "llmscale-gateway"),
+        ("team-b", "llmscale-operator"),
+    ]
+    for binding in by_kind(objects, "RoleBinding"):
+        assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
+        assert binding["roleRef"]["kind"] == "Role"
+    # only the read-only CRD discovery rule stays cluster-wide
+    cluster_roles = by_kind(objects, "ClusterRole")
+    assert [r["metadata"]["name"] for r in cluster_roles] == ["llmscale-operator"]
+    assert granted(cluster_roles[0]["rules"]) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("get", "list", "watch")
+    }
+    operator_role = next(r for r in roles if r["metadata"]["name"] == "llmscale-operator")
+    assert ("apps", "deployments", "create") in granted(operator_role["rules"])
+    args = container(one(objects, "Deployment", "llmscale-operator"))["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+def test_crds_can_be_left_out_or_not_kept() -> None:
+    assert by_kind(render("--set", "crds.enabled=false"), "CustomResourceDefinition") == []
+    crd = by_kind(render("--set", "crds.keep=false"), "CustomResourceDefinition")[0]
+    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+
+
+def test_monitoring_objects_and_dashboard() -> None:
+    objects = render(
+        "--set",
+        "monitoring.serviceMonitor.enabled=true",
+        "--set",
+        "monitoring.podMonitor.enabled=true",
+        "--set",
+        "monitoring.dashboard.enabled=true",
+        "--set",
+        "monitoring.dashboard.namespace=grafana",
+        "--set",
+        "monitoring.serviceMonitor.labels.release=kube-prometheus",
+    )
+    service_monitor = one(objects, "ServiceMonitor", "llmscale")
+    assert service_monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert {e["port"] for e in service_monitor["spec"]["endpoints"]} == {"metrics", "http"}
+    pod_monitor = one(objects, "PodMonitor", "llmscale")
+    assert {e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]} == {"metrics", "http"}
+    dashboard = one(objects, "ConfigMap", "llmscale-dashboard")
+    assert dashboard["metadata"]["namespace"] == "grafana"
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(dashboard["data"]["llmscale.json"])
+    titles = " | ".join(panel["title"] for panel in board["panels"])
+    for topic in ("Load", "Replicas", "Strategy", "TTFT p95", "ITL p95", "SLO attainment", "GPU-hours"):
+        assert topic in titles
+    # the metrics Service the ServiceMonitor selects exists and names its port "metrics"
+    metrics_service = one(objects, "Service", "llmscale-operator-metrics")
+    assert metrics_service["spec"]["ports"][0]["name"] == "metrics"
+
+
+def test_gateway_can_be_disabled() -> None:
+    objects = render("--set", "gateway.enabled=false")
+    names = {o["metadata"]["name"] for o in objects}
+    assert not any(name.endswith("-gateway") for name in names)
+
+
+def test_more_replicas_turn_on_kopf_peering() -> None:
+    objects = render("--set", "operator.replicas=2")
+    args = container(one(objects, "Deployment", "llmscale-operator"))["args"]
+    assert "--peering=llmscale" in args
+    rules = granted(one(objects, "ClusterRole", "llmscale-operator")["rules"])
+    assert ("kopf.dev", "clusterkopfpeerings", "patch") in rules
+
+
+def test_gpu_prices_image_digest_and_extra_args_reach_the_pods() -> None:
+    digest = "sha256:" + "ab" * 32
+    objects = render(
+        "--set-json",
+        'gpuPrices={"H100-80GB": 2.49, "L4": 0.71}',
+        "--set",
+        f"image.digest={digest}",
+        "--set",
+        "image.tag=1.2.3",
+        "--set",
+        "operator.extraArgs={--verbose}",
+    )
+    main = container(one(objects, "Deployment", "llmscale-operator"))
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert json.loads(env["LLMSCALE_GPU_PRICES"]) == {"H100-80GB": 2.49, "L4": 0.71}
+    assert main["image"] == f"llmscale/operator:1.2.3@{digest}"
+    assert main["args"][-1] == "--verbose"
+
+
+def test_notes_render_for_the_main_combinations() -> None:
+    for flags in ([], ["--set", "watchNamespaces={team-a}", "--set", "gateway.enabled=false"]):
+        out = helm("install", "llmscale", str(CHART), "--dry-run=client", *flags).stdout
+        assert "NOTES:" in out and "kubectl get llmdeployments" in out
