@@ -1,0 +1,163 @@
+"""One streaming request against an OpenAI-compatible server, timed chunk by chunk.
+
+TTFT is the time from sending the request to the first chunk that carries text (chat streams
+open with an empty role delta, which does not count); every later text chunk adds one
+inter-token gap. Output tokens are taken from the usage the server reports
+(`stream_options.include_usage`), else the number of text chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+
+from llmscale.bench.stats import RequestResult
+
+Api = Literal["completions", "chat"]
+# Words that most BPE vocabularies (Llama, Mistral, GPT) encode as one token each, so a real
+# vLLM sees about the requested prompt length; the emulator takes the exact figure from the
+# llmscale_prompt_tokens extension field.
+_PROMPT_WORDS = ("hello", "world", "the", "cat", "sat", "on", "a", "mat")
+
+
+def prompt_text(tokens: int) -> str:
+    return " ".join(_PROMPT_WORDS[i % len(_PROMPT_WORDS)] for i in range(tokens))
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # base URL, e.g. http://127.0.0.1:8000
+    model: str
+    api: Api = "completions"
+
+    @property
+    def endpoint(self) -> str:
+        path = "/v1/completions" if self.api == "completions" else "/v1/chat/completions"
+        return self.url.rstrip("/") + path
+
+
+def request_body(target: Target, prompt_tokens: int, output_tokens: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": target.model,
+        "max_tokens": output_tokens,
+        # vLLM extensions: generate exactly max_tokens, as benchmark_serving does
+        "min_tokens": output_tokens,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.0,
+        "llmscale_prompt_tokens": prompt_tokens,
+    }
+    text = prompt_text(prompt_tokens)
+    if target.api == "completions":
+        body["prompt"] = text
+    else:
+        body["messages"] = [{"role": "user", "content": text}]
+    return body
+
+
+def _error_message(payload: str) -> str:
+    try:
+        parsed = json.loads(payload)
+    except json.JSONDecodeError:
+        return payload.strip()[:200]
+    if isinstance(parsed, dict):
+        error = parsed.get("error", parsed)
+        if isinstance(error, dict):
+            return str(error.get("message", error))[:200]
+        return str(error)[:200]
+    return str(parsed)[:200]
+
+
+def _chunk_text(chunk: dict[str, Any]) -> str:
+    choices = chunk.get("choices") or []
+    if not choices:
+        return ""
+    choice = choices[0]
+    if "text" in choice:
+        return str(choice.get("text") or "")
+    delta = choice.get("delta") or {}
+    return str(delta.get("content") or "")
+
+
+async def send_request(
+    session: aiohttp.ClientSession,
+    target: Target,
+    prompt_tokens: int,
+    output_tokens: int,
+    timeout_seconds: float,
+) -> RequestResult:
+    """Never raises for server or network trouble: the result carries the error kind."""
+    body = request_body(target, prompt_tokens, output_tokens)
+    start = time.monotonic()
+    result = RequestResult(start_seconds=start, end_seconds=start, ok=False, prompt_tokens=prompt_tokens)
+    chunk_times: list[float] = []
+    usage_tokens: int | None = None
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            async with session.post(target.endpoint, json=body) as response:
+                if response.status != 200:
+                    result.error = f"HTTP {response.status}"
+                    result.error_detail = _error_message(await response.text())
+                    return result
+                async for raw in response.content:
+                    line = raw.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        result.error = "stream error"
+                        result.error_detail = _error_message(data.decode())
+                        return result
+                    if _chunk_text(chunk):
+                        chunk_times.append(time.monotonic())
+                    usage = chunk.get("usage")
+                    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                        usage_tokens = usage["completion_tokens"]
+    except TimeoutError:
+        result.error = "timeout"
+        result.error_detail = f"no complete response within {timeout_seconds:g} s"
+        return result
+    except aiohttp.ClientConnectorError as exc:
+        result.error = "connection"
+        result.error_detail = exc.os_error.strerror or str(exc) if exc.os_error else str(exc)
+        return result
+    except (aiohttp.ClientError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        result.error = "stream interrupted" if chunk_times else "protocol"
+        result.error_detail = f"{type(exc).__name__}: {exc}"[:200]
+        return result
+    finally:
+        result.end_seconds = time.monotonic()
+    if not chunk_times:
+        result.error = "empty response"
+        result.error_detail = "the stream ended without any text"
+        return result
+    result.ok = True
+    result.ttft_seconds = chunk_times[0] - start
+    result.itl_seconds = [b - a for a, b in itertools.pairwise(chunk_times)]
+    result.output_tokens = usage_tokens if usage_tokens is not None else len(chunk_times)
+    return result
+
+
+async def fetch_models(session: aiohttp.ClientSession, url: str, timeout_seconds: float) -> list[str]:
+    """The served model names (GET /v1/models); raises aiohttp/asyncio errors for the caller."""
+    async with asyncio.timeout(timeout_seconds):
+        async with session.get(url.rstrip("/") + "/v1/models") as response:
+            if response.status != 200:
+                raise aiohttp.ClientResponseError(
+                    response.request_info,
+                    (),
+                    status=response.status,
+                    message=_error_message(await response.text()),
+                )
+            payload = await response.json(content_type=None)
+    return [str(item.get("id")) for item in payload.get("data", []) if isinstance(item, dict)]

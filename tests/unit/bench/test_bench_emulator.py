@@ -1,0 +1,188 @@
+"""`llmscale bench` against the emulator on 127.0.0.1: agreement with the model, errors, JSON schema."""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+from contextlib import redirect_stderr, redirect_stdout
+from typing import Any
+
+import pytest
+from bench_helpers import emulator_thread
+
+from llmscale.bench.load import Level
+from llmscale.bench.report import Progress
+from llmscale.bench.run import BenchSettings, run_sync
+from llmscale.bench.stats import Slo
+from llmscale.bench.workload import fixed_workload
+from llmscale.cli import main
+from llmscale.emulator.config import EmulatorConfig
+from llmscale.emulator.expect import replay
+from llmscale.sim.engine import ContinuousBatchingEngine
+from llmscale.sim.perfmodel import ReplicaPerformanceModel
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+# L4: ~35 ms steps, long next to event-loop jitter; speed-up 2 halves the test's wall time.
+GPU = "L4"
+SPEEDUP = 2.0
+PROMPT_TOKENS = 600
+OUTPUT_TOKENS = 10
+# Tolerance: medians within 25 % of the model plus 8 ms of wall-clock jitter (in model time).
+RELATIVE_TOLERANCE = 0.25
+ABSOLUTE_TOLERANCE_SECONDS = 0.008 * SPEEDUP
+
+LEVEL_KEYS = {
+    "level", "mode", "concurrency", "rate_rps", "requests", "completed", "errors", "error_kinds",
+    "error_examples", "duration_s", "request_throughput_rps", "output_throughput_tok_s",
+    "prompt_throughput_tok_s", "output_tokens", "goodput_fraction", "goodput_rps", "meets_slo",
+    "peak_in_flight",
+    *(f"{m}_{s}_s" for m in ("ttft", "itl", "tpot", "e2e") for s in ("mean", "p50", "p90", "p95", "p99")),
+}  # fmt: skip
+REPORT_KEYS = {"url", "model", "api", "workload", "slo", "percentile_method", "levels", "capacity_hint"}
+
+
+def settings(url: str, levels: list[Level], requests: int, **extra: Any) -> BenchSettings:
+    values: dict[str, Any] = {
+        "url": url,
+        "model": None,
+        "api": None,
+        "levels": tuple(levels),
+        "requests": requests,
+        "duration_seconds": None,
+        "timeout_seconds": 30.0,
+        "slo": Slo(2.0, 0.1),
+    }
+    values.update(extra)
+    return BenchSettings(**values)
+
+
+def model_medians(concurrency: int, total: int) -> tuple[float, float]:
+    perf = ReplicaPerformanceModel.for_deployment(MODEL, GPU)
+    timelines = replay(
+        ContinuousBatchingEngine(perf),
+        [],
+        concurrency=concurrency,
+        total_requests=total,
+        next_request=lambda _i: (PROMPT_TOKENS, OUTPUT_TOKENS),
+    )
+    ttft = statistics.median(t.ttft_seconds for t in timelines)
+    itl = statistics.median(g for t in timelines for g in t.itl_seconds)
+    return ttft, itl
+
+
+def test_measured_ttft_and_itl_agree_with_the_model() -> None:
+    plan = [(1, 4), (8, 16)]
+    config = EmulatorConfig(model=MODEL, gpu=GPU, port=0, speedup=SPEEDUP)
+    workload, info = fixed_workload(PROMPT_TOKENS, OUTPUT_TOKENS)
+    with emulator_thread(config) as url:
+        reports = [
+            run_sync(settings(url, [Level("concurrency", c)], n), workload, info, Progress(enabled=False))
+            for c, n in plan
+        ]
+    for (concurrency, total), report in zip(plan, reports, strict=True):
+        level = report["levels"][0]
+        assert level["errors"] == 0
+        assert level["completed"] == total
+        assert level["peak_in_flight"] == concurrency
+        expected_ttft, expected_itl = model_medians(concurrency, total)
+        ttft = level["ttft_p50_s"] * SPEEDUP
+        itl = level["itl_p50_s"] * SPEEDUP
+        assert abs(ttft - expected_ttft) <= RELATIVE_TOLERANCE * expected_ttft + ABSOLUTE_TOLERANCE_SECONDS, (
+            concurrency,
+            ttft,
+            expected_ttft,
+        )
+        assert abs(itl - expected_itl) <= RELATIVE_TOLERANCE * expected_itl + ABSOLUTE_TOLERANCE_SECONDS, (
+            concurrency,
+            itl,
+            expected_itl,
+        )
+        # every output token but the first is one inter-token gap
+        assert level["output_tokens"] == total * OUTPUT_TOKENS
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(["bench", *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fast_emulator() -> Any:
+    config = EmulatorConfig(model=MODEL, gpu="H100-80GB", port=0, served_model_names=("m",))
+    with emulator_thread(config) as url:
+        yield url
+
+
+def test_json_schema_is_stable(fast_emulator: str) -> None:
+    status, out, _ = run_cli(
+        "--url", fast_emulator, "--concurrency", "1,2", "--rate", "20", "--requests", "4",
+        "--output-tokens", "3", "--json", "--no-progress",
+    )  # fmt: skip
+    assert status == 0
+    report = json.loads(out)
+    assert set(report) == REPORT_KEYS
+    assert [level["level"] for level in report["levels"]] == ["concurrency 1", "concurrency 2", "rate 20/s"]
+    for level in report["levels"]:
+        assert set(level) == LEVEL_KEYS
+        assert level["requests"] == 4 and level["errors"] == 0
+    assert report["levels"][2]["rate_rps"] == 20.0 and report["levels"][2]["concurrency"] is None
+    assert report["model"] == "m"
+    assert report["capacity_hint"]["field"] == "spec.scaling.capacityHint"
+    assert report["slo"] == {"ttft_p95_s": 2.0, "itl_p95_s": 0.1}
+
+
+def test_http_errors_and_timeouts_are_counted(fast_emulator: str) -> None:
+    status, out, _ = run_cli(
+        "--url", fast_emulator, "--concurrency", "2", "--requests", "3", "--input-tokens", "135000",
+        "--json", "--no-progress",
+    )  # fmt: skip
+    level = json.loads(out)["levels"][0]
+    assert status == 1  # nothing succeeded
+    assert level["errors"] == 3 and level["error_kinds"] == {"HTTP 400": 3}
+    assert "maximum context length" in level["error_examples"]["HTTP 400"]
+
+    status, out, _ = run_cli(
+        "--url", fast_emulator, "--concurrency", "1", "--requests", "2", "--output-tokens", "2000",
+        "--timeout", "0.2", "--json", "--no-progress",
+    )  # fmt: skip
+    level = json.loads(out)["levels"][0]
+    assert level["error_kinds"] == {"timeout": 2}
+    assert level["meets_slo"] is False
+
+
+def test_table_output_and_capacity_hint_line(fast_emulator: str) -> None:
+    status, out, err = run_cli(
+        "--url", fast_emulator, "--concurrency", "1", "--requests", "3", "--output-tokens", "3"
+    )
+    assert status == 0
+    assert "TTFT p50/p95/p99 ms" in out
+    assert "set spec.scaling.capacityHint:" in out
+    assert "concurrency 1: 3/3 ok" in err  # progress lines on stderr (not a TTY here)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--url", "http://127.0.0.1:9"], "cannot reach http://127.0.0.1:9"),
+        (["--url", "localhost:8000"], "--url: value 'localhost:8000'"),
+        (["--url", "http://127.0.0.1:9", "--concurrency", "0"], "--concurrency: value '0'"),
+        (["--url", "http://127.0.0.1:9", "--rate", "fast"], "--rate: value 'fast'"),
+        (["--url", "http://127.0.0.1:9", "--slo-ttft", "soon"], "--slo-ttft: value 'soon'"),
+        (["--url", "http://127.0.0.1:9", "--output-tokens", "0"], "--output-tokens: value 0"),
+    ],
+)
+def test_bad_input_and_dead_endpoint_end_with_one_line(argv: list[str], message: str) -> None:
+    status, out, err = run_cli(*argv, "--no-progress")
+    assert status != 0
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+
+
+def test_wrong_model_name_is_refused_naming_the_served_ones(fast_emulator: str) -> None:
+    status, _, err = run_cli("--url", fast_emulator, "--model", "gpt-4", "--no-progress")
+    assert status == 2
+    assert "--model: value 'gpt-4' is not served" in err and "it serves m" in err
