@@ -185,6 +185,27 @@ def _count_sliding_layers(config: dict[str, Any], model_type: str, layers: int, 
     return 0
 
 
+def _scaled_context(config: dict[str, Any], max_len: int) -> int:
+    """vLLM's derived max_model_len (config/model.py): RoPE scaling (YaRN, linear, dynamic) stretches it.
+
+    Llama 3.1's "llama3" and Phi-3's "su"/"longrope" already state the stretched length in
+    max_position_embeddings, so vLLM (and we) leave those alone.
+    """
+    rope = config.get("rope_scaling") or config.get("rope_parameters")
+    if not isinstance(rope, dict) or str(config.get("model_type", "")).startswith("gemma3"):
+        return max_len  # Gemma 3 states its scaled 128k already (vLLM skips it too)
+    kind = str(rope.get("rope_type") or rope.get("type") or "")
+    factor = rope.get("factor")
+    if kind in ("", "default", "llama3", "su", "longrope", "mrope") or not isinstance(factor, int | float):
+        return max_len
+    if factor <= 1:
+        return max_len
+    original = rope.get("original_max_position_embeddings")
+    if kind == "yarn" and isinstance(original, int) and original > 0:
+        max_len = original
+    return int(max_len * factor)
+
+
 def _parse_hf_config(config: dict[str, Any], *, name: str | None, source: str) -> ModelArchitecture:
     if not isinstance(config, dict):
         raise UserInputError(f"{source}: expected a JSON object (a Hugging Face config.json)")
@@ -227,6 +248,7 @@ def _parse_hf_config(config: dict[str, Any], *, name: str | None, source: str) -
         config, source, "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"
     )
     assert vocab is not None and max_len is not None
+    max_len = _scaled_context(config, max_len)
     experts = _positive_int(
         config, source, "num_local_experts", "num_experts", "n_routed_experts", required=False
     )

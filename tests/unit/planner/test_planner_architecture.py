@@ -203,3 +203,21 @@ def test_modules_to_not_convert_keep_layers_in_16_bit() -> None:
     quantised = plan(config, "H100-80GB", gpus=1)
     everything = plan({**config, "quantization_config": {"quant_method": "fp8"}}, "H100-80GB", gpus=1)
     assert quantised.weights_gib * 2**30 == pytest.approx(everything.weights_gib * 2**30 + kept, abs=2**20)
+
+
+def test_rope_scaling_stretches_the_context_like_vllm() -> None:
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    # Qwen2.5's documented YaRN override: 32768 x 4 = 131072 tokens
+    qwen = ModelArchitecture.from_hf_config(
+        {**LLAMA2_7B_CONFIG, "max_position_embeddings": 32768, "rope_scaling": yarn}
+    )
+    assert qwen.max_position_embeddings == 131072
+    linear = {**LLAMA2_7B_CONFIG, "rope_scaling": {"type": "linear", "factor": 2.0}}
+    assert ModelArchitecture.from_hf_config(linear).max_position_embeddings == 8192
+    # Llama 3.1 states the stretched length already
+    llama3 = {
+        **LLAMA2_7B_CONFIG,
+        "max_position_embeddings": 131072,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0},
+    }
+    assert ModelArchitecture.from_hf_config(llama3).max_position_embeddings == 131072
