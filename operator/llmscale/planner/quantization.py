@@ -98,6 +98,10 @@ class WeightPrecision:
         raise AssertionError(self.method)
 
 
+# vLLM refuses float16 for these model types (config/model.py, "Numerical instability").
+FLOAT16_UNSUPPORTED_MODEL_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text", "plamo2", "glm4"})
+
+
 def canonical_dtype(value: str) -> str:
     dtype = _DTYPE_SPELLINGS.get(value.strip().lower())
     if dtype is None:
@@ -110,11 +114,14 @@ def canonical_dtype(value: str) -> str:
 def resolve_auto_dtype(model: ModelArchitecture, gpu: GPUSpec) -> str:
     """vLLM's `--dtype auto`: the checkpoint's dtype, except float32 serves in 16 bit.
 
-    float32 checkpoints serve in float16 (Gemma 2/3 in bfloat16: they overflow in fp16), and
-    GPUs without bfloat16 (compute capability < 8.0, e.g. T4) fall back to float16.
+    float32 checkpoints serve in float16, as the llmscale contract states and vLLM did up to
+    0.9 (newer vLLM picks the platform's first dtype, bfloat16 on Ampere and later: the same
+    two bytes per weight, so every size is unchanged). Gemma 2/3 never run in float16 (vLLM
+    refuses it: numerical instability), so they take bfloat16, or float32 where the GPU lacks
+    bfloat16. GPUs without bfloat16 (compute capability < 8.0, e.g. T4) fall back to float16.
     """
     dtype = _DTYPE_SPELLINGS.get(model.torch_dtype.lower(), "bfloat16")
-    fp16_unsafe = model.model_type in ("gemma2", "gemma3", "gemma3_text")
+    fp16_unsafe = model.model_type in FLOAT16_UNSUPPORTED_MODEL_TYPES
     if dtype == "float32":
         dtype = "bfloat16" if fp16_unsafe else "float16"
     if dtype == "bfloat16" and not gpu.supports_bfloat16:
@@ -160,6 +167,11 @@ def resolve_precision(
                 f"--quantization: value {quantization!r} is not supported; expected one of "
                 f"{', '.join(QUANTIZATION_CHOICES)}"
             )
+    if act_dtype == "float16" and model.model_type in FLOAT16_UNSUPPORTED_MODEL_TYPES:
+        raise UserInputError(
+            f"--quantization/--dtype: float16 is impossible for {model.name}: vLLM refuses float16 for "
+            f"{model.model_type} models (numerical instability); use bf16 or fp32"
+        )
     if act_dtype == "bfloat16" and not gpu.supports_bfloat16:
         raise UserInputError(
             f"--quantization/--dtype: bfloat16 is impossible on {gpu.name} (compute capability "

@@ -166,6 +166,7 @@ def test_dtype_auto_follows_vllm() -> None:
     assert plan("llama-3-8b", "H100-80GB").dtype == "bfloat16"  # bf16 stays bf16
     assert plan("gemma-2-9b", "H100-80GB").dtype == "bfloat16"  # Gemma 2 fp32 -> bf16 (fp16 overflows)
     assert plan("llama-3-8b", "T4", gpus=2, max_model_len=4096).dtype == "float16"  # T4 has no bf16
+    assert plan("gemma-2-9b", "T4", gpus=4, max_model_len=4096).dtype == "float32"  # nor Gemma fp16
     assert plan("llama-3-8b", "H100-80GB", dtype="float32").weights_gib == pytest.approx(29.92, abs=0.01)
 
 
@@ -177,6 +178,7 @@ def test_dtype_auto_follows_vllm() -> None:
         ("qwen2.5-7b-awq", "L4", "gptq", "is a awq checkpoint"),
         ("llama-3.1-405b-fp8", "H100-80GB", "bf16", "is a fp8 checkpoint"),
         ("llama-3-8b", "L4", "int3", "'int3' is not supported"),
+        ("gemma-2-9b", "H100-80GB", "fp16", "float16 is impossible for google/gemma-2-9b-it"),
     ],
 )
 def test_impossible_quantizations(model: str, gpu: str, quantization: str, message: str) -> None:
