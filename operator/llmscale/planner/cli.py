@@ -104,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from llmscale.planner.catalog import resolve_model
     from llmscale.planner.gpus import GPU_CATALOG, get_gpu
+    from llmscale.planner.plan import check_gpu_count
     from llmscale.planner.render import render_compare
 
+    if args.gpus is not None:
+        check_gpu_count(args.gpus)  # a bad count is bad input, not a table of n/a rows
     # --model may list several models (comma-separated) in a comparison.
     architectures = [resolve_model(name.strip()) for name in args.model.split(",") if name.strip()]
     gpu_names = (

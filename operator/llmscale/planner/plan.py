@@ -225,7 +225,7 @@ def _optional_positive(flag: str, value: int | None) -> int | None:
     return value
 
 
-def _check_gpus(gpus: int) -> int:
+def check_gpu_count(gpus: int) -> int:
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise UserInputError(f"--gpus: value {gpus!r} is invalid; expected a positive integer")
     if gpus > MAX_GPUS_PER_NODE:
@@ -310,7 +310,7 @@ def plan(
         )
 
     if gpus is not None:
-        tp = _check_gpus(gpus)
+        tp = check_gpu_count(gpus)
         problem = tensor_parallel_problem(architecture, precision, tp)
         if problem is not None:
             raise UserInputError(f"--gpus: value {tp} is not a valid tensor-parallel size: {problem}")

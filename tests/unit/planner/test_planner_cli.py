@@ -110,6 +110,8 @@ def test_config_json_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
         (["--model", "llama-3-8b", "--gpu", "L4", "--gpus", "3"], "not divisible by 3"),
         (["--model", "llama-3-8b", "--gpu", "L4", "--max-model-len", "9000"], "exceeds the maximum context"),
         (["--model", "llama-3-8b"], "--gpu: missing"),
+        (["--model", "llama-3-8b", "--gpu", "L4", "--compare", "--gpus", "0"], "--gpus: value 0"),
+        (["--model", "llama-3-8b", "--gpu", "L4", "--compare", "--max-model-len", "9000"], "9000 exceeds"),
     ],
 )
 def test_bad_input_is_one_line_exit_two(
