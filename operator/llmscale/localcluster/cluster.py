@@ -30,6 +30,7 @@ COMPONENTS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    "pod-discovery",
     "prometheus",
     "pod-runner",
 )
@@ -168,6 +169,7 @@ class LocalCluster:
             )
             timings["kwok"] = self._start_kwok()
             timings["nodes"] = self._create_nodes()
+            timings["pod-discovery"] = self._start_pod_discovery()
             timings["prometheus"] = self._start_prometheus(prometheus_binary)
             timings["pod-runner"] = self._start_pod_runner()
             timings["default-serviceaccount"] = self._wait_for_default_service_account()
@@ -190,7 +192,11 @@ class LocalCluster:
         return was_running
 
     def status(self) -> list[ComponentStatus]:
-        ports = self.ports.by_component() | {"pod-runner": None}
+        ports: dict[str, int | None] = {
+            **self.ports.by_component(),
+            "pod-runner": None,
+            "pod-discovery": None,
+        }
         result = []
         for name in COMPONENTS:
             pid = supervisor.running_pid(self.layout, name)
@@ -288,6 +294,19 @@ class LocalCluster:
             prometheus_config.prometheus_command(binary, self.layout, self.ports.prometheus),
             lambda: health.http_ok(self.prometheus_url + "/-/ready"),
         )
+
+    def _start_pod_discovery(self) -> float:
+        targets = prometheus_config.targets_file(self.layout)
+        targets.parent.mkdir(parents=True, exist_ok=True)
+        targets.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "llmscale.localcluster.pod_discovery",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--output={targets}",
+        ]
+        return self._start_and_wait("pod-discovery", argv, targets.exists)
 
     def _start_pod_runner(self) -> float:
         ready_file = self.layout.run_dir / "pod-runner.ready"

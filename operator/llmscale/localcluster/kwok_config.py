@@ -278,6 +278,8 @@ def kwok_command(kwok_binary: str, kubeconfig: str, stages_file: str, server_por
         f"--node-ip={NODE_IP}",
         f"--node-lease-duration-seconds={NODE_LEASE_DURATION_SECONDS}",
         f"--server-address=127.0.0.1:{server_port}",
+        # INFO logs every heartbeat patch of every node
+        "--v=WARN",
     ]
 
 

@@ -1,4 +1,10 @@
-"""Prometheus configuration: pod discovery against the local apiserver, PodMonitor-style labels."""
+"""Prometheus configuration: pod discovery against the local apiserver, PodMonitor-style labels.
+
+Debian's Prometheus has no Kubernetes service discovery compiled in, so targets come from
+`file_sd_configs` kept current by llmscale.localcluster.pod_discovery, which writes the same
+`__meta_kubernetes_pod_*` labels kubernetes_sd (role pod) would. `discovery="kubernetes"`
+renders the equivalent job for a Prometheus that has it.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,13 @@ EVALUATION_INTERVAL = "1s"
 JOB_NAME = "kubernetes-pods"
 
 
-def render_prometheus_config(apiserver_url: str, layout: StateLayout) -> dict[str, Any]:
+def targets_file(layout: StateLayout) -> Path:
+    return layout.prometheus_dir / "targets" / "pods.json"
+
+
+def render_prometheus_config(
+    apiserver_url: str, layout: StateLayout, *, discovery: str = "file"
+) -> dict[str, Any]:
     """The scrape config of interfaces.md: job `kubernetes-pods`, opt-in by annotation."""
     pki = layout.pki
     tls = {
@@ -61,6 +73,16 @@ def render_prometheus_config(apiserver_url: str, layout: StateLayout) -> dict[st
             "target_label": "llmdeployment",
         },
     ]
+    discovery_config: dict[str, Any]
+    if discovery == "kubernetes":
+        discovery_config = {
+            "kubernetes_sd_configs": [{"role": "pod", "api_server": apiserver_url, "tls_config": tls}]
+        }
+    else:
+        # inotify picks up each rewrite at once; the refresh is only a safety net
+        discovery_config = {
+            "file_sd_configs": [{"files": [str(targets_file(layout))], "refresh_interval": "5s"}]
+        }
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -71,7 +93,7 @@ def render_prometheus_config(apiserver_url: str, layout: StateLayout) -> dict[st
             {
                 "job_name": JOB_NAME,
                 "honor_labels": False,
-                "kubernetes_sd_configs": [{"role": "pod", "api_server": apiserver_url, "tls_config": tls}],
+                **discovery_config,
                 "relabel_configs": relabel_configs,
             }
         ],
