@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from llmscale.localcluster import components, kwok_config, prometheus_config
+from llmscale.localcluster import components, kwok_config, pod_discovery, prometheus_config
 from llmscale.localcluster.build import version_ldflags
 from llmscale.localcluster.layout import StateLayout
 from llmscale.localcluster.ports import ClusterPorts
@@ -55,7 +55,7 @@ def test_prometheus_keeps_annotated_pods_and_labels_namespace_pod_llmdeployment(
     assert config["global"]["scrape_interval"] == "1s"
     job = config["scrape_configs"][0]
     assert job["job_name"] == "kubernetes-pods"
-    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    assert job["file_sd_configs"][0]["files"] == [str(tmp_path / "prometheus" / "targets" / "pods.json")]
     targets = {r.get("target_label") for r in job["relabel_configs"]}
     assert {"namespace", "pod", "node", "llmdeployment", "__address__", "__metrics_path__"} <= targets
     keep = job["relabel_configs"][0]
@@ -76,3 +76,37 @@ def test_version_stamp_covers_server_and_client() -> None:
         assert f"-X {package}.gitVersion=v1.34.4" in flags
         assert f"-X {package}.gitMajor=1" in flags
         assert f"-X {package}.gitMinor=34" in flags
+
+
+def test_kubernetes_discovery_variant_for_a_prometheus_that_has_it(tmp_path: Path) -> None:
+    config = prometheus_config.render_prometheus_config(
+        "https://127.0.0.1:19443", StateLayout(tmp_path), discovery="kubernetes"
+    )
+    sd = config["scrape_configs"][0]["kubernetes_sd_configs"][0]
+    assert sd["role"] == "pod" and sd["api_server"] == "https://127.0.0.1:19443"
+
+
+def test_file_discovery_labels_match_what_kubernetes_sd_would_give() -> None:
+    pod = {
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "uid": "u",
+            "labels": {"llmscale.dev/deployment": "chat"},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"},
+        },
+        "spec": {"nodeName": "gpu-l4-0"},
+        "status": {
+            "podIP": "127.64.0.3",
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    groups = pod_discovery.render_targets([pod, {"metadata": {"name": "q", "namespace": "ns"}}])
+    assert len(groups) == 1  # a pod without an IP is no target
+    labels = groups[0]["labels"]
+    assert groups[0]["targets"] == ["127.64.0.3"]
+    assert labels["__meta_kubernetes_pod_label_llmscale_dev_deployment"] == "chat"
+    assert labels["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] == "true"
+    assert labels["__meta_kubernetes_pod_node_name"] == "gpu-l4-0"
+    assert labels["__meta_kubernetes_pod_ready"] == "true"
