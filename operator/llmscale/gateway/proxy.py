@@ -298,9 +298,19 @@ class Gateway:
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                # headers are gone already: all we can do is cut the response short
+                # Headers are gone already. A stream ends with an error event (no `[DONE]`); any
+                # other body is cut short and the connection closed, so it cannot look complete.
                 log.warning("upstream %s of %s/%s broke mid-response: %s", endpoint.url, *key, exc)
-                response.force_close()
+                self.metrics.rejected.labels(*key, "upstream_broken").inc()
+                if response.content_type == "text/event-stream":
+                    await response.write(
+                        sse_error_event(f"replica failed mid-stream: {exc}", "upstream_broken")
+                    )
+                    await response.write_eof()
+                else:
+                    response.force_close()
+                    if request.transport is not None:
+                        request.transport.close()
                 return response
             await response.write_eof()
             return response

@@ -30,6 +30,7 @@ class FakeUpstream:
         self.completed = 0
         self.status = 200
         self.block: asyncio.Event | None = None  # non-streaming requests wait on it when set
+        self.break_after: int | None = None  # drop the connection after this many stream chunks
         self.port = 0
 
     @property
@@ -54,6 +55,10 @@ class FakeUpstream:
                     if self.gated:
                         await self._permits.get()
                     await response.write(f"data: {self.name}-{i}\n\n".encode())
+                    if self.break_after is not None and i + 1 >= self.break_after:
+                        assert request.transport is not None
+                        request.transport.abort()  # the replica dies mid-stream
+                        return response
                 await response.write(b"data: [DONE]\n\n")
                 await response.write_eof()
                 self.completed += 1

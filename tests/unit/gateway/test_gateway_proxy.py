@@ -175,6 +175,23 @@ def test_client_disconnect_cancels_the_upstream_request() -> None:
     asyncio.run(main())
 
 
+def test_a_replica_dying_mid_stream_ends_the_stream_with_an_error_event() -> None:
+    async def main() -> None:
+        up = FakeUpstream("a", chunks=5)
+        up.break_after = 1
+        async with serving_upstream(up), running_gateway(source=source_with_model()) as gw:
+            gw.source.set_endpoints(NS, NAME, [up.endpoint])
+            async with (
+                aiohttp.ClientSession() as client,
+                client.post(gw.url + "/v1/completions", json=completion(stream=True)) as resp,
+            ):
+                text = (await asyncio.wait_for(resp.content.read(), 5)).decode()
+            assert text.startswith("data: a-0\n\n")
+            assert '"code": "upstream_broken"' in text and "[DONE]" not in text
+
+    asyncio.run(main())
+
+
 def test_least_outstanding_requests_spreads_concurrent_requests() -> None:
     async def main() -> None:
         a, b = FakeUpstream("a"), FakeUpstream("b")

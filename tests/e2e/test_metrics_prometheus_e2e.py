@@ -1,0 +1,199 @@
+"""Acceptance on the local control plane: the gateway wakes a deployment at zero, and the metrics
+adapter reads the replica's series from the real Prometheus.
+
+No operator runs here: the test plays its part (it scales the stand-in Deployment when the
+gateway's activation annotation appears), so what is exercised is the gateway's real watches
+(LLMDeployment + EndpointSlices), its real PATCH, a real emulated vLLM pod started by the pod
+runner, and the adapter's PromQL over real scrapes (pod discovery labels `namespace` and
+`llmdeployment`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes import client, config
+
+from llmscale.gateway.app import build_app, start_site
+from llmscale.gateway.config import GatewayConfig
+from llmscale.gateway.kube import KubeActivationSignaller, KubeEndpointSource
+from llmscale.gateway.proxy import Gateway
+from llmscale.gateway.sources import ACTIVATION_ANNOTATION
+from llmscale.metrics.prometheus import PrometheusMetricsSource
+from llmscale.metrics.promql import QueryWindows
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAME, SERVED = "wake", "wake-model"
+GROUP, VERSION, PLURAL = "llmscale.dev", "v1alpha1", "llmdeployments"
+
+
+def stand_in_workload(namespace: str) -> tuple[client.V1Service, client.V1Deployment]:
+    """What the operator would build for LLMDeployment `wake`: a Service and a vLLM Deployment."""
+    labels = {"llmscale.dev/deployment": NAME, "app.kubernetes.io/instance": NAME}
+    service = client.V1Service(
+        metadata=client.V1ObjectMeta(name=NAME, labels=labels),
+        spec=client.V1ServiceSpec(
+            selector=labels, ports=[client.V1ServicePort(name="http", port=8000, target_port=8000)]
+        ),
+    )
+    pod_labels = {**labels, "app.kubernetes.io/name": "vllm", "llmscale.dev/runner": "emulator"}
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8000",
+        "prometheus.io/path": "/metrics",
+        "llmscale.dev/startup-delay": "2s",
+        "llmscale.dev/emulator-speedup": "20",
+    }
+    container = client.V1Container(
+        name="vllm",
+        image="vllm/vllm-openai:v0.11.0",
+        command=["vllm", "serve", "llama-3.1-8b", "--port", "8000", "--served-model-name", SERVED],
+        ports=[client.V1ContainerPort(name="http", container_port=8000)],
+        resources=client.V1ResourceRequirements(limits={"nvidia.com/gpu": "1"}),
+    )
+    deployment = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=NAME, labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=0,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=pod_labels, annotations=annotations),
+                spec=client.V1PodSpec(
+                    containers=[container],
+                    node_selector={"nvidia.com/gpu.product": "NVIDIA-L4"},
+                    tolerations=[
+                        client.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+                    ],
+                    termination_grace_period_seconds=5,
+                ),
+            ),
+        ),
+    )
+    return service, deployment
+
+
+def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheus(
+    cluster: Any,
+    namespace: str,
+    kubectl: Callable[..., Any],
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    custom_objects: client.CustomObjectsApi,
+    prometheus: Any,
+    wait_for: Callable[..., Any],
+) -> None:
+    if not cluster.has_fake_gpu_nodes:
+        pytest.skip("needs the local cluster's fake GPU nodes and pod runner")
+    kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=30s")
+    custom_objects.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LLMDeployment",
+            "metadata": {"name": NAME},
+            "spec": {
+                "model": {"name": "llama-3.1-8b", "servedName": SERVED},
+                "resources": {"gpu": {"product": "L4"}},
+            },
+        },
+    )
+    service, deployment = stand_in_workload(namespace)
+    core_v1.create_namespaced_service(namespace, service)
+    apps_v1.create_namespaced_deployment(namespace, deployment)
+
+    def annotation() -> str | None:
+        obj = custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME)
+        return (obj["metadata"].get("annotations") or {}).get(ACTIVATION_ANNOTATION)
+
+    async def main() -> None:
+        gateway_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        gateway = Gateway(
+            GatewayConfig(port=0, hold_timeout_seconds=120, keepalive_interval_seconds=1),
+            KubeEndpointSource([namespace], api_client=gateway_client),
+            KubeActivationSignaller(gateway_client),
+        )
+        runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                deadline = time.monotonic() + 30
+                while True:  # the watches list once, then /health is 200
+                    async with http.get(url + "/health") as resp:
+                        if resp.status == 200:
+                            break
+                    assert time.monotonic() < deadline, "gateway never synced"
+                    await asyncio.sleep(0.2)
+                async with http.get(url + "/v1/models") as resp:
+                    models = (await resp.json())["data"]
+                assert [(m["id"], m["llmscale"]["ready_endpoints"]) for m in models] == [(SERVED, 0)]
+
+                # at zero replicas: the request is held (never 404/503) and the operator is signalled
+                sent = time.monotonic()
+                body = {"model": SERVED, "prompt": "hello " * 20, "max_tokens": 8, "stream": True}
+                stream = await http.post(url + "/v1/completions", json=body)
+                assert stream.status == 200
+                assert await asyncio.wait_for(stream.content.readline(), 10) == b": keep-alive\n"
+                plain = asyncio.create_task(
+                    http.post(url + "/v1/completions", json={**body, "stream": False})
+                )
+                while (await asyncio.to_thread(annotation)) is None:
+                    assert time.monotonic() - sent < 5, "no activation annotation within 5 s"
+                    await asyncio.sleep(0.1)
+                signal_seconds = time.monotonic() - sent
+                assert signal_seconds < 2.0, f"activation signal took {signal_seconds:.2f}s"
+                assert not plain.done()
+
+                # the operator's part: scale 0 -> 1; the held requests are forwarded when Ready
+                await asyncio.to_thread(
+                    apps_v1.patch_namespaced_deployment_scale, NAME, namespace, {"spec": {"replicas": 1}}
+                )
+                resp = await asyncio.wait_for(plain, 120)
+                assert resp.status == 200, await resp.text()
+                assert (await resp.json())["choices"]
+                resp.release()
+                text = (await asyncio.wait_for(stream.content.read(), 60)).decode()
+                assert text.rstrip().endswith("data: [DONE]"), text[-300:]
+                stream.release()
+
+                # some steady traffic so rate() and histogram_quantile() have samples
+                async def one() -> None:
+                    async with http.post(url + "/v1/completions", json={**body, "stream": False}) as r:
+                        assert r.status == 200
+                        await r.read()
+
+                for _ in range(10):
+                    await asyncio.gather(one(), one(), one())
+                    await asyncio.sleep(0.3)
+        finally:
+            await runner.cleanup()
+
+        source = PrometheusMetricsSource(prometheus.url, windows=QueryWindows(rate_window_seconds=30))
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                snapshot = await source.fetch_current(time.time())
+                metrics = snapshot.get((namespace, NAME))
+                if metrics is not None and (metrics.request_rate_rps or 0) > 0 and metrics.ttft_p95_seconds:
+                    break
+                assert time.monotonic() < deadline, f"no engine signals for {namespace}/{NAME}: {snapshot}"
+                await asyncio.sleep(1)
+            assert metrics.kv_cache_usage is not None
+            assert metrics.itl_p95_seconds is not None
+            assert metrics.num_requests_running is not None
+            assert metrics.engine_reporting
+        finally:
+            source.close()
+
+    asyncio.run(main())
