@@ -31,6 +31,7 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "pod-discovery",
+    "loopback-endpoints",
     "prometheus",
     "pod-runner",
 )
@@ -170,6 +171,9 @@ class LocalCluster:
             timings["kwok"] = self._start_kwok()
             timings["nodes"] = self._create_nodes()
             timings["pod-discovery"] = self._start_pod_discovery()
+            timings["loopback-endpoints"] = self._start_python_component(
+                "loopback-endpoints", "llmscale.localcluster.loopback_endpoints"
+            )
             timings["prometheus"] = self._start_prometheus(prometheus_binary)
             timings["pod-runner"] = self._start_pod_runner()
             timings["default-serviceaccount"] = self._wait_for_default_service_account()
@@ -294,6 +298,13 @@ class LocalCluster:
             prometheus_config.prometheus_command(binary, self.layout, self.ports.prometheus),
             lambda: health.http_ok(self.prometheus_url + "/-/ready"),
         )
+
+    def _start_python_component(self, name: str, module: str) -> float:
+        """A helper process of ours that signals readiness by creating run/<name>.ready."""
+        ready_file = self.layout.run_dir / f"{name}.ready"
+        ready_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", module, f"--kubeconfig={self.kubeconfig}", f"--ready-file={ready_file}"]
+        return self._start_and_wait(name, argv, ready_file.exists)
 
     def _start_pod_discovery(self) -> float:
         targets = prometheus_config.targets_file(self.layout)

@@ -94,7 +94,10 @@ def controller_manager_command(bin_dir: Path, layout: StateLayout, ports: Cluste
         f"--cluster-signing-cert-file={pki.ca_cert}",
         f"--cluster-signing-key-file={pki.ca_key}",
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-        "--controllers=*",
+        # The apiserver rejects loopback addresses in Endpoints and IPv4 EndpointSlices, so these
+        # two controllers could only fail (and retry) for every Service; the
+        # loopback-endpoints process publishes FQDN-typed slices instead.
+        "--controllers=*,-endpointslice-controller,-endpoints-controller",
         # quick reaction in tests: scale-down of terminated pods, GC of orphans
         "--terminated-pod-gc-threshold=100",
         "--concurrent-deployment-syncs=10",
