@@ -1,9 +1,10 @@
 """llmscale.metrics: the signals the scaling loop reads, from Prometheus (or a fake in tests).
 
 Public API:
-  MetricsSource (Protocol), DeploymentMetrics, DemandHistory, DeploymentKey   (llmscale.metrics.types)
-  PrometheusMetricsSource(url, windows=QueryWindows(...), timeout_seconds=...) (llmscale.metrics.prometheus)
-  FakeMetricsSource                                                           (llmscale.metrics.fake)
+- llmscale.metrics.types: MetricsSource (Protocol), DeploymentMetrics, DemandHistory, DeploymentKey
+- llmscale.metrics.prometheus: PrometheusMetricsSource(url, windows=QueryWindows(...), ...)
+- llmscale.metrics.fake: FakeMetricsSource (setters, for tests)
+- llmscale.metrics.gateway_scrape: GatewayOverlaySource(inner, GatewayScraper([gateway_url]))
 Import the adapter from its module: importing this package stays free of HTTP clients.
 """
 
