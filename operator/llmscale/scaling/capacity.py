@@ -5,8 +5,14 @@ while TTFT p95 stays within the SLO? The prior is `policy.target_utilization` (e
 saturation). Each observation is a pair (load per ready replica, TTFT p95):
 
 - TTFT p95 above the SLO at a load we believed sustainable -> the belief was too optimistic:
-  shrink it by 3 % per observation;
+  shrink it by 2 % per observation;
 - TTFT p95 below half the SLO at >= 90 % of the believed capacity -> there is room: grow 1 %.
+
+Only a settled fleet teaches anything: no replica starting and none started within the last
+`SETTLE_SECONDS` (a TTFT window). Otherwise a cold-start backlog, which more replicas are already
+on their way to absorb, would be mistaken for a replica that serves less than believed. Without
+violations the estimate relaxes back towards the prior (1 % of the gap per observation), so a
+violation episode is forgotten in a few minutes rather than ratcheting capacity down for good.
 
 The answer stays within [0.5, 1.3] x the prior and never above 0.98 (saturation), so one bad
 window (a cold-start backlog, a long-prompt burst) cannot collapse or inflate it.
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 from llmscale.scaling.types import CapacityState, ScalingPolicy
 
-SHRINK_FACTOR = 0.97
+SHRINK_FACTOR = 0.98
+RELAX_SHARE = 0.01
+SETTLE_SECONDS = 60.0
 GROW_FACTOR = 1.01
 LOWER_BOUND_OF_PRIOR = 0.5
 UPPER_BOUND_OF_PRIOR = 1.3
@@ -43,9 +51,19 @@ def observe(
     *,
     load_per_replica: float,
     ttft_p95_seconds: float | None,
+    fleet_settled: bool,
     now: float,
 ) -> None:
-    """Fold one (load per ready replica, TTFT p95) pair into the capacity estimate (in place)."""
+    """Fold one (load per ready replica, TTFT p95) pair into the capacity estimate (in place).
+
+    `fleet_settled`: every provisioned replica is Ready and none was added recently."""
+    if not fleet_settled:
+        state.settled_since = None
+        return
+    if state.settled_since is None:
+        state.settled_since = now
+    if now - state.settled_since < SETTLE_SECONDS:
+        return
     if ttft_p95_seconds is None or load_per_replica < MIN_LOAD_TO_LEARN:
         return
     current = sustainable_load(state, policy)
@@ -57,5 +75,7 @@ def observe(
         state.last_violation_time = now
     elif ttft_p95_seconds < 0.5 * slo and load_per_replica >= 0.9 * current:
         updated = current * GROW_FACTOR
+    elif ttft_p95_seconds <= slo:
+        updated = current + RELAX_SHARE * (policy.target_utilization - current)
     state.sustainable_load_per_replica = min(max(updated, low), high)
     state.observations += 1

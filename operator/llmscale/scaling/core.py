@@ -71,6 +71,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             policy,
             load_per_replica=measured.load_replicas / inputs.ready_replicas,
             ttft_p95_seconds=inputs.ttft_p95_seconds,
+            fleet_settled=inputs.ready_replicas >= inputs.current_replicas,
             now=now,
         )
     per_replica = capacity.sustainable_load(next_state.capacity, policy)
@@ -135,6 +136,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             next_state.scaler,
             policy,
             load_replicas=measured.load_replicas,
+            burst_load_replicas=measured.burst_load_replicas,
             forecast_upper_replicas=upper,
             current_replicas=inputs.current_replicas,
             ready_replicas=inputs.ready_replicas,
@@ -168,6 +170,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         next_state.scaler,
         policy,
         load_replicas=measured.load_replicas,
+        burst_load_replicas=measured.burst_load_replicas,
         forecast_upper_replicas=upper,
         current_replicas=inputs.current_replicas,
         ready_replicas=inputs.ready_replicas,

@@ -24,9 +24,13 @@ BACKLOG_DRAIN_SECONDS = 10.0
 @dataclass(frozen=True)
 class Demand:
     load_replicas: float
-    """Replica-units of work per second now, backlog drain included."""
+    """Replica-units of work per second from the engines' token rates (Prometheus-windowed, so
+    already smoothed), backlog drain included; from the gateway when no engine reports."""
+    burst_load_replicas: float
+    """The larger of `load_replicas` and the gateway's immediate arrivals: sees a burst before
+    the engines' rate windows do (feeds the panic window only: it is noisier)."""
     request_rate_rps: float
-    """Best current estimate of arrivals: the larger of engine rate and gateway arrivals."""
+    """Arrivals per second: the gateway's count when there is one, else the engines' rate."""
     work_per_request_replica_seconds: float
     idle: bool
     """Positive proof of idleness at this instant: metrics present and nothing arriving,
@@ -59,12 +63,15 @@ def measure(inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadSta
         prompt_tps / policy.capacity_prompt_tokens_per_second
         + generation_tps / policy.capacity_generation_tokens_per_second
     )
-    # The gateway sees arrivals at once while engine rates lag by scrape + rate window; at zero
-    # replicas it is the only signal. Take whichever shows more work.
-    request_rate = max(engine_rps, gateway_rps)
-    load = max(engine_load, gateway_rps * per_request)
+    gateway_load = gateway_rps * per_request
+    request_rate = gateway_rps if inputs.gateway_arrivals_rps is not None else engine_rps
     backlog = _clean(inputs.num_requests_waiting) + max(0, inputs.gateway_queue_depth)
-    load += backlog * per_request / BACKLOG_DRAIN_SECONDS
+    backlog_load = backlog * per_request / BACKLOG_DRAIN_SECONDS
+    # Engine token rates are the accurate measure of work (real token counts, windowed); when no
+    # engine reports (zero or only starting replicas) the gateway's arrivals are all there is.
+    load = engine_load if inputs.ready_replicas > 0 and engine_load > 0 else gateway_load
+    load += backlog_load
+    burst_load = max(load, gateway_load + backlog_load)
 
     idle = (
         inputs.metrics_available
@@ -78,6 +85,7 @@ def measure(inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadSta
     )
     return Demand(
         load_replicas=load,
+        burst_load_replicas=burst_load,
         request_rate_rps=request_rate,
         work_per_request_replica_seconds=per_request,
         idle=idle,

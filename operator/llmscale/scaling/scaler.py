@@ -55,6 +55,7 @@ def recommend(
     policy: ScalingPolicy,
     *,
     load_replicas: float,
+    burst_load_replicas: float,
     forecast_upper_replicas: float,
     current_replicas: int,
     ready_replicas: int,
@@ -65,12 +66,12 @@ def recommend(
     """Replicas for the 1<->N regime (never below `floor_replicas`, which is >= 1); in place."""
     if state.last_time is None:
         state.stable_load = load_replicas
-        state.panic_load = load_replicas
+        state.panic_load = burst_load_replicas
         dt = 0.0
     else:
         dt = max(0.0, now - state.last_time)
         state.stable_load = _average(state.stable_load, load_replicas, dt, policy.stable_window_seconds)
-        state.panic_load = _average(state.panic_load, load_replicas, dt, policy.panic_window_seconds)
+        state.panic_load = _average(state.panic_load, burst_load_replicas, dt, policy.panic_window_seconds)
     state.last_time = now
 
     per_replica = sustainable_load_per_replica

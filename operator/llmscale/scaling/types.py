@@ -208,6 +208,8 @@ class CapacityState:
     """Replica-units one replica may carry (None = policy prior); bounded around the prior."""
     observations: int = 0
     last_violation_time: float | None = None
+    settled_since: float | None = None
+    """Since when every provisioned replica has been Ready (None while some are starting)."""
 
 
 @dataclass

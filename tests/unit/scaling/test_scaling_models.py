@@ -98,12 +98,16 @@ def test_capacity_shrinks_on_violations_and_stays_bounded() -> None:
     state = CapacityState()
     for step in range(500):
         load = capacity.sustainable_load(state, POLICY)  # violations at the believed capacity
-        capacity.observe(state, POLICY, load_per_replica=load, ttft_p95_seconds=5.0, now=step * 5.0)
+        capacity.observe(
+            state, POLICY, load_per_replica=load, ttft_p95_seconds=5.0, fleet_settled=True, now=step * 5.0
+        )
     low, high = capacity.bounds(POLICY)
     assert capacity.sustainable_load(state, POLICY) == pytest.approx(low)
     for step in range(5000):
         load = capacity.sustainable_load(state, POLICY)
-        capacity.observe(state, POLICY, load_per_replica=load, ttft_p95_seconds=0.05, now=step * 5.0)
+        capacity.observe(
+            state, POLICY, load_per_replica=load, ttft_p95_seconds=0.05, fleet_settled=True, now=step * 5.0
+        )
     assert capacity.sustainable_load(state, POLICY) == pytest.approx(high)
     assert high <= 0.98
 
@@ -111,12 +115,42 @@ def test_capacity_shrinks_on_violations_and_stays_bounded() -> None:
 def test_capacity_ignores_violations_above_the_believed_capacity() -> None:
     # Overload (we were short of replicas) says nothing against the per-replica estimate.
     state = CapacityState()
-    capacity.observe(state, POLICY, load_per_replica=1.5, ttft_p95_seconds=9.0, now=0.0)
+    for step in range(20):
+        capacity.observe(
+            state, POLICY, load_per_replica=1.5, ttft_p95_seconds=9.0, fleet_settled=True, now=step * 5.0
+        )
     assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
 
 
 def test_capacity_ignores_near_idle_replicas() -> None:
     state = CapacityState()
-    capacity.observe(state, POLICY, load_per_replica=0.01, ttft_p95_seconds=9.0, now=0.0)
+    for step in range(20):
+        capacity.observe(
+            state, POLICY, load_per_replica=0.01, ttft_p95_seconds=9.0, fleet_settled=True, now=step * 5.0
+        )
     assert state.observations == 0
     assert math.isclose(capacity.sustainable_load(state, POLICY), POLICY.target_utilization)
+
+
+def test_capacity_learns_nothing_while_replicas_start_and_relaxes_back() -> None:
+    state = CapacityState()
+    # A cold-start backlog: TTFT is bad, but replicas are still starting.
+    for step in range(40):
+        capacity.observe(
+            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, fleet_settled=False, now=step * 5.0
+        )
+    assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
+    # Settled: the first minute is the TTFT window still full of the backlog; then it counts.
+    for step in range(40, 80):
+        capacity.observe(
+            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, fleet_settled=True, now=step * 5.0
+        )
+    shrunk = capacity.sustainable_load(state, POLICY)
+    assert shrunk < POLICY.target_utilization * 0.8
+    # Good latency again at a lower load: the estimate relaxes back towards the prior.
+    for step in range(80, 400):
+        capacity.observe(
+            state, POLICY, load_per_replica=0.3, ttft_p95_seconds=0.4, fleet_settled=True, now=step * 5.0
+        )
+    assert shrunk < capacity.sustainable_load(state, POLICY) <= POLICY.target_utilization
+    assert capacity.sustainable_load(state, POLICY) > 0.95 * POLICY.target_utilization
