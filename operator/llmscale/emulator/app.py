@@ -40,6 +40,8 @@ def model_engine(config: EmulatorConfig) -> EngineSpec:
     perf = ReplicaPerformanceModel.for_deployment(
         config.model, config.gpu, config.tensor_parallel_size, **options
     )
+    if config.max_num_seqs is not None:
+        perf = perf.with_limits(max_num_seqs=config.max_num_seqs)
     max_model_len = config.max_model_len or perf.max_model_len or FALLBACK_MAX_MODEL_LEN
     return EngineSpec(ContinuousBatchingEngine(perf), max_model_len, perf.kv_cache_tokens)
 

@@ -17,6 +17,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gpu", default=None, help="GPU catalog name, e.g. H100-80GB, A100-80GB, L4")
     p.add_argument("--tensor-parallel-size", type=int, default=None, help="GPUs per replica")
     p.add_argument("--max-model-len", type=int, default=None, help="context length (prompt + output tokens)")
+    p.add_argument("--max-num-seqs", type=int, default=None, help="batch slots (vLLM's default 256)")
     p.add_argument(
         "--metrics-names",
         default=None,
@@ -56,6 +57,7 @@ def _config(args: argparse.Namespace) -> Any:
         "gpu": args.gpu,
         "tensor_parallel_size": args.tensor_parallel_size,
         "max_model_len": args.max_model_len,
+        "max_num_seqs": args.max_num_seqs,
         "metrics_names": args.metrics_names,
         "speedup": args.speedup,
         "drain_timeout_seconds": args.drain_timeout,

@@ -36,6 +36,7 @@ class EmulatorConfig:
     gpu: str = DEFAULT_GPU
     tensor_parallel_size: int | None = None
     max_model_len: int | None = None
+    max_num_seqs: int | None = None  # vLLM --max-num-seqs (default: the model's, 256)
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     metrics_names: MetricsGeneration = "current"
@@ -52,6 +53,8 @@ class EmulatorConfig:
             raise UserInputError(f"--speedup: value {self.speedup!r} must be > 0")
         if self.tensor_parallel_size is not None and self.tensor_parallel_size < 1:
             raise UserInputError(f"--tensor-parallel-size: value {self.tensor_parallel_size!r} must be >= 1")
+        if self.max_num_seqs is not None and self.max_num_seqs < 1:
+            raise UserInputError(f"--max-num-seqs: value {self.max_num_seqs!r} must be >= 1")
         if self.max_model_len is not None and self.max_model_len < 2:
             raise UserInputError(f"--max-model-len: value {self.max_model_len!r} must be >= 2")
         if not 0 <= self.port <= 65535:

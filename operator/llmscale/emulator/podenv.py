@@ -36,6 +36,7 @@ def _vllm_parser() -> argparse.ArgumentParser:
     parser.add_argument("--served-model-name", nargs="+")
     parser.add_argument("--tensor-parallel-size", "-tp", type=int)
     parser.add_argument("--max-model-len", type=str)
+    parser.add_argument("--max-num-seqs", type=int)
     return parser
 
 
@@ -76,6 +77,7 @@ def parse_vllm_command(argv: list[str]) -> dict[str, Any]:
         "served_model_names": tuple(args.served_model_name or ()),
         "tensor_parallel_size": args.tensor_parallel_size,
         "max_model_len": _parse_max_model_len(args.max_model_len),
+        "max_num_seqs": args.max_num_seqs,
     }
 
 
@@ -124,6 +126,7 @@ def config_from_pod_env(env: Mapping[str, str], *, speedup: float | None = None)
         gpu=str(node_labels.get(GPU_PRODUCT_LABEL) or DEFAULT_GPU),
         tensor_parallel_size=served["tensor_parallel_size"],
         max_model_len=served["max_model_len"],
+        max_num_seqs=served["max_num_seqs"],
         # the pod's own address: every pod listens on its loopback IP, so never 0.0.0.0
         host=pod_ip,
         port=served["port"] or DEFAULT_PORT,

@@ -123,8 +123,7 @@ def test_sigterm_drains_in_flight_request_then_exits() -> None:
         [
             sys.executable,
             "-m",
-            "llmscale",
-            "emulate",
+            "llmscale.emulator",  # = `llmscale emulate`, without importing the other commands
             "--port",
             "0",
             "--gpu",

@@ -26,6 +26,8 @@ POD_ARGS = [
     "--gpu-memory-utilization",
     "0.9",
     "--enable-prefix-caching",
+    "--max-num-seqs",
+    "64",
 ]
 
 
@@ -50,6 +52,7 @@ def test_reads_vllm_command_line_node_gpu_and_pod_ip() -> None:
     assert config.gpu == "A100-80GB"
     assert (config.host, config.port) == ("127.0.1.7", 8000)
     assert config.metrics_names == "current"
+    assert config.max_num_seqs == 64
 
 
 def test_legacy_metrics_and_speedup_annotations() -> None:
