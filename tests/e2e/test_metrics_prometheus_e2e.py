@@ -92,7 +92,10 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
 ) -> None:
     if not cluster.has_fake_gpu_nodes:
         pytest.skip("needs the local cluster's fake GPU nodes and pod runner")
-    kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
+    # The CRD is cluster-scoped and shared with other tests: install it only when absent, and
+    # never delete or re-own it.
+    if kubectl("get", f"crd/{PLURAL}.{GROUP}", "-o", "name", check=False).returncode != 0:
+        kubectl("create", "-f", str(REPO_ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=30s")
     custom_objects.create_namespaced_custom_object(
         GROUP,
