@@ -41,6 +41,38 @@ def cel_rule(
     return entry
 
 
+_DIGITS: Final = "[" + ", ".join(f"'{d}'" for d in range(10)) + "]"
+
+
+def cel_int(expression: str) -> str:
+    """A CEL string expression rendering the non-negative int `expression` (0..9999).
+
+    `string(int)` would be simpler, but the API server's cost estimator cannot bound its size,
+    so any messageExpression using it is rejected as over budget; indexing a digit list is bounded.
+    """
+    x = f"({expression})"
+    return (
+        f"(({x} >= 1000 ? {_DIGITS}[{x} / 1000 % 10] : '')"
+        f" + ({x} >= 100 ? {_DIGITS}[{x} / 100 % 10] : '')"
+        f" + ({x} >= 10 ? {_DIGITS}[{x} / 10 % 10] : '')"
+        f" + {_DIGITS}[{x} % 10])"
+    )
+
+
+def cel_text(*parts: str | tuple[str]) -> str:
+    """A CEL string concatenation: plain str parts are literal text, 1-tuples are int expressions.
+
+    `cel_text("spec.x: ", ("self.x",), " is too big")` -> `'spec.x: ' + <digits of self.x> + ' is too big'`.
+    """
+    pieces = []
+    for part in parts:
+        if isinstance(part, tuple):
+            pieces.append(cel_int(part[0]))
+        else:
+            pieces.append("'" + part.replace("'", "\\'") + "'")
+    return " + ".join(pieces)
+
+
 def cel_rules(*rules: dict[str, str]) -> dict[str, Any]:
     """`json_schema_extra` value carrying CEL rules."""
     return {CEL_RULES_KEY: list(rules)}

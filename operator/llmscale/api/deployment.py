@@ -7,7 +7,7 @@ from typing import Annotated, Any, Final
 from pydantic import Field, model_validator
 
 from llmscale.api import defaults
-from llmscale.api.base import ApiModel, cel_rule, cel_rules
+from llmscale.api.base import ApiModel, cel_rule, cel_rules, cel_text
 from llmscale.api.spec import (
     MANAGED_POD_LABELS,
     EngineSpec,
@@ -105,8 +105,13 @@ class LLMDeploymentSpec(ApiModel):
             cel_rule(
                 "!has(self.engine) || !has(self.engine.tensorParallelSize) || !has(self.resources.gpu.count)"
                 " || self.resources.gpu.count % self.engine.tensorParallelSize == 0",
-                "'spec.engine.tensorParallelSize: ' + string(self.engine.tensorParallelSize) + ' must divide"
-                " spec.resources.gpu.count (' + string(self.resources.gpu.count) + ')'",
+                cel_text(
+                    "spec.engine.tensorParallelSize: ",
+                    ("self.engine.tensorParallelSize",),
+                    " must divide spec.resources.gpu.count (",
+                    ("self.resources.gpu.count",),
+                    ")",
+                ),
                 field_path=".engine.tensorParallelSize",
                 message="spec.engine.tensorParallelSize must divide spec.resources.gpu.count",
             ),

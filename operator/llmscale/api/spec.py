@@ -15,7 +15,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, field_validator, 
 from pydantic.alias_generators import to_camel
 
 from llmscale.api import defaults
-from llmscale.api.base import ApiModel, cel_rule, cel_rules
+from llmscale.api.base import ApiModel, cel_rule, cel_rules, cel_text
 from llmscale.api.duration import DURATION_PATTERN, parse_duration_seconds
 
 # GPU catalog names (the planner's GPU_CATALOG keys; a unit test keeps them in step).
@@ -128,7 +128,7 @@ class EngineSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel_rules(
             cel_rule(
-                f"!self.extraArgs.exists(a, a.matches('{MANAGED_FLAG_REGEX}'))",
+                f"!has(self.extraArgs) || !self.extraArgs.exists(a, a.matches('{MANAGED_FLAG_REGEX}'))",
                 f"'spec.engine.extraArgs: ' + self.extraArgs.filter(a, a.matches('{MANAGED_FLAG_REGEX}'))[0]"
                 " + ' is set by llmscale from the spec; use the matching spec field instead'",
                 field_path=".extraArgs",
@@ -234,13 +234,13 @@ class SloSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel_rules(
             cel_rule(
-                "duration(self.ttftP95) > duration('0s')",
+                "!has(self.ttftP95) || duration(self.ttftP95) > duration('0s')",
                 "'spec.scaling.slo.ttftP95: ' + self.ttftP95 + ' must be greater than 0'",
                 field_path=".ttftP95",
                 message="spec.scaling.slo.ttftP95 must be greater than 0",
             ),
             cel_rule(
-                "duration(self.itlP95) > duration('0s')",
+                "!has(self.itlP95) || duration(self.itlP95) > duration('0s')",
                 "'spec.scaling.slo.itlP95: ' + self.itlP95 + ' must be greater than 0'",
                 field_path=".itlP95",
                 message="spec.scaling.slo.itlP95 must be greater than 0",
@@ -287,43 +287,62 @@ class SloSpec(ApiModel):
 def _scaling_rules() -> dict[str, Any]:
     return cel_rules(
         cel_rule(
-            "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
-            "'spec.scaling.minReplicas: ' + string(self.minReplicas) + ' must not exceed maxReplicas ('"
-            " + string(self.maxReplicas) + ')'",
+            "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+            cel_text(
+                "spec.scaling.minReplicas: ",
+                ("self.minReplicas",),
+                " must not exceed maxReplicas (",
+                ("self.maxReplicas",),
+                ")",
+            ),
             field_path=".minReplicas",
             message="spec.scaling.minReplicas must not exceed maxReplicas",
         ),
         cel_rule(
-            "self.strategy != 'ScaleToZero' || !has(self.minReplicas) || self.minReplicas == 0",
-            "'spec.scaling.minReplicas: ' + string(self.minReplicas) + ' must be 0 with strategy"
-            " ScaleToZero'",
+            "!has(self.strategy) || self.strategy != 'ScaleToZero' || !has(self.minReplicas)"
+            " || self.minReplicas == 0",
+            cel_text(
+                "spec.scaling.minReplicas: ", ("self.minReplicas",), " must be 0 with strategy ScaleToZero"
+            ),
             field_path=".minReplicas",
             message="spec.scaling.minReplicas must be 0 with strategy ScaleToZero",
         ),
         cel_rule(
-            "self.strategy != 'Warm' || !has(self.minReplicas) || self.minReplicas >= 1",
-            "'spec.scaling.minReplicas: ' + string(self.minReplicas) + ' must be at least 1 with"
-            " strategy Warm'",
+            "!has(self.strategy) || self.strategy != 'Warm' || !has(self.minReplicas)"
+            " || self.minReplicas >= 1",
+            cel_text(
+                "spec.scaling.minReplicas: ", ("self.minReplicas",), " must be at least 1 with strategy Warm"
+            ),
             field_path=".minReplicas",
             message="spec.scaling.minReplicas must be at least 1 with strategy Warm",
         ),
         cel_rule(
-            "!has(self.replicas) || self.replicas <= self.maxReplicas",
-            "'spec.scaling.replicas: ' + string(self.replicas) + ' must not exceed maxReplicas ('"
-            " + string(self.maxReplicas) + ')'",
+            "!has(self.replicas) || !has(self.maxReplicas) || self.replicas <= self.maxReplicas",
+            cel_text(
+                "spec.scaling.replicas: ",
+                ("self.replicas",),
+                " must not exceed maxReplicas (",
+                ("self.maxReplicas",),
+                ")",
+            ),
             field_path=".replicas",
             message="spec.scaling.replicas must not exceed maxReplicas",
         ),
         cel_rule(
             "!has(self.replicas) || !has(self.minReplicas) || self.replicas >= self.minReplicas",
-            "'spec.scaling.replicas: ' + string(self.replicas) + ' must be at least minReplicas ('"
-            " + string(self.minReplicas) + ')'",
+            cel_text(
+                "spec.scaling.replicas: ",
+                ("self.replicas",),
+                " must be at least minReplicas (",
+                ("self.minReplicas",),
+                ")",
+            ),
             field_path=".replicas",
             message="spec.scaling.replicas must be at least minReplicas",
         ),
         cel_rule(
-            "self.strategy != 'Warm' || !has(self.replicas) || self.replicas >= 1",
-            "'spec.scaling.replicas: ' + string(self.replicas) + ' must be at least 1 with strategy Warm'",
+            "!has(self.strategy) || self.strategy != 'Warm' || !has(self.replicas) || self.replicas >= 1",
+            cel_text("spec.scaling.replicas: ", ("self.replicas",), " must be at least 1 with strategy Warm"),
             field_path=".replicas",
             message="spec.scaling.replicas must be at least 1 with strategy Warm",
         ),

@@ -1,0 +1,103 @@
+"""`llmscale operator [--namespace NS] ...`: run the LLMDeployment operator (kopf)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from llmscale.errors import EnvironmentSetupError
+
+OPTIONAL_HANDLER_MODULES = ("llmscale.controller.autoscaler",)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "operator",
+        help="run the LLMDeployment operator against the current KUBECONFIG",
+        description="Reconcile LLMDeployments into vLLM Deployments, Services, PDBs and PodMonitors.",
+    )
+    p.add_argument(
+        "--namespace",
+        action="append",
+        metavar="NS",
+        help="watch only this namespace (repeatable; globs allowed); default: all namespaces",
+    )
+    p.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz (default: off)",
+    )
+    p.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="coordinate with other operator replicas through kopf peering object NAME (needs kopf's"
+        " peering CRDs, installed by the Helm chart); default: standalone",
+    )
+    p.add_argument(
+        "--install-crd",
+        action="store_true",
+        help="server-side apply the LLMDeployment CRD (generated from the models) before starting",
+    )
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("--json", action="store_true", help="log as JSON lines")
+    p.set_defaults(func=run)
+
+
+def _install_crd() -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from llmscale.api.crd import build_crd
+    from llmscale.controller.kube import FIELD_MANAGER, KubeApi
+
+    api = KubeApi.from_environment()
+    crd = build_crd()
+    path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
+    try:
+        api._call(  # one-off request outside the managed kinds
+            "PATCH",
+            path,
+            body=crd,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+    except ApiException as exc:
+        raise EnvironmentSetupError(
+            f"--install-crd: the API server refused the CRD: HTTP {exc.status} {exc.body}"
+        ) from exc
+    del client
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        try:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as exc:
+            raise EnvironmentSetupError(
+                f"no Kubernetes configuration: set KUBECONFIG or run in a pod ({exc})"
+            ) from exc
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json else kopf.LogFormat.FULL)
+    if args.install_crd:
+        _install_crd()
+    importlib.import_module("llmscale.controller.handlers")
+    for module in OPTIONAL_HANDLER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    namespaces = tuple(args.namespace or ())
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+    )
+    return 0

@@ -1,0 +1,178 @@
+"""kopf handlers: thin shells that call reconcile and map its outcome onto kopf's contract.
+
+- create / update / resume of an LLMDeployment -> reconcile.
+- any change (or deletion) of a Deployment or Service we manage -> reconcile its parent, which
+  re-applies our fields (manual edits reverted, deleted children recreated) and refreshes the
+  status (readyReplicas, Ready) as pods come up.
+- a resync timer re-applies everything every RESYNC_SECONDS as a safety net for missed events.
+- delete: nothing to do (children carry owner references; the garbage collector removes them),
+  so no finalizer blocks deletion.
+
+SpecRejected -> kopf.PermanentError (retrying cannot help until the spec changes);
+RetryLater / TransientError -> kopf.TemporaryError(delay). Status and Events are written
+before raising, so the traceback-free condition message is the signal. Handlers return None.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+import kopf
+
+from llmscale.api import defaults
+from llmscale.controller.kube import LLMDEPLOYMENT, KubeApi
+from llmscale.controller.reconcile import RetryLater, SpecRejected, reconcile
+from llmscale.errors import TransientError
+from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER
+
+RESYNC_SECONDS: Final = 300.0
+TRANSIENT_RETRY_SECONDS: Final = 10.0
+MANAGED_CHILDREN: Final[dict[str, Any]] = {
+    MANAGED_BY_LABEL: MANAGER,
+    DEPLOYMENT_LABEL: kopf.PRESENT,
+}
+
+_api: KubeApi | None = None
+_api_lock = threading.Lock()
+
+
+def cluster_api() -> KubeApi:
+    global _api
+    with _api_lock:
+        if _api is None:
+            _api = KubeApi.from_environment()
+        return _api
+
+
+class KopfEvents:
+    """EventSink posting Kubernetes Events on the LLMDeployment through kopf."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = body
+
+    def emit(self, type_: str, reason: str, message: str) -> None:
+        kopf.event(self._body, type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
+
+
+class _Coalescer:
+    """One reconcile per LLMDeployment at a time; events arriving meanwhile cause one rerun."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, bool] = {}  # key -> rerun requested
+
+    def enter(self, key: str) -> bool:
+        with self._lock:
+            if key in self._running:
+                self._running[key] = True
+                return False
+            self._running[key] = False
+            return True
+
+    def leave(self, key: str) -> bool:
+        """True when someone asked for a rerun while we ran (the caller loops once more)."""
+        with self._lock:
+            if self._running.get(key):
+                self._running[key] = False
+                return True
+            self._running.pop(key, None)
+            return False
+
+
+_coalescer = _Coalescer()
+
+
+def _reconcile_latest(namespace: str, name: str, logger: logging.Logger | kopf.Logger) -> None:
+    """Reconcile the stored object (not an event's snapshot), coalescing concurrent requests."""
+    key = f"{namespace}/{name}"
+    if not _coalescer.enter(key):
+        return
+    try:
+        while True:
+            body = cluster_api().get(*LLMDEPLOYMENT, namespace, name)
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                _run(body, logger)
+            if not _coalescer.leave(key):
+                return
+    except BaseException:
+        _coalescer.leave(key)
+        raise
+
+
+def _run(body: Mapping[str, Any], logger: logging.Logger | kopf.Logger) -> None:
+    plain = dict(body)
+    try:
+        result = reconcile(plain, cluster_api(), KopfEvents(plain))
+    except SpecRejected as exc:
+        raise kopf.PermanentError(str(exc)) from exc
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+    except TransientError as exc:
+        raise kopf.TemporaryError(str(exc), delay=TRANSIENT_RETRY_SECONDS) from exc
+    logger.debug("reconciled: %d replicas desired, Ready=%s", result.desired_replicas, result.ready.status)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Keep kopf's bookkeeping in our own annotation namespace, never in status (the status
+    # schema is ours and would prune it).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=defaults.API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=defaults.API_GROUP, key="last-handled-configuration"
+    )
+    # Only explicit Events (and kopf's own warnings/errors) reach `kubectl describe`.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 16
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    cluster_api()  # fail at startup, not at the first event, when there is no kubeconfig
+
+
+@kopf.on.resume(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL)
+@kopf.on.create(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL)
+@kopf.on.update(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL)
+def reconcile_llmdeployment(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    namespace = body["metadata"].get("namespace", "default")
+    name = body["metadata"]["name"]
+    key = f"{namespace}/{name}"
+    while not _coalescer.enter(key):
+        # A child event's reconcile is running for this object; it will see this spec too,
+        # but the handler must report this spec's outcome, so run after it.
+        threading.Event().wait(0.05)
+    try:
+        _run(body, logger)
+    finally:
+        if _coalescer.leave(key):
+            _reconcile_latest_quietly(namespace, name, logger)
+
+
+def _reconcile_latest_quietly(namespace: str, name: str, logger: logging.Logger | kopf.Logger) -> None:
+    try:
+        _reconcile_latest(namespace, name, logger)
+    except (kopf.PermanentError, kopf.TemporaryError) as exc:
+        logger.debug("reconcile of %s/%s after a child event: %s", namespace, name, exc)
+
+
+@kopf.timer(
+    defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL, interval=RESYNC_SECONDS, initial_delay=60
+)
+def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    _reconcile_latest_quietly(body["metadata"]["namespace"], body["metadata"]["name"], logger)
+
+
+@kopf.on.delete(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL, optional=True)
+def deleted(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    logger.info("deleted; the garbage collector removes its Deployment, Service and PDB")
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED_CHILDREN)
+@kopf.on.event("", "v1", "services", labels=MANAGED_CHILDREN)
+def child_changed(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    namespace = body["metadata"].get("namespace", "default")
+    parent = body["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL)
+    if parent:
+        _reconcile_latest_quietly(namespace, parent, logger)
