@@ -1,0 +1,356 @@
+"""The fleet simulator: a trace through a gateway and a policy-sized fleet of replicas.
+
+Time advances in fixed steps of `step_seconds`. Per step: the policy ticks when due and
+replicas are created (ready one cold start later) or drained; starting replicas whose cold
+start is over become ready; arrivals go through the gateway, which holds them while no
+replica is ready (failing those held longer than `hold_timeout_seconds` or beyond the queue
+limit) and otherwise routes each to the ready replica with the fewest outstanding requests;
+every replica advances (see `llmscale.sim.replica`); fleet metrics are recorded for the
+policy's Prometheus view. A replica costs GPU time from creation to deletion (a drained
+replica is deleted when its last request finishes); `gpus` GPUs per replica.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmscale.sim.observe import (
+    ITL_BUCKETS_SECONDS,
+    TTFT_BUCKETS_SECONDS,
+    MetricsRecorder,
+    bucket_index,
+    histogram_quantile,
+)
+from llmscale.sim.perfmodel import ReplicaPerformanceModel
+from llmscale.sim.policy import FleetObservation, SimContext, SimPolicy, TraceSummary
+from llmscale.sim.replica import DRAINING, READY, STARTING, SimReplica
+from llmscale.sim.results import PolicyResult, build_result
+from llmscale.sim.traces import Trace
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    model: ReplicaPerformanceModel
+    slo_ttft_p95_seconds: float = 1.0
+    slo_itl_p95_seconds: float | None = None
+    slo_objective: float = 0.99
+    cold_start_seconds: float | None = None  # None: the model's default from its weight size
+    cold_start_jitter: float = 0.1  # each start lasts cold_start x U(1 - j, 1 + j)
+    step_seconds: float = 0.25
+    scrape_interval_seconds: float = 15.0  # Prometheus scrape interval
+    scrape_delay_seconds: float = 0.0  # extra ingestion delay after a scrape
+    metrics_window_seconds: float = 60.0  # rate(x[1m]) unless the policy says otherwise
+    hold_timeout_seconds: float = 300.0  # gateway: longest a request is held at zero
+    gateway_queue_limit: int = 10_000  # gateway: held requests beyond this fail (503)
+    min_replicas: int = 0
+    max_replicas: int = 64
+    drain_tail_seconds: float = 600.0  # keep simulating after the last arrival at most this long
+    seed: int = 0
+    capacity_utilisation: float = 0.8  # share of saturation a replica may run at within the SLO
+
+    @property
+    def effective_cold_start_seconds(self) -> float:
+        if self.cold_start_seconds is not None:
+            return self.cold_start_seconds
+        return self.model.cold_start_seconds
+
+
+@dataclass
+class _Fleet:
+    replicas: list[SimReplica] = field(default_factory=list)
+    cold_starts: int = 0
+    scale_events: int = 0
+    gpu_seconds: float = 0.0
+    cold_start_samples: list[float] = field(default_factory=list)
+
+
+def make_context(config: FleetConfig, trace: Trace, policy: SimPolicy) -> SimContext:
+    model = config.model
+    mean_in = float(np.mean(trace.input_tokens)) if len(trace) else 0.0
+    mean_out = float(np.mean(trace.output_tokens)) if len(trace) else 1.0
+    capacity = (
+        model.saturation_requests_per_second(max(1.0, mean_in), max(1.0, mean_out))
+        * config.capacity_utilisation
+    )
+    summary = None
+    if getattr(policy, "needs_trace", False):
+        summary = TraceSummary(
+            trace.arrival_seconds, trace.input_tokens, trace.output_tokens, trace.duration_seconds
+        )
+    return SimContext(
+        model=model,
+        slo_ttft_p95_seconds=config.slo_ttft_p95_seconds,
+        slo_itl_p95_seconds=config.slo_itl_p95_seconds,
+        slo_objective=config.slo_objective,
+        cold_start_seconds=config.effective_cold_start_seconds,
+        gpu_price_per_hour_usd=model.gpu_price_per_hour_usd,
+        min_replicas=config.min_replicas,
+        max_replicas=config.max_replicas,
+        replica_capacity_rps=capacity,
+        mean_input_tokens=mean_in,
+        mean_output_tokens=mean_out,
+        trace=summary,
+    )
+
+
+def simulate(trace: Trace, policy: SimPolicy, config: FleetConfig) -> PolicyResult:
+    """Replay `trace` with `policy` deciding the replica count; deterministic for a seed."""
+    return _Simulation(trace, policy, config).run()
+
+
+class _Simulation:
+    def __init__(self, trace: Trace, policy: SimPolicy, config: FleetConfig) -> None:
+        self.trace = trace
+        self.policy = policy
+        self.config = config
+        self.model = config.model
+        self.rng = np.random.default_rng(config.seed)
+        self.dt = config.step_seconds
+        end = trace.duration_seconds + config.drain_tail_seconds
+        self.steps = math.ceil(end / self.dt) + 1
+        self.metrics = MetricsRecorder(self.steps, self.dt)
+        self.fleet = _Fleet()
+        count = len(trace)
+        self.ttft = np.full(count, np.nan)
+        self.itl = np.full(count, np.nan)
+        self.failed = np.zeros(count, dtype=bool)
+        self.gateway: list[int] = []  # held request indices, FIFO
+        self.gateway_head = 0
+        self.window = float(getattr(policy, "metrics_window_seconds", config.metrics_window_seconds))
+        self.scrape_interval = float(
+            getattr(policy, "scrape_interval_seconds", config.scrape_interval_seconds)
+        )
+        self.last_tick_arrivals = 0.0
+        self.series: dict[str, list[float]] = {"time": [], "arrival_rps": [], "replicas": [], "ready": []}
+
+    # ---- scaling --------------------------------------------------------------------------
+
+    def _live(self) -> list[SimReplica]:
+        return [r for r in self.fleet.replicas if r.state != DRAINING]
+
+    def _apply(self, desired: int, now: float) -> None:
+        config = self.config
+        desired = max(config.min_replicas, min(config.max_replicas, int(desired)))
+        live = self._live()
+        if desired == len(live):
+            return
+        self.fleet.scale_events += 1
+        if desired > len(live):
+            for _ in range(desired - len(live)):
+                jitter = 1.0 + config.cold_start_jitter * (2.0 * float(self.rng.random()) - 1.0)
+                ready_at = now + config.effective_cold_start_seconds * jitter
+                self.fleet.replicas.append(SimReplica(self.model, now, ready_at))
+                self.fleet.cold_starts += 1
+            return
+        # Remove starting replicas first (newest first), then the least loaded ready ones.
+        surplus = len(live) - desired
+        order = sorted(live, key=lambda r: (r.state == READY, r.outstanding, -r.created_seconds))
+        for replica in order[:surplus]:
+            if replica.state == STARTING or replica.outstanding == 0:
+                self._delete(replica, now)
+            else:
+                replica.state = DRAINING
+
+    def _delete(self, replica: SimReplica, now: float) -> None:
+        self.fleet.gpu_seconds += (now - replica.created_seconds) * self.model.gpus
+        self.fleet.replicas.remove(replica)
+
+    def _observe(self, now: float, ready: int) -> FleetObservation:
+        metrics = self.metrics
+        interval = self.scrape_interval
+        visible = math.floor((now - self.config.scrape_delay_seconds) / interval) * interval
+        window = self.window
+        available = visible >= 0 and metrics.any_ready(visible, window)
+        at = metrics.index_at(visible) if visible >= 0 else 0
+        arrivals_now = metrics.arrivals[metrics.index_at(now)]
+        since_tick = int(arrivals_now - self.last_tick_arrivals)
+        self.last_tick_arrivals = arrivals_now
+        samples = sorted(self.fleet.cold_start_samples)
+        p50 = samples[len(samples) // 2] if samples else None
+        p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))] if samples else None
+        if available:
+            ttft_p95 = histogram_quantile(
+                0.95, TTFT_BUCKETS_SECONDS, metrics.window_counts(metrics.ttft_counts, visible, window)
+            )
+            itl_p95 = histogram_quantile(
+                0.95, ITL_BUCKETS_SECONDS, metrics.window_counts(metrics.itl_counts, visible, window)
+            )
+        else:
+            ttft_p95 = itl_p95 = None
+        return FleetObservation(
+            now=now,
+            current_replicas=len(self._live()),
+            ready_replicas=ready,
+            request_rate_rps=metrics.rate(metrics.success, visible, window) if available else 0.0,
+            prompt_tokens_rate=metrics.rate(metrics.prompt_tokens, visible, window) if available else 0.0,
+            generation_tokens_rate=metrics.rate(metrics.generation_tokens, visible, window)
+            if available
+            else 0.0,
+            num_requests_waiting=float(metrics.waiting[at]) if available else 0.0,
+            num_requests_running=float(metrics.running[at]) if available else 0.0,
+            kv_cache_usage=float(metrics.kv_usage[at]) if available else 0.0,
+            ttft_p95_seconds=ttft_p95,
+            itl_p95_seconds=itl_p95,
+            gateway_arrivals_rps=metrics.rate(metrics.arrivals, now, window),
+            gateway_queue_depth=len(self.gateway) - self.gateway_head,
+            metrics_available=available,
+            cold_start_p50_seconds=p50,
+            cold_start_p95_seconds=p95,
+            gateway_arrivals_last_tick=since_tick,
+        )
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def run(self) -> PolicyResult:
+        config, trace, model = self.config, self.trace, self.model
+        policy = self.policy
+        policy.prepare(make_context(config, trace, policy))
+        arrival = trace.arrival_seconds
+        inputs = np.maximum(trace.input_tokens, 1)
+        outputs = np.maximum(trace.output_tokens, 1)
+        step_index_of = np.searchsorted(arrival, np.arange(self.steps + 1) * self.dt, side="left")
+        dt = self.dt
+        tick = policy.tick_seconds
+        next_tick = 0.0
+        ttft, itl, failed = self.ttft, self.itl, self.failed
+        kv_limit = model.kv_cache_tokens
+        nb_ttft, nb_itl = len(TTFT_BUCKETS_SECONDS) + 1, len(ITL_BUCKETS_SECONDS) + 1
+        finished: list[tuple[int, float]] = []
+        total = len(trace)
+        done_requests = 0
+        # The fleet starts in the steady state the policy asks for before the first request.
+        initial = max(config.min_replicas, min(config.max_replicas, policy.decide(self._observe(0.0, 0))))
+        for _ in range(initial):
+            replica = SimReplica(model, 0.0, 0.0)
+            replica.state = READY
+            self.fleet.replicas.append(replica)
+        last_step = self.steps - 1
+        for step in range(self.steps):
+            now = step * dt
+            ready_count = 0
+            for replica in self.fleet.replicas:
+                if replica.state == STARTING and replica.ready_seconds <= now:
+                    replica.state = READY
+                    replica.prefill_busy_until = now
+                    self.fleet.cold_start_samples.append(replica.ready_seconds - replica.created_seconds)
+                if replica.state == READY:
+                    ready_count += 1
+            if now >= next_tick:
+                observation = self._observe(now, ready_count)
+                self._apply(policy.decide(observation), now)
+                next_tick += tick
+                ready_count = sum(1 for r in self.fleet.replicas if r.state == READY)
+                self.series["time"].append(now)
+                self.series["arrival_rps"].append(observation.gateway_arrivals_rps)
+                self.series["replicas"].append(float(len(self.fleet.replicas)))
+                self.series["ready"].append(float(ready_count))
+            ready = [r for r in self.fleet.replicas if r.state == READY]
+            ttft_counts = np.zeros(nb_ttft)
+            itl_counts = np.zeros(nb_itl)
+            prompt_tokens = 0.0
+            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
+            # Gateway: hold while nothing is ready; otherwise release the held queue first.
+            if ready:
+                pending = self.gateway[self.gateway_head :] + list(range(lo, hi))
+                self.gateway, self.gateway_head = [], 0
+            else:
+                self.gateway.extend(range(lo, hi))
+                pending = []
+                limit = config.gateway_queue_limit
+                held = len(self.gateway) - self.gateway_head
+                while held > 0:
+                    oldest = self.gateway[self.gateway_head]
+                    if held > limit or now - arrival[oldest] > config.hold_timeout_seconds:
+                        failed[oldest] = True
+                        done_requests += 1
+                        self.gateway_head += 1
+                        held -= 1
+                    else:
+                        break
+            for request in pending:
+                target = ready[0]
+                if len(ready) > 1:
+                    best = target.outstanding
+                    for candidate in ready:
+                        if candidate.outstanding < best:
+                            target, best = candidate, candidate.outstanding
+                at = max(now, float(arrival[request]))
+                if not target.waiting and target.can_admit(int(inputs[request] + outputs[request])):
+                    first, step_time = target.admit(request, at, int(inputs[request]), int(outputs[request]))
+                    ttft[request] = first - arrival[request]
+                    itl[request] = step_time
+                    ttft_counts[bucket_index(TTFT_BUCKETS_SECONDS, first - arrival[request])] += 1
+                    itl_counts[bucket_index(ITL_BUCKETS_SECONDS, step_time)] += 1
+                    prompt_tokens += inputs[request]
+                else:
+                    target.waiting.append(request)
+            generation = 0.0
+            completed = 0
+            running = waiting = 0
+            kv_used = 0.0
+            for replica in list(self.fleet.replicas):
+                if replica.state == STARTING:
+                    continue
+                finished.clear()
+                generation += replica.advance(now, dt, finished)
+                done_requests += len(finished)
+                completed += len(finished)
+                freed = [when for _, when in finished]
+                slot = 0
+                queue = replica.waiting
+                while queue:
+                    request = queue[0]
+                    need = int(inputs[request] + outputs[request])
+                    if not replica.can_admit(need):
+                        break
+                    queue.popleft()
+                    when = freed[slot] if slot < len(freed) else now + dt
+                    slot += 1
+                    first, step_time = replica.admit(
+                        request,
+                        max(when, float(arrival[request])),
+                        int(inputs[request]),
+                        int(outputs[request]),
+                    )
+                    ttft[request] = first - arrival[request]
+                    itl[request] = step_time
+                    ttft_counts[bucket_index(TTFT_BUCKETS_SECONDS, first - arrival[request])] += 1
+                    itl_counts[bucket_index(ITL_BUCKETS_SECONDS, step_time)] += 1
+                    prompt_tokens += inputs[request]
+                if replica.state == DRAINING and replica.outstanding == 0:
+                    self._delete(replica, now + dt)
+                    continue
+                queued_prefills = replica.waiting_for_prefill(now + dt)
+                running += replica.running - queued_prefills
+                waiting += len(queue) + queued_prefills
+                kv_used += min(1.0, max(0.0, replica.context_tokens) / kv_limit)
+            ready_now = sum(1 for r in self.fleet.replicas if r.state == READY)
+            self.metrics.record(
+                step,
+                success=completed,
+                prompt_tokens=prompt_tokens,
+                generation_tokens=generation,
+                arrivals=hi - lo,
+                ttft_counts=ttft_counts,
+                itl_counts=itl_counts,
+                running=running,
+                waiting=waiting,
+                kv_usage=kv_used / ready_now if ready_now else 0.0,
+                ready=ready_now,
+                provisioned=len(self.fleet.replicas),
+                gateway_queue=len(self.gateway) - self.gateway_head,
+            )
+            if (done_requests >= total and now >= trace.duration_seconds) or step == last_step:
+                break
+        end = (step + 1) * dt
+        for replica in list(self.fleet.replicas):
+            self._delete(replica, end)
+        unserved = np.isnan(ttft) & ~failed
+        failed |= unserved  # still held or queued when the simulation stopped
+        return build_result(
+            policy.name, trace, config, ttft, itl, failed, self.fleet.gpu_seconds, self.fleet.cold_starts,
+            self.fleet.scale_events, self.series,
+        )  # fmt: skip

@@ -1,0 +1,162 @@
+"""Kubernetes HorizontalPodAutoscaler (autoscaling/v2) and KEDA on top of it.
+
+HPA defaults (kube-controller-manager and autoscaling/v2 behavior): sync every 15 s,
+tolerance 0.1, desired = ceil(ready x metric / target), scale-up at most max(+100 %, +4 pods)
+per 15 s with no stabilisation, scale-down to the highest recommendation of the last 300 s,
+min 1 replica (an HPA cannot scale to zero).
+
+Metric (a documented choice): `vllm:num_requests_running` averaged per pod, target = the
+requests in flight on one replica at its SLO capacity (Little's law on the replica model).
+Running requests track load linearly up to the batch limit, unlike KV usage, which for short
+ShareGPT-like requests stays low until the replica is far past its latency target.
+
+KEDA defaults: polling 30 s, cooldown 300 s before scaling to zero, trigger on
+`vllm:num_requests_waiting` with threshold 5 (production-stack's default), fed to an HPA as an
+AverageValue external metric (desired = ceil(total waiting / 5)) with the HPA rules above.
+Activation 0 -> 1 and "is active" use a second trigger on the gateway (held requests or
+arrivals since the last poll), because at zero the engine exports nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from llmscale.sim.policies.common import concurrency_at
+from llmscale.sim.policy import FleetObservation, SimContext
+
+
+@dataclass
+class HPAController:
+    """The replica-count arithmetic of one HPA, stepped every `sync_seconds`."""
+
+    tolerance: float = 0.1
+    scale_down_stabilization_seconds: float = 300.0
+    scale_up_percent: float = 100.0
+    scale_up_pods: int = 4
+    scale_period_seconds: float = 15.0
+    min_replicas: int = 1
+    max_replicas: int = 64
+    _recommendations: deque[tuple[float, int]] = field(default_factory=deque, init=False)
+
+    def recommend(self, now: float, current: int, raw_desired: int) -> int:
+        """Apply tolerance was done by the caller; here: stabilisation, rate limits, bounds."""
+        raw_desired = max(self.min_replicas, min(self.max_replicas, raw_desired))
+        self._recommendations.append((now, raw_desired))
+        horizon = now - self.scale_down_stabilization_seconds
+        while self._recommendations and self._recommendations[0][0] < horizon:
+            self._recommendations.popleft()
+        desired = raw_desired
+        if desired < current:
+            # Scale down only to the highest recommendation within the window.
+            desired = min(current, max(r for _, r in self._recommendations))
+        elif desired > current:
+            limit = max(
+                math.ceil(current * (1 + self.scale_up_percent / 100.0)), current + self.scale_up_pods
+            )
+            desired = min(desired, limit)
+        return max(self.min_replicas, min(self.max_replicas, desired))
+
+    def average_value_desired(self, current: int, ready: int, total: float, target_per_pod: float) -> int:
+        """desired for a per-pod average target (Pods metric or AverageValue external metric)."""
+        pods = max(ready, 1)
+        ratio = (total / pods) / target_per_pod
+        if abs(ratio - 1.0) <= self.tolerance:
+            return current
+        return math.ceil(pods * ratio - 1e-9)
+
+
+@dataclass
+class HPAPolicy:
+    name: str = "hpa"
+    tick_seconds: float = 15.0
+    target_running_per_replica: float | None = None  # None: concurrency at SLO capacity
+    tolerance: float = 0.1
+    scale_down_stabilization_seconds: float = 300.0
+    min_replicas: int = 1
+    max_replicas: int = 64
+    controller: HPAController = field(default_factory=HPAController, init=False)
+
+    def prepare(self, context: SimContext) -> None:
+        if self.target_running_per_replica is None:
+            self.target_running_per_replica = concurrency_at(
+                context.model,
+                context.replica_capacity_rps,
+                context.mean_input_tokens,
+                context.mean_output_tokens,
+            )
+        self.controller = HPAController(
+            tolerance=self.tolerance,
+            scale_down_stabilization_seconds=self.scale_down_stabilization_seconds,
+            min_replicas=self.min_replicas,
+            max_replicas=min(self.max_replicas, context.max_replicas),
+        )
+
+    def decide(self, observation: FleetObservation) -> int:
+        current = observation.current_replicas
+        if current == 0:
+            return self.min_replicas  # the HPA's minReplicas (>= 1) holds the floor
+        if not observation.metrics_available or observation.ready_replicas == 0:
+            return current  # no metrics: the HPA keeps the scale
+        assert self.target_running_per_replica is not None
+        raw = self.controller.average_value_desired(
+            current,
+            observation.ready_replicas,
+            observation.num_requests_running,
+            self.target_running_per_replica,
+        )
+        if raw > current and observation.ready_replicas < current:
+            raw = max(raw, current)  # unready pods: HPA does not scale up on top of them twice
+        return self.controller.recommend(observation.now, current, raw)
+
+
+@dataclass
+class KEDAPolicy:
+    name: str = "keda"
+    tick_seconds: float = 15.0  # the HPA sync period; KEDA's own poll is polling_seconds
+    polling_seconds: float = 30.0
+    cooldown_seconds: float = 300.0
+    waiting_threshold: float = 5.0
+    min_replicas: int = 0  # KEDA's minReplicaCount
+    max_replicas: int = 64
+    controller: HPAController = field(default_factory=HPAController, init=False)
+    _last_poll: float = field(default=-math.inf, init=False)
+    _last_active: float = field(default=-math.inf, init=False)
+    _arrivals_since_poll: int = field(default=0, init=False)
+    _zero: bool = field(default=True, init=False)
+
+    def prepare(self, context: SimContext) -> None:
+        self.controller = HPAController(max_replicas=min(self.max_replicas, context.max_replicas))
+
+    def decide(self, observation: FleetObservation) -> int:
+        now = observation.now
+        current = observation.current_replicas
+        self._arrivals_since_poll += observation.gateway_arrivals_last_tick
+        if now - self._last_poll >= self.polling_seconds:
+            self._last_poll = now
+            active = (
+                observation.gateway_queue_depth > 0
+                or self._arrivals_since_poll > 0
+                or observation.num_requests_waiting > 0
+                or observation.num_requests_running > 0
+            )
+            self._arrivals_since_poll = 0
+            if active:
+                self._last_active = now
+            if current == 0:
+                return 1 if active else 0
+            if not active and now - self._last_active >= self.cooldown_seconds and self.min_replicas == 0:
+                return 0
+        if current == 0:
+            return 0
+        if not observation.metrics_available or observation.ready_replicas == 0:
+            return current
+        total = observation.num_requests_waiting
+        if total <= 0:
+            raw = 1
+        else:
+            raw = math.ceil(total / self.waiting_threshold - 1e-9)
+            if abs(raw / current - 1.0) <= self.controller.tolerance:
+                raw = current
+        return self.controller.recommend(now, current, raw)

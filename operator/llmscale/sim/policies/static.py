@@ -1,0 +1,72 @@
+"""Policies that know the whole trace: `warm` (fixed at peak need) and `oracle` (lower bound).
+
+Need per interval = ceil(peak request rate in any `bin_seconds` bin of the interval / the
+replica's capacity within the SLO), where capacity = saturation throughput on this trace's
+mean lengths x `capacity_utilisation` (SimContext.replica_capacity_rps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from llmscale.sim.policy import FleetObservation, SimContext
+
+
+def need_per_bin(context: SimContext, bin_seconds: float) -> npt.NDArray[np.int64]:
+    """Replicas needed in each bin of the trace (0 where no request arrives)."""
+    trace = context.trace
+    if trace is None:
+        raise ValueError("this policy needs the trace (needs_trace = True)")
+    bins = max(1, math.ceil((trace.duration_seconds + 1e-9) / bin_seconds))
+    counts = np.bincount((trace.arrival_seconds // bin_seconds).astype(np.int64), minlength=bins)
+    rates = counts / bin_seconds
+    need = np.ceil(rates / context.replica_capacity_rps - 1e-9).astype(np.int64)
+    need[counts > 0] = np.maximum(need[counts > 0], 1)
+    return need
+
+
+@dataclass
+class WarmPolicy:
+    """Always-on capacity sized for the trace's peak (never below 1)."""
+
+    name: str = "warm"
+    tick_seconds: float = 60.0
+    bin_seconds: float = 10.0
+    needs_trace: bool = True
+    replicas: int = field(default=1, init=False)
+
+    def prepare(self, context: SimContext) -> None:
+        self.replicas = max(1, int(need_per_bin(context, self.bin_seconds).max()))
+
+    def decide(self, observation: FleetObservation) -> int:
+        return self.replicas
+
+
+@dataclass
+class OraclePolicy:
+    """Provisions exactly the replicas each interval needs, each started one cold start
+    early (it knows the future and the cold start), and releases them as soon as the need
+    drops; scales to zero when nothing arrives in the look-ahead."""
+
+    name: str = "oracle"
+    tick_seconds: float = 5.0
+    bin_seconds: float = 10.0
+    needs_trace: bool = True
+    _need: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), init=False)
+    _lead_seconds: float = field(default=0.0, init=False)
+
+    def prepare(self, context: SimContext) -> None:
+        self._need = need_per_bin(context, self.bin_seconds)
+        # Started one (worst-case jittered) cold start plus one tick early.
+        self._lead_seconds = context.cold_start_seconds * 1.1 + self.tick_seconds
+
+    def decide(self, observation: FleetObservation) -> int:
+        first = int(observation.now // self.bin_seconds)
+        last = int((observation.now + self._lead_seconds) // self.bin_seconds) + 1
+        window = self._need[first : last + 1]
+        # Scale-down is graceful (drained replicas finish their requests), so dropping at once is safe.
+        return int(window.max()) if len(window) else 0

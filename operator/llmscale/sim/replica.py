@@ -1,0 +1,134 @@
+"""The fleet simulator's fast formulation of one replica (same parameters as the engine).
+
+Instead of simulating every engine step, a replica advances in coarse time steps (`dt`,
+0.25 s by default) and keeps, per request, only what decides its latency:
+
+* **Token clock.** All running sequences of a replica advance one token per engine step, so
+  one number `clock` (tokens emitted per running sequence so far) replaces per-sequence
+  counters. A request admitted at clock c with O output tokens finishes at clock c + O - 1;
+  a heap of finish clocks yields completions in order.
+* **Steps per interval.** The decode step time comes from `decode_step_seconds(batch,
+  context)`; prompt work (chunked prefill) takes its share of the interval first, so decoding
+  slows down while prompts arrive, as in the engine.
+* **Prefill pipeline.** Prompts are processed FIFO: a request's first token comes when the
+  prompts before it are done plus its own prefill cost plus one step of the running batch.
+* **Admission.** Like vLLM: at most max_num_seqs running, FIFO waiting queue. KV is reserved
+  for prompt + output at admission (no preemption in this formulation; the engine does
+  preempt, which only matters when the cache is nearly full).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from llmscale.sim.perfmodel import ReplicaPerformanceModel
+
+STARTING, READY, DRAINING = 0, 1, 2
+
+
+class SimReplica:
+    __slots__ = (
+        "admitted_tokens",
+        "batch_context_offset",
+        "clock",
+        "created_seconds",
+        "finishes",
+        "kv_reserved",
+        "model",
+        "prefill_busy_until",
+        "prefill_starts",
+        "ready_seconds",
+        "running",
+        "state",
+        "waiting",
+    )
+
+    def __init__(self, model: ReplicaPerformanceModel, created_seconds: float, ready_seconds: float) -> None:
+        self.model = model
+        self.created_seconds = created_seconds
+        self.ready_seconds = ready_seconds
+        self.state = STARTING
+        self.clock = 0.0
+        self.finishes: list[tuple[float, int, int, int]] = []  # (finish clock, request, kv tokens, prompt)
+        self.running = 0
+        self.kv_reserved = 0
+        # context tokens = batch_context_offset + running * clock (prompt - admission clock, summed)
+        self.batch_context_offset = 0.0
+        self.waiting: deque[int] = deque()
+        self.prefill_busy_until = 0.0
+        self.prefill_starts: deque[float] = deque()  # admitted, prompt not started: vLLM "waiting"
+        self.admitted_tokens = 0
+
+    @property
+    def outstanding(self) -> int:
+        return self.running + len(self.waiting)
+
+    @property
+    def context_tokens(self) -> float:
+        return self.batch_context_offset + self.running * self.clock
+
+    def decode_step_seconds(self) -> float:
+        return self.model.decode_step_seconds(self.running, int(max(0.0, self.context_tokens)))
+
+    def can_admit(self, kv_tokens: int) -> bool:
+        return (
+            self.running < self.model.max_num_seqs
+            and self.kv_reserved + kv_tokens <= self.model.kv_cache_tokens
+        )
+
+    def admit(self, request: int, now: float, prompt: int, output: int) -> tuple[float, float]:
+        """Start a request at `now`; returns (first-token time, inter-token latency estimate)."""
+        model = self.model
+        start = now if now > self.prefill_busy_until else self.prefill_busy_until
+        prefill = model.prefill_compute_seconds(prompt)
+        self.prefill_busy_until = start + prefill
+        if start > now:
+            self.prefill_starts.append(start)
+        step = self.decode_step_seconds()
+        first_token = start + prefill + step
+        kv_tokens = prompt + output
+        heapq.heappush(self.finishes, (self.clock + output - 1, request, kv_tokens, prompt))
+        self.running += 1
+        self.kv_reserved += kv_tokens
+        self.batch_context_offset += prompt - self.clock
+        self.admitted_tokens += prompt
+        return first_token, step
+
+    def waiting_for_prefill(self, now: float) -> int:
+        """Admitted requests whose prompt has not started (vLLM still counts them waiting)."""
+        starts = self.prefill_starts
+        while starts and starts[0] <= now:
+            starts.popleft()
+        return len(starts)
+
+    def advance(self, start: float, dt: float, finished: list[tuple[int, float]]) -> float:
+        """Run decoding over [start, start + dt); appends (request, finish time) to `finished`.
+
+        Returns the generation tokens produced (for the counter)."""
+        if self.running == 0:
+            return 0.0
+        model = self.model
+        end = start + dt
+        busy_until = self.prefill_busy_until
+        prefill_time = 0.0 if busy_until <= start else (busy_until if busy_until < end else end) - start
+        step = self.decode_step_seconds()
+        # Chunked prefill never starves decoding: each step carries at most one token budget.
+        budget_step = step + model.prefill_compute_seconds(model.max_num_batched_tokens)
+        steps = max((dt - prefill_time) / step, dt / budget_step)
+        old_clock = self.clock
+        self.clock = old_clock + steps
+        produced = steps * self.running
+        finishes = self.finishes
+        while finishes and finishes[0][0] <= self.clock:
+            finish_clock, request, kv_tokens, prompt = heapq.heappop(finishes)
+            fraction = (finish_clock - old_clock) / steps if steps > 0 else 1.0
+            finished.append((request, start + dt * (fraction if fraction > 0 else 0.0)))
+            self.running -= 1
+            self.kv_reserved -= kv_tokens
+            # Remove its context: prompt + (clock - admission clock) tokens.
+            admission_clock = finish_clock - (kv_tokens - prompt) + 1
+            self.batch_context_offset -= prompt - admission_clock
+        if self.running == 0:
+            self.batch_context_offset = 0.0
+        return produced
