@@ -171,7 +171,7 @@ class Gateway:
             if endpoint is None:
                 if hold_deadline is None:
                     hold_deadline = loop.time() + self.config.hold_timeout_seconds
-                outcome, sse = await self._hold(request, key, stream, hold_deadline, excluded)
+                outcome, sse = await self._hold(request, key, stream, hold_deadline, excluded, sse)
                 if isinstance(outcome, str):
                     return await self._reject(key, outcome, sse)
                 endpoint = outcome
@@ -191,19 +191,23 @@ class Gateway:
         stream: bool,
         deadline: float,
         excluded: set[str],
+        sse: web.StreamResponse | None,
     ) -> tuple[Endpoint | str, web.StreamResponse | None]:
-        """Wait for a routable endpoint: (endpoint, sse) or (reject reason, sse)."""
+        """Wait for a routable endpoint: (endpoint, sse) or (reject reason, sse).
+
+        `sse` is the response already started for this streaming client by an earlier hold (a
+        request can be held twice when the replica it was woken for refuses it).
+        """
         config = self.config
         if self.held(key) >= config.queue_size:
-            return "queue_full", None
+            return "queue_full", sse
         loop = asyncio.get_running_loop()
         self._held[key] = self.held(key) + 1
         self.metrics.queue_depth.labels(*key).inc()
         self.metrics.held.labels(*key).inc()
         started = loop.time()
-        sse: web.StreamResponse | None = None
         try:
-            if stream:
+            if stream and sse is None:
                 sse = web.StreamResponse(
                     status=200,
                     headers={

@@ -259,6 +259,44 @@ def test_a_refusing_or_unready_replica_moves_the_request_to_another() -> None:
     asyncio.run(main())
 
 
+def test_a_held_stream_refused_by_its_first_replica_is_held_again_and_served_by_the_next() -> None:
+    async def main() -> None:
+        a, b = FakeUpstream("a", chunks=1), FakeUpstream("b", chunks=1)
+        a.status = 503
+        config = GatewayConfig(port=0, keepalive_interval_seconds=0.05)
+        async with (
+            serving_upstream(a),
+            serving_upstream(b),
+            running_gateway(config, source_with_model()) as gw,
+        ):
+            async with (
+                aiohttp.ClientSession() as client,
+                client.post(gw.url + "/v1/completions", json=completion(stream=True)) as resp,
+            ):
+                assert await asyncio.wait_for(resp.content.readline(), 5) == b": keep-alive\n"
+                assert await resp.content.readline() == b"\n"
+                gw.source.set_endpoints(NS, NAME, [a.endpoint])  # wakes the request; `a` refuses
+                await eventually(lambda: len(a.requests) == 1)
+                await eventually(lambda: gw.gateway.held((NS, NAME)) == 1)  # held again, same response
+                gw.source.set_endpoints(NS, NAME, [a.endpoint, b.endpoint])
+                text = (await asyncio.wait_for(resp.content.read(), 5)).decode()
+            assert text.replace(": keep-alive\n\n", "") == "data: b-0\n\ndata: [DONE]\n\n"
+
+    asyncio.run(main())
+
+
+def test_a_held_client_that_disconnects_leaves_the_queue() -> None:
+    async def main() -> None:
+        async with running_gateway(source=source_with_model()) as gw:
+            async with aiohttp.ClientSession() as client:
+                resp = await client.post(gw.url + "/v1/completions", json=completion(stream=True))
+                await eventually(lambda: gw.gateway.held((NS, NAME)) == 1)
+                resp.close()
+            await eventually(lambda: gw.gateway.held((NS, NAME)) == 0)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [(b"{not json", None), (b'{"prompt": "x"}', "model"), (b'{"model": 3}', "model"), (b"[1]", None)],
