@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmscale.bench.report import capacity_hint, render_table
+from llmscale.bench.report import Progress, capacity_hint, render_table
 from llmscale.bench.stats import RequestResult, Slo, percentile, summarize
 
 SLO = Slo(ttft_p95_seconds=0.5, itl_p95_seconds=0.05)
@@ -85,3 +85,39 @@ def test_level_within_slo_and_capacity_hint_picks_highest_sustained_load() -> No
     table = render_table(report)
     assert "spec.scaling.capacityHint: 4" in table
     assert "concurrency 16" in table and "miss" in table
+
+
+class FakeTty:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_bar_on_a_tty_and_plain_lines_otherwise() -> None:
+    summary = {"completed": 4, "requests": 4, "errors": 0, "duration_s": 1.0}
+    tty = FakeTty(True)
+    progress = Progress(tty)  # type: ignore[arg-type]
+    progress.begin("concurrency 2", 4)
+    progress.update(4, 0, 0)
+    progress.end(summary)
+    assert "\r" in tty.text and "[" + "#" * 24 + "] 4/4 done" in tty.text
+    plain = FakeTty(False)
+    progress = Progress(plain)  # type: ignore[arg-type]
+    progress.begin("concurrency 2", 4)
+    progress.update(4, 0, 0)
+    progress.end(summary)
+    assert "\r" not in plain.text
+    assert plain.text.splitlines() == [
+        "bench: concurrency 2: running",
+        "bench: concurrency 2: 4/4 ok, 0 errors, 1.0s",
+    ]
