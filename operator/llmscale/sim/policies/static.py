@@ -35,7 +35,7 @@ class WarmPolicy:
 
     name: str = "warm"
     tick_seconds: float = 60.0
-    bin_seconds: float = 10.0
+    bin_seconds: float = 5.0
     needs_trace: bool = True
     replicas: int = field(default=1, init=False)
 
@@ -54,7 +54,7 @@ class OraclePolicy:
 
     name: str = "oracle"
     tick_seconds: float = 5.0
-    bin_seconds: float = 10.0
+    bin_seconds: float = 5.0
     needs_trace: bool = True
     _need: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), init=False)
     _lead_seconds: float = field(default=0.0, init=False)

@@ -1,0 +1,154 @@
+"""`llmscale simulate`: replay a trace through every scaling policy and compare them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from llmscale.errors import UserInputError
+
+if TYPE_CHECKING:
+    from llmscale.sim.results import PolicyResult
+
+DEFAULT_MODEL = "llama-3-8b"
+DEFAULT_GPU = "H100-80GB"
+
+
+def _positive(flag: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: value {text!r} is not a number") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{flag}: value {text!r} is invalid; expected a number > 0")
+        return value
+
+    return parse
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="replay a request trace through the scaling policies (SLO attainment vs GPU-hours)",
+        description="Replay a trace (generic CSV timestamp,input_tokens,output_tokens; Azure CSV; Mooncake "
+        "JSONL; ServeGen rate curves) through a modelled vLLM fleet under each scaling policy.",
+    )
+    p.add_argument("--trace", required=True, help="trace file or ServeGen directory")
+    p.add_argument(
+        "--rate-scale", type=_positive("--rate-scale"), default=1.0, help="multiply the request rate"
+    )
+    p.add_argument("--policy", default="all", help="llmscale, hpa, keda, kpa, warm, oracle, or all (default)")
+    p.add_argument(
+        "--slo-ttft-p95", type=_positive("--slo-ttft-p95"), default=1.0, help="TTFT target, seconds"
+    )
+    p.add_argument("--slo-itl-p95", type=_positive("--slo-itl-p95"), default=None, help="ITL target, seconds")
+    p.add_argument("--gpu", default=DEFAULT_GPU, help=f"GPU catalog name (default {DEFAULT_GPU})")
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model name or config.json (default {DEFAULT_MODEL})"
+    )
+    p.add_argument(
+        "--gpus", type=int, default=None, help="GPUs per replica (tensor parallel); default: planner"
+    )
+    p.add_argument(
+        "--cold-start", type=_positive("--cold-start"), default=None, help="seconds; default from size"
+    )
+    p.add_argument("--duration", type=_positive("--duration"), default=None, help="only the first SECONDS")
+    p.add_argument("--max-replicas", type=int, default=64, help="upper bound for every policy (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (ServeGen sampling, cold-start jitter)")
+    p.add_argument(
+        "--plot", default=None, metavar="FILE.png", help="write load/replicas and SLO-vs-cost plots"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def _policies(selection: str) -> list[str]:
+    from llmscale.sim.policies import POLICY_NAMES
+
+    names = [name.strip().lower() for name in selection.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(POLICY_NAMES)
+    for name in names:
+        if name not in POLICY_NAMES:
+            raise UserInputError(f"--policy: value {name!r} is not a known policy; expected all or one of "
+                                 f"{', '.join(POLICY_NAMES)}")  # fmt: skip
+    if not names:
+        raise UserInputError("--policy: value '' is empty; expected all or a policy name")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from llmscale.sim.fleet import FleetConfig, simulate
+    from llmscale.sim.perfmodel import ReplicaPerformanceModel
+    from llmscale.sim.policies import PolicyUnavailableError, get_policy
+    from llmscale.sim.traces import read_trace
+
+    names = _policies(args.policy)
+    if args.max_replicas < 1:
+        raise UserInputError(f"--max-replicas: value {args.max_replicas} is invalid; expected >= 1")
+    if args.gpus is not None and args.gpus < 1:
+        raise UserInputError(f"--gpus: value {args.gpus} is invalid; expected >= 1")
+    model = ReplicaPerformanceModel.for_deployment(args.model, args.gpu, args.gpus)
+    trace = read_trace(args.trace, rate_scale=args.rate_scale, duration_seconds=args.duration, seed=args.seed)
+    config = FleetConfig(
+        model=model,
+        slo_ttft_p95_seconds=args.slo_ttft_p95,
+        slo_itl_p95_seconds=args.slo_itl_p95,
+        cold_start_seconds=args.cold_start,
+        max_replicas=args.max_replicas,
+        seed=args.seed,
+    )
+    results: list[PolicyResult] = []
+    skipped: list[str] = []
+    for name in names:
+        try:
+            policy = get_policy(name)
+        except PolicyUnavailableError as exc:
+            if len(names) == 1:
+                raise
+            skipped.append(name)
+            print(f"llmscale simulate: skipping {name}: {exc}", file=sys.stderr)
+            continue
+        results.append(simulate(trace, policy, config))
+    if args.plot:
+        from llmscale.sim.plot import write_plot
+
+        write_plot(args.plot, trace, results, args.slo_ttft_p95)
+    if args.json:
+        document = {
+            "trace": str(args.trace),
+            "rate_scale": args.rate_scale,
+            "requests": len(trace),
+            "duration_seconds": round(trace.duration_seconds, 3),
+            "model": model.model_name,
+            "gpu": model.gpu_name,
+            "gpus_per_replica": model.gpus,
+            "cold_start_seconds": round(config.effective_cold_start_seconds, 1),
+            "slo_ttft_p95_seconds": args.slo_ttft_p95,
+            "policies": [result.to_json_dict() for result in results],
+            "skipped": skipped,
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    print(
+        f"trace {args.trace}: {len(trace)} requests over {trace.duration_seconds / 60:.1f} min "
+        f"(rate x{args.rate_scale:g}); {model.model_name} on {model.gpus}x {model.gpu_name}, "
+        f"cold start {config.effective_cold_start_seconds:.0f} s, SLO TTFT <= {args.slo_ttft_p95:g} s"
+    )
+    header = f"{'policy':<10} {'SLO attain':>10} {'TTFT p95 s':>10} {'GPU-hours':>10} {'cold starts':>11} "
+    header += f"{'scale events':>12} {'failed':>7}"
+    print(header)
+    for result in results:
+        ttft = "-" if result.ttft_p95_s is None else f"{result.ttft_p95_s:.3f}"
+        print(
+            f"{result.name:<10} {result.slo_attainment * 100:>9.2f}% {ttft:>10} {result.gpu_hours:>10.3f} "
+            f"{result.cold_starts:>11} {result.scale_events:>12} {result.failed_requests:>7}"
+        )
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return 0
