@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import kopf
@@ -73,13 +73,17 @@ class _Coalescer:
             return True
 
     def leave(self, key: str) -> bool:
-        """True when someone asked for a rerun while we ran (the caller loops once more)."""
+        """Release `key`, unless a rerun was requested meanwhile: then keep it and return True."""
         with self._lock:
             if self._running.get(key):
                 self._running[key] = False
                 return True
             self._running.pop(key, None)
             return False
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._running.pop(key, None)
 
 
 _coalescer = _Coalescer()
@@ -88,8 +92,12 @@ _coalescer = _Coalescer()
 def _reconcile_latest(namespace: str, name: str, logger: logging.Logger | kopf.Logger) -> None:
     """Reconcile the stored object (not an event's snapshot), coalescing concurrent requests."""
     key = f"{namespace}/{name}"
-    if not _coalescer.enter(key):
-        return
+    if _coalescer.enter(key):
+        _rerun_while_requested(key, namespace, name, logger)
+
+
+def _rerun_while_requested(key: str, namespace: str, name: str, logger: logging.Logger | kopf.Logger) -> None:
+    """The caller owns `key`; reconcile until no further request arrived, then release it."""
     try:
         while True:
             body = cluster_api().get(*LLMDEPLOYMENT, namespace, name)
@@ -98,7 +106,7 @@ def _reconcile_latest(namespace: str, name: str, logger: logging.Logger | kopf.L
             if not _coalescer.leave(key):
                 return
     except BaseException:
-        _coalescer.leave(key)
+        _coalescer.release(key)
         raise
 
 
@@ -147,14 +155,19 @@ def reconcile_llmdeployment(body: kopf.Body, logger: kopf.Logger, **_: Any) -> N
         _run(body, logger)
     finally:
         if _coalescer.leave(key):
-            _reconcile_latest_quietly(namespace, name, logger)
+            _quietly(lambda: _rerun_while_requested(key, namespace, name, logger), key, logger)
+
+
+def _quietly(action: Callable[[], None], key: str, logger: logging.Logger | kopf.Logger) -> None:
+    """Outside the object's own handlers, failures are logged (status already carries them)."""
+    try:
+        action()
+    except (kopf.PermanentError, kopf.TemporaryError) as exc:
+        logger.debug("reconcile of %s: %s", key, exc)
 
 
 def _reconcile_latest_quietly(namespace: str, name: str, logger: logging.Logger | kopf.Logger) -> None:
-    try:
-        _reconcile_latest(namespace, name, logger)
-    except (kopf.PermanentError, kopf.TemporaryError) as exc:
-        logger.debug("reconcile of %s/%s after a child event: %s", namespace, name, exc)
+    _quietly(lambda: _reconcile_latest(namespace, name, logger), f"{namespace}/{name}", logger)
 
 
 @kopf.timer(

@@ -44,6 +44,10 @@ from llmscale.resources.service import PODMONITOR_GROUP, PODMONITOR_PLURAL, PODM
 RETRY_MISSING_CONFIGMAP_SECONDS: Final = 30.0
 
 
+# Not-yet-True states that are normal progress, not problems: their Events are Normal.
+_PROGRESS_REASONS: Final = frozenset({"ReplicasStarting", "UnknownModel"})
+
+
 class SpecRejected(UserInputError):
     """The spec cannot be served as written (does not fit, invalid for the model, rejected child)."""
 
@@ -114,7 +118,7 @@ def _transition_events(
         old = before.condition(new.type) if before is not None else None
         if old is not None and (old.status, old.reason) == (new.status, new.reason):
             continue
-        healthy = new.status == "True" or (new.type == "ModelFits" and new.status == "Unknown")
+        healthy = new.status == "True" or new.reason in _PROGRESS_REASONS
         events.emit("Normal" if healthy else "Warning", new.reason, f"{new.type}={new.status}: {new.message}")
 
 
