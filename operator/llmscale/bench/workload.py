@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,13 +37,9 @@ def lengths_workload(path: str, lengths: Sequence[tuple[int, int]]) -> tuple[Wor
 
 def trace_workload(path: str, max_model_len: int | None = None) -> tuple[Workload, dict[str, Any]]:
     """Lengths from a trace in any format llmscale reads (generic CSV, Azure CSV, Mooncake JSONL)."""
-    try:
-        traces = importlib.import_module("llmscale.sim.traces")
-    except ModuleNotFoundError:
-        raise UserInputError(
-            "--trace: the trace readers (llmscale.sim.traces) are not in this build"
-        ) from None
-    trace = traces.read_trace(path)
+    from llmscale.sim.traces import read_trace
+
+    trace = read_trace(path)
     lengths = list(zip(trace.input_tokens, trace.output_tokens, strict=True))
     if max_model_len is not None:
         lengths = [(i, o) for i, o in lengths if i + o <= max_model_len]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llmscale.bench.report import Progress, capacity_hint, render_table
 from llmscale.bench.stats import RequestResult, Slo, percentile, summarize
+from llmscale.bench.workload import fixed_workload, trace_workload
+from llmscale.errors import UserInputError
 
 SLO = Slo(ttft_p95_seconds=0.5, itl_p95_seconds=0.05)
 
@@ -121,3 +125,22 @@ def test_progress_bar_on_a_tty_and_plain_lines_otherwise() -> None:
         "bench: concurrency 2: running",
         "bench: concurrency 2: 4/4 ok, 0 errors, 1.0s",
     ]
+
+
+def test_trace_workload_takes_lengths_in_order_and_cycles(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,input_tokens,output_tokens\n0,100,10\n1.5,200,20\n2,300,30\n")
+    workload, info = trace_workload(str(trace))
+    assert [workload(i) for i in range(4)] == [(100, 10), (200, 20), (300, 30), (100, 10)]
+    assert info["trace_requests"] == 3 and info["mean_input_tokens"] == 200.0
+
+
+def test_bad_trace_and_lengths_fail_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("when,in,out\n0,1,1\n")
+    with pytest.raises(UserInputError, match=r"bad\.csv"):
+        trace_workload(str(bad))
+    with pytest.raises(UserInputError, match="--trace"):
+        trace_workload(str(tmp_path / "missing.csv"))
+    with pytest.raises(UserInputError, match="--input-tokens: value 0"):
+        fixed_workload(0, 5)
