@@ -1,0 +1,238 @@
+"""`AutoscaleCluster` over the Kubernetes API (the scaling loop's I/O; sync client in threads).
+
+- list_workloads: ONE list of managed Deployments and ONE list of managed pods per tick, all
+  namespaces (or the operator's namespaces), as raw JSON (no model deserialisation: cheap at
+  thousands of pods).
+- scale: H5's seam `controller.scale.scale_to` (writes status.desiredReplicas, then reconcile
+  applies it), so the loop and the reconcile never fight over the Deployment's replicas.
+- patch_status: H5's `controller.status.write_status` (fresh read, conditions merged by type,
+  resourceVersion, retry on conflict).
+- set_deletion_costs: reads each Ready pod's in-flight requests straight from its /metrics
+  (`vllm:num_requests_running + vllm:num_requests_waiting`; fresher than a Prometheus scrape)
+  and annotates `controller.kubernetes.io/pod-deletion-cost` with it, so the ReplicaSet deletes
+  the idlest pods first. A pod whose count cannot be read gets a high cost (keep it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+from urllib3.exceptions import HTTPError
+
+from llmscale.api import Condition
+from llmscale.controller.autoscale_gather import WorkloadSnapshot
+from llmscale.controller.coldstart import pod_is_ready
+from llmscale.controller.kube import ClusterApi
+from llmscale.controller.scale import scale_to
+from llmscale.controller.status import write_status
+from llmscale.errors import LLMScaleError, TransientError
+from llmscale.metrics import DeploymentKey
+from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER
+
+log = logging.getLogger(__name__)
+
+DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
+UNKNOWN_IN_FLIGHT_COST: Final = 1_000_000
+POD_METRICS_TIMEOUT_SECONDS: Final = 1.0
+IN_FLIGHT_METRICS: Final = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+EVENT_SOURCE: Final = "llmscale-autoscaler"
+SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGER},{DEPLOYMENT_LABEL}"
+
+
+def _wrap(exc: Exception, what: str) -> LLMScaleError:
+    if isinstance(exc, ApiException):
+        return TransientError(f"{what}: HTTP {exc.status} {exc.reason}")
+    return TransientError(f"{what}: {exc}")
+
+
+def in_flight_from_metrics(text: str) -> float | None:
+    """Running + waiting requests from a vLLM /metrics body (both name generations share these)."""
+    total = 0.0
+    found = False
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in IN_FLIGHT_METRICS:
+                total += float(sample.value)
+                found = True
+    return total if found else None
+
+
+def deletion_costs(in_flight: dict[str, float | None]) -> dict[str, int]:
+    """pod name -> deletion cost: the in-flight count (lowest is deleted first); unknown = keep."""
+    return {
+        pod: UNKNOWN_IN_FLIGHT_COST if count is None else round(count) for pod, count in in_flight.items()
+    }
+
+
+class EventPoster:
+    """Posts core/v1 Events on an LLMDeployment (works outside kopf handler contexts)."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str, name: str, uid: str | None) -> None:
+        self.core, self.namespace, self.name, self.uid = core, namespace, name, uid
+
+    def emit(self, type_: str, reason: str, message: str) -> None:
+        now = datetime.now(UTC)
+        body = {
+            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:12]}", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": "llmscale.dev/v1alpha1",
+                "kind": "LLMDeployment",
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": self.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": EVENT_SOURCE},
+            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
+        except (ApiException, HTTPError) as exc:
+            raise _wrap(exc, f"post event on {self.namespace}/{self.name}") from exc
+
+
+class KubeAutoscaleCluster:
+    def __init__(
+        self,
+        api: ClusterApi,
+        api_client: client.ApiClient,
+        namespaces: Iterable[str] = (),
+        max_workers: int = 8,
+    ) -> None:
+        self.api = api
+        self.api_client = api_client
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.namespaces = tuple(namespaces)
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="autoscale-kube")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _list_call(self, kind: str, namespace: str | None) -> Any:
+        # _preload_content=False: the raw JSON, without building typed models for every pod
+        if kind == "deployments":
+            if namespace is None:
+                return self.apps.list_deployment_for_all_namespaces(
+                    label_selector=SELECTOR, _preload_content=False
+                )
+            return self.apps.list_namespaced_deployment(
+                namespace, label_selector=SELECTOR, _preload_content=False
+            )
+        if namespace is None:
+            return self.core.list_pod_for_all_namespaces(label_selector=SELECTOR, _preload_content=False)
+        return self.core.list_namespaced_pod(namespace, label_selector=SELECTOR, _preload_content=False)
+
+    def _list(self, kind: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        scopes: tuple[str | None, ...] = self.namespaces or (None,)
+        for namespace in scopes:
+            try:
+                raw: Any = self._list_call(kind, namespace)
+            except (ApiException, HTTPError) as exc:
+                raise _wrap(exc, f"list {kind}") from exc
+            items.extend(json.loads(raw.data).get("items") or ())
+        return items
+
+    async def list_workloads(self) -> dict[DeploymentKey, WorkloadSnapshot]:
+        deployments, pods = await asyncio.gather(
+            self._run(self._list, "deployments"), self._run(self._list, "pods")
+        )
+        by_key: dict[DeploymentKey, list[dict[str, Any]]] = {}
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            owner = (meta.get("labels") or {}).get(DEPLOYMENT_LABEL)
+            if owner:
+                by_key.setdefault((meta.get("namespace", "default"), owner), []).append(pod)
+        result: dict[DeploymentKey, WorkloadSnapshot] = {}
+        for deployment in deployments:
+            meta = deployment.get("metadata") or {}
+            owner = (meta.get("labels") or {}).get(DEPLOYMENT_LABEL) or meta.get("name")
+            key = (str(meta.get("namespace", "default")), str(owner))
+            spec_replicas = (deployment.get("spec") or {}).get("replicas")
+            ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+            result[key] = WorkloadSnapshot(
+                replicas=int(spec_replicas if spec_replicas is not None else 1),
+                ready_replicas=int(ready),
+                pods=tuple(by_key.get(key, ())),
+            )
+        return result
+
+    async def get_replicas(self, namespace: str, name: str) -> int | None:
+        deployment = await self._run(self.api.get, "apps/v1", "Deployment", namespace, name)
+        if deployment is None:
+            return None
+        replicas = (deployment.get("spec") or {}).get("replicas")
+        return int(replicas if replicas is not None else 1)
+
+    async def scale(self, namespace: str, name: str, replicas: int) -> None:
+        uid = None
+        body = await self._run(self.api.get, "llmscale.dev/v1alpha1", "LLMDeployment", namespace, name)
+        if body is not None:
+            uid = (body.get("metadata") or {}).get("uid")
+        sink = EventPoster(self.core, namespace, name, uid)
+        try:
+            await self._run(scale_to, self.api, namespace, name, replicas, sink)
+        except LLMScaleError:
+            raise
+        except Exception as exc:  # reconcile's own RetryLater/SpecRejected are LLMScaleErrors too
+            raise TransientError(f"scale {namespace}/{name} to {replicas}: {exc}") from exc
+
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], conditions: list[dict[str, Any]] | None
+    ) -> None:
+        models = [Condition.model_validate(c) for c in conditions or ()]
+        await self._run(write_status, self.api, namespace, name, status, models)
+
+    async def post_event(
+        self, namespace: str, name: str, uid: str | None, type_: str, reason: str, message: str
+    ) -> None:
+        await self._run(EventPoster(self.core, namespace, name, uid).emit, type_, reason, message)
+
+    async def set_deletion_costs(self, namespace: str, pods: tuple[dict[str, Any], ...]) -> None:
+        ready = [
+            p for p in pods if pod_is_ready(p) and not (p.get("metadata") or {}).get("deletionTimestamp")
+        ]
+        counts = await asyncio.gather(*(self._run(self._pod_in_flight, p) for p in ready))
+        costs = deletion_costs({p["metadata"]["name"]: c for p, c in zip(ready, counts, strict=True)})
+        for pod_name, cost in costs.items():
+            patch = {"metadata": {"annotations": {DELETION_COST_ANNOTATION: str(cost)}}}
+            try:
+                await self._run(self.core.patch_namespaced_pod, pod_name, namespace, patch)
+            except (ApiException, HTTPError) as exc:
+                raise _wrap(exc, f"annotate pod {namespace}/{pod_name}") from exc
+
+    @staticmethod
+    def _pod_in_flight(pod: dict[str, Any]) -> float | None:
+        ip = (pod.get("status") or {}).get("podIP")
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        port = annotations.get("prometheus.io/port", "8000")
+        path = annotations.get("prometheus.io/path", "/metrics")
+        if not ip:
+            return None
+        try:
+            with urllib.request.urlopen(
+                f"http://{ip}:{port}{path}", timeout=POD_METRICS_TIMEOUT_SECONDS
+            ) as response:
+                return in_flight_from_metrics(response.read().decode("utf-8", "replace"))
+        except (OSError, ValueError) as exc:
+            log.info("in-flight of pod %s unknown: %s", (pod.get("metadata") or {}).get("name"), exc)
+            return None

@@ -1,0 +1,425 @@
+"""The scaling loop: one global ticker for every LLMDeployment (gather -> decide -> apply).
+
+Per tick: ONE Prometheus read (one query per signal for all deployments, `MetricsSource`),
+ONE list of Deployments and ONE list of pods (`AutoscaleCluster.list_workloads`); then for each
+tracked LLMDeployment with a loop-owned strategy: inputs -> `llmscale.scaling.decide`
+(unchanged) -> the loop's idleness guard -> scale the Deployment (unless DryRun) -> Events,
+status, /metrics. The kopf glue (llmscale.controller.autoscaler) feeds `observe`/`forget` from
+a watch and calls `activate` when the gateway's annotation changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llmscale.controller import autoscale_gather as gather
+from llmscale.controller.autoscale_memory import LoopMemory
+from llmscale.controller.autoscale_policy import LOOP_OWNED, policy_for
+from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.coldstart import parse_time
+from llmscale.controller.opmetrics import OperatorMetrics
+from llmscale.errors import LLMScaleError, MetricsUnavailableError
+from llmscale.metrics import DeploymentKey, DeploymentMetrics, MetricsSource
+from llmscale.scaling import Decision, decide, reasons
+
+log = logging.getLogger(__name__)
+
+ACTIVATION_ANNOTATION = "llmscale.dev/activation-requested-at"
+ACTIVATION_FRESH_SECONDS = 60.0
+"""An activation annotation older than this (e.g. seen again after an operator restart) is stale."""
+ACTIVATION_HOLD_SECONDS = 120.0
+"""After an activation, ticks tell the core `activation_requested` this long (or until Ready)."""
+YIELD_EVERY = 50
+"""Give the event loop (kopf's watches) a turn every this many deployments."""
+
+
+class AutoscaleCluster(Protocol):
+    """The loop's door to the API server (KubeAutoscaleCluster; a fake in tests)."""
+
+    async def list_workloads(self) -> dict[DeploymentKey, gather.WorkloadSnapshot]: ...
+    async def get_replicas(self, namespace: str, name: str) -> int | None: ...
+    async def scale(self, namespace: str, name: str, replicas: int) -> None: ...
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], conditions: list[dict[str, Any]] | None
+    ) -> None: ...
+    async def post_event(
+        self, namespace: str, name: str, uid: str | None, type_: str, reason: str, message: str
+    ) -> None: ...
+    async def set_deletion_costs(self, namespace: str, pods: tuple[dict[str, Any], ...]) -> None: ...
+
+
+@dataclass
+class Tracked:
+    namespace: str
+    name: str
+    body: dict[str, Any]
+    memory: LoopMemory | None = None
+    last_status_write: float | None = None
+    conditions: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    activation_seen: str | None = None
+    activation_until: float = 0.0
+    activated_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.body.get("spec") or {})
+
+    @property
+    def scaling(self) -> dict[str, Any]:
+        return dict(self.spec.get("scaling") or {})
+
+    @property
+    def loop_owned(self) -> bool:
+        return str(self.scaling.get("strategy") or "Auto") in LOOP_OWNED
+
+    @property
+    def dry_run(self) -> bool:
+        return self.scaling.get("mode") == "DryRun"
+
+
+@dataclass
+class TickReport:
+    deployments: int = 0
+    decided: int = 0
+    scaled: int = 0
+    prometheus_ok: bool = True
+    seconds: float = 0.0
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        source: MetricsSource,
+        cluster: AutoscaleCluster,
+        settings: AutoscalerSettings,
+        metrics: OperatorMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.cluster = cluster
+        self.settings = settings
+        self.metrics = metrics or OperatorMetrics()
+        self.clock = clock
+        self.tracked: dict[DeploymentKey, Tracked] = {}
+        self.failures = 0
+
+    # --- registry (fed by the kopf watch) ---------------------------------------------------
+
+    def observe(self, body: dict[str, Any]) -> Tracked:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or "default"), str(meta["name"]))
+        tracked = self.tracked.get(key)
+        if tracked is None or (tracked.body.get("metadata") or {}).get("uid") != meta.get("uid"):
+            tracked = Tracked(namespace=key[0], name=key[1], body=body)
+            self.tracked[key] = tracked
+        tracked.body = body
+        return tracked
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.tracked.pop((namespace, name), None)
+        self.metrics.forget(namespace, name)
+
+    def _memory(self, tracked: Tracked) -> LoopMemory:
+        if tracked.memory is None:
+            tracked.memory = LoopMemory.from_status(tracked.body.get("status"))
+        return tracked.memory
+
+    # --- the ticker ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Tick forever; while Prometheus is down, retry with exponential backoff (capped)."""
+        while True:
+            started = time.monotonic()
+            try:
+                report = await self.tick()
+            except LLMScaleError as exc:
+                log.warning("scaling tick failed: %s", exc)
+                report = TickReport(prometheus_ok=False)
+            delay = self.settings.interval_seconds
+            if not report.prometheus_ok:
+                delay = min(self.settings.max_backoff_seconds, delay * 2 ** min(self.failures, 6))
+            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+
+    async def tick(self) -> TickReport:
+        started = time.perf_counter()
+        now = self.clock()
+        snapshot: dict[DeploymentKey, DeploymentMetrics] = {}
+        prometheus_ok = True
+        error = ""
+        try:
+            snapshot = await self.source.fetch_current(now)
+            self.failures = 0
+        except MetricsUnavailableError as exc:
+            prometheus_ok, error = False, str(exc)
+            self.failures += 1
+            log.warning("metrics unavailable (attempt %d): %s", self.failures, exc)
+        self.metrics.metrics_available.set(1 if prometheus_ok else 0)
+        workloads = await self.cluster.list_workloads()
+        listed_at = time.monotonic()
+        report = TickReport(deployments=len(self.tracked), prometheus_ok=prometheus_ok)
+        for index, (key, tracked) in enumerate(list(self.tracked.items())):
+            if index and index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            workload = workloads.get(key)
+            if workload is None or tracked.activated_at > listed_at:
+                continue  # no Deployment yet (reconcile creates it), or activation raced this tick
+            try:
+                async with tracked.lock:
+                    scaled = await self._one(tracked, workload, snapshot.get(key), prometheus_ok, error, now)
+            except LLMScaleError as exc:
+                log.warning("scaling %s/%s failed: %s", key[0], key[1], exc)
+                continue
+            report.decided += 1
+            report.scaled += int(scaled)
+        report.seconds = time.perf_counter() - started
+        self.metrics.tick.observe(report.seconds)
+        return report
+
+    async def _one(
+        self,
+        tracked: Tracked,
+        workload: gather.WorkloadSnapshot,
+        metrics: DeploymentMetrics | None,
+        prometheus_ok: bool,
+        error: str,
+        now: float,
+    ) -> bool:
+        memory = self._memory(tracked)
+        ns, name = tracked.namespace, tracked.name
+        policy = policy_for(tracked.body, self.settings.overrides)
+        memory.cold_start.observe(workload.pods)
+        activation = now < tracked.activation_until and workload.ready_replicas == 0
+        inputs = gather.build_inputs(
+            metrics,
+            workload,
+            prometheus_ok=prometheus_ok,
+            cold_start_p50_seconds=memory.cold_start.p50_seconds,
+            cold_start_p95_seconds=memory.cold_start.p95_seconds,
+            activation_requested=activation,
+        )
+        memory.cost.observe(
+            now,
+            workload.replicas,
+            policy.gpus_per_replica,
+            policy.max_replicas,
+            policy.gpu_price_per_hour_usd,
+        )
+        if inputs.metrics_available and metrics is not None:
+            memory.slo.observe(
+                max(inputs.request_rate_rps, 0.0) * self.settings.interval_seconds,
+                metrics.ttft_p95_seconds,
+                metrics.itl_p95_seconds,
+                policy.slo_ttft_p95_seconds,
+                policy.slo_itl_p95_seconds,
+            )
+        usable, m_reason, m_message = gather.metrics_usable(metrics, workload.ready_replicas)
+        if not prometheus_ok:
+            usable, m_reason, m_message = False, "PrometheusUnavailable", error or "Prometheus unavailable"
+        if not tracked.loop_owned:
+            await self._write_status(
+                tracked, memory, None, inputs, metrics, workload, now, (usable, m_reason, m_message), None
+            )
+            return False
+
+        decision = decide(inputs, policy, memory.state, now)
+        memory.state = decision.next_state
+        desired, reason, message = gather.guarded_replicas(decision, inputs, metrics, prometheus_ok)
+        current = workload.replicas
+        changed = desired != current
+        scaled = False
+        if changed and not tracked.dry_run:
+            if desired < current:
+                await self._prefer_idlest(ns, workload)
+            await self.cluster.scale(ns, name, desired)
+            scaled = True
+            if desired > current:
+                memory.scale_ups += 1
+            else:
+                memory.scale_downs += 1
+            self.metrics.decisions.labels(ns, name, reason).inc()
+            verb = "Scaled up" if desired > current else "Scaled down"
+            await self._event(tracked, "Normal", reason, f"{verb} from {current} to {desired}: {message}")
+        elif changed and memory.last_desired != desired:
+            await self._event(
+                tracked, "Normal", reason, f"DryRun: would scale from {current} to {desired}: {message}"
+            )
+        if changed or reason != memory.last_reason:
+            memory.record(
+                {
+                    "time": gather.rfc3339(now),
+                    "replicas": current,
+                    "desiredReplicas": desired,
+                    "strategy": decision.strategy.value,
+                    "reason": reason,
+                    "message": message[:500],
+                }
+            )
+        urgent = changed or reason != memory.last_reason or desired != memory.last_desired
+        memory.last_reason, memory.last_desired = reason, desired
+        scaling_active = (
+            not tracked.dry_run and decision.valid,
+            "DryRun" if tracked.dry_run else (reason if decision.valid else reasons.METRICS_UNAVAILABLE),
+            "mode DryRun: decisions are recorded, not applied" if tracked.dry_run else message,
+        )
+        self._export(tracked, decision, desired, workload, metrics, memory)
+        await self._write_status(
+            tracked,
+            memory,
+            decision,
+            inputs,
+            metrics,
+            workload,
+            now,
+            (usable, m_reason, m_message),
+            (desired, scaling_active),
+            urgent=urgent,
+        )
+        return scaled
+
+    async def _prefer_idlest(self, namespace: str, workload: gather.WorkloadSnapshot) -> None:
+        try:
+            await self.cluster.set_deletion_costs(namespace, workload.pods)
+        except LLMScaleError as exc:
+            # Scale-down still drains gracefully (preStop + grace period); only the choice is worse.
+            log.warning("could not set pod deletion costs in %s: %s", namespace, exc)
+
+    async def _event(self, tracked: Tracked, type_: str, reason: str, message: str) -> None:
+        uid = (tracked.body.get("metadata") or {}).get("uid")
+        try:
+            await self.cluster.post_event(tracked.namespace, tracked.name, uid, type_, reason, message)
+        except LLMScaleError as exc:
+            log.warning("event for %s/%s not posted: %s", tracked.namespace, tracked.name, exc)
+
+    def _export(
+        self,
+        tracked: Tracked,
+        decision: Decision,
+        desired: int,
+        workload: gather.WorkloadSnapshot,
+        metrics: DeploymentMetrics | None,
+        memory: LoopMemory,
+    ) -> None:
+        ns, name, m = tracked.namespace, tracked.name, self.metrics
+        m.desired.labels(ns, name).set(desired)
+        m.ready.labels(ns, name).set(workload.ready_replicas)
+        m.current.labels(ns, name).set(workload.replicas)
+        m.set_strategy(ns, name, decision.strategy.value, decision.strategy_reason or "")
+        if metrics is not None and metrics.ttft_p95_seconds is not None:
+            m.ttft.labels(ns, name).set(metrics.ttft_p95_seconds)
+        if metrics is not None and metrics.itl_p95_seconds is not None:
+            m.itl.labels(ns, name).set(metrics.itl_p95_seconds)
+        m.gpu_hours.labels(ns, name).set(memory.cost.gpu_hours)
+
+    async def _write_status(
+        self,
+        tracked: Tracked,
+        memory: LoopMemory,
+        decision: Decision | None,
+        inputs: Any,
+        metrics: DeploymentMetrics | None,
+        workload: gather.WorkloadSnapshot,
+        now: float,
+        metrics_condition: tuple[bool, str, str],
+        scaling: tuple[int, tuple[bool, str, str]] | None,
+        urgent: bool = False,
+    ) -> None:
+        generation = (tracked.body.get("metadata") or {}).get("generation")
+        wanted = {"MetricsAvailable": metrics_condition}
+        if scaling is not None:
+            wanted["ScalingActive"] = scaling[1]
+        conditions = None
+        if any(tracked.conditions.get(t) != (v[0], v[1]) for t, v in wanted.items()):
+            conditions = [gather.condition(t, *v, now=now, generation=generation) for t, v in wanted.items()]
+            if not metrics_condition[0] and tracked.conditions.get("MetricsAvailable", (True, ""))[0]:
+                await self._event(tracked, "Warning", metrics_condition[1], metrics_condition[2])
+        due = (
+            tracked.last_status_write is None
+            or now - tracked.last_status_write >= self.settings.status_interval_seconds
+        )
+        if not (urgent or due or conditions):
+            return
+        status: dict[str, Any] = {
+            "observed": gather.observed_status(metrics, inputs, memory.slo.attainment),
+            "coldStart": memory.cold_start.to_status(),
+            "cost": memory.cost.to_status(),
+            "scalerState": memory.to_scaler_state(),
+        }
+        if decision is not None and scaling is not None:
+            if not tracked.dry_run:
+                # reconcile applies status.desiredReplicas (controller/replicas.py): DryRun never writes it.
+                status["desiredReplicas"] = scaling[0]
+            status["strategy"] = decision.strategy.value
+            status["strategyReason"] = decision.strategy_reason or None
+            status["lastDecisions"] = memory.decisions
+            if decision.forecast is not None:
+                status["forecast"] = decision.forecast.to_status()
+        await self.cluster.patch_status(tracked.namespace, tracked.name, status, conditions)
+        tracked.last_status_write = now
+        for t, v in wanted.items():
+            tracked.conditions[t] = (v[0], v[1])
+
+    # --- activation (0 -> 1 on the gateway's signal, outside the tick) -----------------------
+
+    async def activate(self, body: dict[str, Any]) -> bool:
+        """React to the gateway's activation annotation at once; True when it scaled 0 -> 1."""
+        tracked = self.observe(body)
+        value = ((body.get("metadata") or {}).get("annotations") or {}).get(ACTIVATION_ANNOTATION)
+        if not value or value == tracked.activation_seen:
+            return False
+        tracked.activation_seen = value
+        now = self.clock()
+        requested = parse_time(value)
+        if requested is None or now - requested > ACTIVATION_FRESH_SECONDS or not tracked.loop_owned:
+            return False
+        tracked.activation_until = now + ACTIVATION_HOLD_SECONDS
+        if tracked.dry_run:
+            return False
+        async with tracked.lock:
+            current = await self.cluster.get_replicas(tracked.namespace, tracked.name)
+            if current is None or current > 0:
+                return False
+            policy = policy_for(tracked.body, self.settings.overrides)
+            target = min(max(1, policy.min_replicas), policy.max_replicas)
+            await self.cluster.scale(tracked.namespace, tracked.name, target)
+            tracked.activated_at = time.monotonic()
+            memory = self._memory(tracked)
+            memory.scale_ups += 1
+            memory.state.activation.phase = "Waking"
+            memory.state.activation.since = now
+            message = f"the gateway holds a request (signalled at {value}): waking to {target}"
+            memory.record(
+                {
+                    "time": gather.rfc3339(now),
+                    "replicas": 0,
+                    "desiredReplicas": target,
+                    "strategy": memory.state.strategy.current
+                    or str(tracked.scaling.get("strategy") or "Auto"),
+                    "reason": reasons.ACTIVATION_REQUESTED,
+                    "message": message,
+                }
+            )
+            memory.last_reason, memory.last_desired = reasons.ACTIVATION_REQUESTED, target
+            self.metrics.decisions.labels(tracked.namespace, tracked.name, reasons.ACTIVATION_REQUESTED).inc()
+        await self._event(
+            tracked, "Normal", reasons.ACTIVATION_REQUESTED, f"Scaled up from 0 to {target}: {message}"
+        )
+        try:
+            await self.cluster.patch_status(
+                tracked.namespace,
+                tracked.name,
+                {
+                    "desiredReplicas": target,
+                    "lastDecisions": memory.decisions,
+                    "scalerState": memory.to_scaler_state(),
+                },
+                None,
+            )
+        except LLMScaleError as exc:
+            log.warning("status after activation of %s/%s: %s", tracked.namespace, tracked.name, exc)
+        return True

@@ -1,0 +1,173 @@
+"""Operator-wide settings of the scaling loop (flags of `llmscale operator`, or environment).
+
+`llmscale operator` (controller/cli.py) may call `add_cli_arguments(parser)` and pass
+`settings_from_args(args)` to `llmscale.controller.autoscaler.configure`; without that the loop
+reads the `LLMSCALE_*` environment variables below, so it also works under a plain `kopf run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from llmscale.errors import UserInputError
+from llmscale.scaling import ScalingPolicy
+
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:19090"
+
+ENV_PROMETHEUS_URL = "LLMSCALE_PROMETHEUS_URL"
+ENV_INTERVAL = "LLMSCALE_SCALING_INTERVAL"
+ENV_METRICS_PORT = "LLMSCALE_OPERATOR_METRICS_PORT"
+ENV_OVERRIDES = "LLMSCALE_SCALING_OVERRIDES"
+ENV_STATUS_INTERVAL = "LLMSCALE_STATUS_INTERVAL"
+ENV_RATE_WINDOW = "LLMSCALE_RATE_WINDOW"
+
+OVERRIDES_ANNOTATION = "llmscale.dev/scaling-overrides"
+"""Per-deployment JSON object of ScalingPolicy fields (seconds), e.g. {"scale_down_delay_seconds": 20}."""
+
+# ScalingPolicy fields that may be tuned per operator or per deployment (the rest come from the spec).
+TUNABLE_FIELDS: frozenset[str] = frozenset(
+    f.name
+    for f in fields(ScalingPolicy)
+    if f.name
+    not in {
+        "strategy",
+        "min_replicas",
+        "max_replicas",
+        "slo_ttft_p95_seconds",
+        "slo_itl_p95_seconds",
+        "slo_objective",
+        "gpu_price_per_hour_usd",
+        "gpus_per_replica",
+    }
+)
+
+
+@dataclass(frozen=True)
+class AutoscalerSettings:
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    interval_seconds: float = 5.0
+    """Seconds between decision ticks (the decision interval)."""
+    metrics_port: int | None = 8081
+    """Port of the operator's own /metrics on 127.0.0.1 (None: not served)."""
+    metrics_host: str = "127.0.0.1"
+    status_interval_seconds: float = 30.0
+    """Status is written at least this often, and at once on any scale or reason change."""
+    rate_window_seconds: float = 30.0
+    """PromQL rate()/histogram window."""
+    max_backoff_seconds: float = 60.0
+    """Longest wait between Prometheus retries while it is down."""
+    overrides: dict[str, float] = field(default_factory=dict)
+    """ScalingPolicy fields for every deployment (per-deployment annotation wins)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "interval_seconds",
+            "status_interval_seconds",
+            "rate_window_seconds",
+            "max_backoff_seconds",
+        ):
+            value = getattr(self, name)
+            if not value > 0:
+                raise UserInputError(f"{name}: value {value!r} must be > 0")
+        validate_overrides(self.overrides, "--scaling-overrides")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> AutoscalerSettings:
+        env = dict(os.environ if environ is None else environ)
+        kwargs: dict[str, Any] = {}
+        if env.get(ENV_PROMETHEUS_URL):
+            kwargs["prometheus_url"] = env[ENV_PROMETHEUS_URL]
+        for key, name in (
+            (ENV_INTERVAL, "interval_seconds"),
+            (ENV_STATUS_INTERVAL, "status_interval_seconds"),
+            (ENV_RATE_WINDOW, "rate_window_seconds"),
+        ):
+            if env.get(key):
+                kwargs[name] = _number(env[key], key)
+        if env.get(ENV_METRICS_PORT):
+            port = env[ENV_METRICS_PORT]
+            kwargs["metrics_port"] = (
+                None if port in ("0", "off", "none") else int(_number(port, ENV_METRICS_PORT))
+            )
+        if env.get(ENV_OVERRIDES):
+            kwargs["overrides"] = parse_overrides(env[ENV_OVERRIDES], ENV_OVERRIDES)
+        return cls(**kwargs)
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserInputError(f"{name}: value {text!r} is not a number") from None
+
+
+def parse_overrides(text: str, where: str) -> dict[str, float]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise UserInputError(f"{where}: value {text!r} is not a JSON object") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{where}: value {text!r} is not a JSON object")
+    validate_overrides(data, where)
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def validate_overrides(data: dict[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key not in TUNABLE_FIELDS:
+            raise UserInputError(
+                f"{where}: field {key!r} is not a tunable ScalingPolicy field; expected one of "
+                + ", ".join(sorted(TUNABLE_FIELDS))
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserInputError(f"{where}: {key} value {value!r} is not a number")
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scaling loop's flags, for `llmscale operator`."""
+    defaults = AutoscalerSettings()
+    group = parser.add_argument_group("scaling loop")
+    group.add_argument(
+        "--prometheus-url", default=None, help=f"Prometheus base URL ({DEFAULT_PROMETHEUS_URL})"
+    )
+    group.add_argument(
+        "--scaling-interval", type=float, default=None, metavar="S", help="seconds between decisions (5)"
+    )
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help=f"port of the operator's /metrics on 127.0.0.1 ({defaults.metrics_port}; 0 = off)",
+    )
+    group.add_argument(
+        "--scaling-overrides",
+        default=None,
+        metavar="JSON",
+        help="ScalingPolicy fields for every deployment, e.g. '{\"scale_down_delay_seconds\": 20}'",
+    )
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> AutoscalerSettings:
+    """Flags win over the environment, which wins over the defaults."""
+    base = AutoscalerSettings.from_env(environ)
+    kwargs: dict[str, Any] = {}
+    if getattr(args, "prometheus_url", None):
+        kwargs["prometheus_url"] = args.prometheus_url
+    if getattr(args, "scaling_interval", None) is not None:
+        kwargs["interval_seconds"] = args.scaling_interval
+    port = getattr(args, "metrics_port", None)
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise UserInputError(f"--metrics-port: value {port} is not a port (0-65535)")
+        kwargs["metrics_port"] = port or None
+    if getattr(args, "scaling_overrides", None):
+        kwargs["overrides"] = parse_overrides(args.scaling_overrides, "--scaling-overrides")
+    if not kwargs:
+        return base
+    merged = {f.name: getattr(base, f.name) for f in fields(base)} | kwargs
+    return AutoscalerSettings(**merged)

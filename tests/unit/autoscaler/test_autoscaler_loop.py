@@ -1,0 +1,207 @@
+"""Timelines of the scaling loop over fake metrics and a fake cluster (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from conftest import Clock, FakeCluster, llmdeployment
+
+from llmscale.controller.autoscale_gather import rfc3339
+from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler
+from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.metrics.fake import FakeMetricsSource
+
+FAST = {
+    "scale_down_delay_seconds": 20.0,
+    "idle_window_seconds": 20.0,
+    "stable_window_seconds": 10.0,
+    "cold_start_seconds": 5.0,
+}
+
+
+def make(
+    cluster: FakeCluster, clock: Clock, source: FakeMetricsSource | None = None
+) -> tuple[Autoscaler, FakeMetricsSource]:
+    source = source or FakeMetricsSource()
+    settings = AutoscalerSettings(interval_seconds=5.0, metrics_port=None, overrides=FAST)
+    return Autoscaler(source, cluster, settings, clock=clock), source
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def busy(source: FakeMetricsSource, rps: float, ns: str = "ns", name: str = "chat") -> None:
+    source.set_complete(
+        ns,
+        name,
+        request_rate_rps=rps,
+        prompt_tokens_per_second=rps * 1000,
+        generation_tokens_per_second=rps * 200,
+        num_requests_running=min(rps, 50),
+        gateway_arrivals_rps=rps,
+        ttft_p95_seconds=0.2,
+    )
+
+
+def ticks(loop: Autoscaler, clock: Clock, count: int, seconds: float = 5.0) -> None:
+    async def go() -> None:
+        for _ in range(count):
+            await loop.tick()
+            clock.advance(seconds)
+
+    run(go())
+
+
+def ready_all(cluster: FakeCluster, ns: str = "ns", name: str = "chat") -> None:
+    workload = cluster.workloads[(ns, name)]
+    cluster.set_workload(ns, name, workload.replicas, workload.replicas)
+
+
+def test_load_rise_scales_up_within_one_tick(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment())
+    cluster.set_workload("ns", "chat", 1)
+    busy(source, 1.0)
+    ticks(loop, clock, 3)
+    assert cluster.scale_calls == []
+    busy(source, 60.0)  # ~3x one H100 replica's saturation for 1000/200-token requests
+    ticks(loop, clock, 1)
+    assert cluster.scale_calls and cluster.scale_calls[-1][2] > 1
+    status = cluster.status[("ns", "chat")]
+    assert status["desiredReplicas"] == cluster.scale_calls[-1][2]
+    assert status["lastDecisions"][-1]["desiredReplicas"] == status["desiredReplicas"]
+    assert any(e[1] == "Normal" and e[3].startswith("Scaled up") for e in cluster.events)
+
+
+def test_prometheus_outage_holds_and_sets_condition(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment())
+    cluster.set_workload("ns", "chat", 3)
+    busy(source, 5.0)
+    ticks(loop, clock, 2)
+    calls = len(cluster.scale_calls)
+    source.fail()
+    ticks(loop, clock, 30)  # 150 s: long past every window
+    assert len(cluster.scale_calls) == calls
+    condition = cluster.conditions[("ns", "chat")]["MetricsAvailable"]
+    assert condition["status"] == "False" and condition["reason"] == "PrometheusUnavailable"
+    assert any(e[1] == "Warning" for e in cluster.events)
+    source.recover()
+    ticks(loop, clock, 1)
+    assert cluster.conditions[("ns", "chat")]["MetricsAvailable"]["status"] == "True"
+
+
+def test_dry_run_records_without_applying(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment(mode="DryRun"))
+    cluster.set_workload("ns", "chat", 1)
+    busy(source, 80.0)
+    ticks(loop, clock, 2)
+    assert cluster.scale_calls == []
+    status = cluster.status[("ns", "chat")]
+    assert "desiredReplicas" not in status  # reconcile would apply it
+    assert status["lastDecisions"][-1]["desiredReplicas"] > 1
+    assert cluster.conditions[("ns", "chat")]["ScalingActive"]["reason"] == "DryRun"
+
+
+def test_scale_to_zero_needs_gateway_proof(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment(strategy="ScaleToZero"))
+    cluster.set_workload("ns", "chat", 1)
+    # engines idle, but the gateway's series are missing: no proof of idleness
+    source.set(
+        "ns",
+        "chat",
+        request_rate_rps=0.0,
+        prompt_tokens_per_second=0.0,
+        generation_tokens_per_second=0.0,
+        num_requests_waiting=0.0,
+        num_requests_running=0.0,
+        kv_cache_usage=0.0,
+        ttft_p95_seconds=None,
+        itl_p95_seconds=None,
+        queue_time_p95_seconds=None,
+    )
+    ticks(loop, clock, 20)
+    assert all(call[2] > 0 for call in cluster.scale_calls)
+    source.set_idle("ns", "chat")  # now the gateway says 0 arrivals and an empty queue
+    ticks(loop, clock, 20)
+    assert cluster.scale_calls and cluster.scale_calls[-1][2] == 0
+
+
+def test_activation_annotation_wakes_at_once(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    body = llmdeployment(strategy="ScaleToZero")
+    loop.observe(body)
+    cluster.set_workload("ns", "chat", 0)
+    source.set_idle("ns", "chat")
+    ticks(loop, clock, 2)
+    body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
+    assert run(loop.activate(body)) is True
+    assert cluster.scale_calls[-1] == ("ns", "chat", 1)
+    assert run(loop.activate(body)) is False  # the same signal is handled once
+    # the next ticks keep the waking replica even though Prometheus still says idle
+    ticks(loop, clock, 4)
+    assert cluster.workloads[("ns", "chat")].replicas == 1
+
+
+def test_stale_activation_is_ignored(cluster: FakeCluster, clock: Clock) -> None:
+    loop, _ = make(cluster, clock)
+    body = llmdeployment(
+        strategy="ScaleToZero", annotations={ACTIVATION_ANNOTATION: rfc3339(clock.now - 600)}
+    )
+    cluster.set_workload("ns", "chat", 0)
+    assert run(loop.activate(body)) is False
+    assert cluster.scale_calls == []
+
+
+def test_restart_resumes_without_flapping(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment())
+    cluster.set_workload("ns", "chat", 1)
+    busy(source, 80.0)
+    ticks(loop, clock, 2)
+    ready_all(cluster)
+    scaled_to = cluster.workloads[("ns", "chat")].replicas
+    assert scaled_to > 1
+    busy(source, 2.0)  # load falls just as the operator restarts
+    ticks(loop, clock, 1)
+    stored = dict(cluster.status[("ns", "chat")])
+    restarted, _ = make(cluster, clock, source)
+    restarted.observe(llmdeployment(status=stored))
+    calls = len(cluster.scale_calls)
+    ticks(restarted, clock, 2)  # within the scale-down delay: the new operator must hold
+    assert len(cluster.scale_calls) == calls
+    ticks(restarted, clock, 12)
+    after = [call[2] for call in cluster.scale_calls[calls:]]
+    assert after and after[-1] < scaled_to  # then it scales down ...
+    assert after == sorted(after, reverse=True)  # ... monotonically: no flapping
+
+
+def test_warm_is_not_scaled_but_observed(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment(strategy="Warm"))
+    cluster.set_workload("ns", "chat", 2)
+    busy(source, 80.0)
+    ticks(loop, clock, 8)  # status is written at least every 30 s
+    assert cluster.scale_calls == []
+    status = cluster.status[("ns", "chat")]
+    assert "desiredReplicas" not in status and status["cost"]["gpuHours"] > 0
+
+
+def test_cost_and_metrics_exported(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment(max_replicas=4))
+    cluster.set_workload("ns", "chat", 1)
+    busy(source, 1.0)
+    ticks(loop, clock, 721)  # one hour at 5 s ticks, one replica of one GPU
+    cost = cluster.status[("ns", "chat")]["cost"]
+    assert abs(cost["gpuHours"] - 1.0) < 0.01
+    assert abs(cost["gpuHoursSavedVsAlwaysOn"] - 3.0) < 0.03
+    text = loop.metrics.registry.get_sample_value(
+        "llmscale_desired_replicas", {"namespace": "ns", "llmdeployment": "chat"}
+    )
+    assert text == 1.0
+    assert loop.metrics.registry.get_sample_value("llmscale_autoscaler_tick_seconds_count") == 721
