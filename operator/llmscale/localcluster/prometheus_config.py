@@ -26,6 +26,15 @@ def targets_file(layout: StateLayout) -> Path:
     return layout.prometheus_dir / "targets" / "pods.json"
 
 
+GATEWAY_JOB_NAME = "llmscale-gateway"
+
+
+def gateway_targets_glob(layout: StateLayout) -> Path:
+    """Processes outside the cluster (the gateway run by the demo and e2e tests) register here:
+    one JSON file_sd file each, e.g. `gateway-<port>.json` = [{"targets": ["127.0.0.1:PORT"]}]."""
+    return layout.prometheus_dir / "targets" / "gateway-*.json"
+
+
 def render_prometheus_config(
     apiserver_url: str, layout: StateLayout, *, discovery: str = "file"
 ) -> dict[str, Any]:
@@ -95,7 +104,13 @@ def render_prometheus_config(
                 "honor_labels": False,
                 **discovery_config,
                 "relabel_configs": relabel_configs,
-            }
+            },
+            # The gateway labels its own series with namespace/llmdeployment: keep them.
+            {
+                "job_name": GATEWAY_JOB_NAME,
+                "honor_labels": True,
+                "file_sd_configs": [{"files": [str(gateway_targets_glob(layout))], "refresh_interval": "5s"}],
+            },
         ],
     }
 
