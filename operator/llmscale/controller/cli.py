@@ -41,11 +41,17 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--verbose", action="store_true", help="debug logging")
     p.add_argument("--json", action="store_true", help="log as JSON lines")
+    try:  # the scaling loop's own flags, when that module is part of this build
+        from llmscale.controller.autoscale_settings import add_cli_arguments
+    except ModuleNotFoundError as exc:
+        if exc.name != "llmscale.controller.autoscale_settings":
+            raise
+    else:
+        add_cli_arguments(p)
     p.set_defaults(func=run)
 
 
 def _install_crd() -> None:
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     from llmscale.api.crd import build_crd
@@ -66,7 +72,6 @@ def _install_crd() -> None:
         raise EnvironmentSetupError(
             f"--install-crd: the API server refused the CRD: HTTP {exc.status} {exc.body}"
         ) from exc
-    del client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,12 +91,17 @@ def run(args: argparse.Namespace) -> int:
     if args.install_crd:
         _install_crd()
     importlib.import_module("llmscale.controller.handlers")
-    for module in OPTIONAL_HANDLER_MODULES:
+    for name in OPTIONAL_HANDLER_MODULES:
         try:
-            importlib.import_module(module)
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name != name:
                 raise
+            continue
+        configure = getattr(module, "configure", None)
+        settings_from_args = getattr(module, "settings_from_args", None)
+        if configure is not None and settings_from_args is not None:
+            configure(settings_from_args(args))
     namespaces = tuple(args.namespace or ())
     kopf.run(
         clusterwide=not namespaces,
