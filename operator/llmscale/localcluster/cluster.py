@@ -45,6 +45,15 @@ CONTROL_PLANE_BINARIES = (
 )
 START_TIMEOUT_SECONDS = 90.0
 STOP_GRACE_SECONDS = 10.0
+# The apiserver shuts down gracefully only while etcd still answers, and the controllers and
+# helpers while the apiserver does: stop in three waves, each wave in parallel.
+STOP_WAVES = (
+    tuple(name for name in reversed(COMPONENTS) if name not in ("kube-apiserver", "etcd")),
+    ("kube-apiserver",),
+    ("etcd",),
+)
+# (component name, argv, readiness probe)
+_Launch = tuple[str, list[str], Callable[[], bool]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,38 +153,29 @@ class LocalCluster:
                     self.layout.pki, identity, self.apiserver_url, self.layout.pki.kubeconfig(identity)
                 )
             timings["pki"] = time.monotonic() - started
-            timings["etcd"] = self._start_and_wait(
-                "etcd",
-                components.etcd_command(self.bin_dir, self.layout, self.ports),
-                lambda: health.http_ok(components.etcd_url(self.ports) + "/health"),
+            timings |= self._start_all(
+                [
+                    (
+                        "etcd",
+                        components.etcd_command(self.bin_dir, self.layout, self.ports),
+                        lambda: health.http_ok(components.etcd_url(self.ports) + "/health"),
+                    )
+                ]
             )
-            timings["kube-apiserver"] = self._start_and_wait(
-                "kube-apiserver",
-                components.apiserver_command(self.bin_dir, self.layout, self.ports),
-                self._apiserver_ready,
+            timings |= self._start_all(
+                [
+                    (
+                        "kube-apiserver",
+                        components.apiserver_command(self.bin_dir, self.layout, self.ports),
+                        self._apiserver_ready,
+                    )
+                ]
             )
             write_kubeconfig(self.layout.pki, ADMIN, self.apiserver_url, self.kubeconfig)
-            insecure = health.insecure_tls_context()
-            timings["kube-controller-manager"] = self._start_and_wait(
-                "kube-controller-manager",
-                components.controller_manager_command(self.bin_dir, self.layout, self.ports),
-                lambda: health.http_ok(
-                    f"https://127.0.0.1:{self.ports.controller_manager}/healthz", context=insecure
-                ),
-            )
-            timings["kube-scheduler"] = self._start_and_wait(
-                "kube-scheduler",
-                components.scheduler_command(self.bin_dir, self.layout, self.ports),
-                lambda: health.http_ok(f"https://127.0.0.1:{self.ports.scheduler}/healthz", context=insecure),
-            )
-            timings["kwok"] = self._start_kwok()
+            # Everything else needs only the apiserver: start it all at once and wait once
+            # (the Python helpers spend seconds importing the kubernetes client).
+            timings |= self._start_all(self._second_wave(prometheus_binary))
             timings["nodes"] = self._create_nodes()
-            timings["pod-discovery"] = self._start_pod_discovery()
-            timings["loopback-endpoints"] = self._start_python_component(
-                "loopback-endpoints", "llmscale.localcluster.loopback_endpoints"
-            )
-            timings["prometheus"] = self._start_prometheus(prometheus_binary)
-            timings["pod-runner"] = self._start_pod_runner()
             timings["default-serviceaccount"] = self._wait_for_default_service_account()
         except BaseException:
             self.down(remove_state=False)
@@ -190,7 +190,8 @@ class LocalCluster:
         Returns the names of the components that were running.
         """
         was_running = [name for name in reversed(COMPONENTS) if supervisor.running_pid(self.layout, name)]
-        supervisor.stop_many(self.layout, list(reversed(COMPONENTS)), grace_seconds=STOP_GRACE_SECONDS)
+        for wave in STOP_WAVES:
+            supervisor.stop_many(self.layout, list(wave), grace_seconds=STOP_GRACE_SECONDS)
         if remove_state:
             self._reset_state()
         return was_running
@@ -251,11 +252,68 @@ class LocalCluster:
         for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             self.layout.work_dir(name).mkdir(parents=True, exist_ok=True)
 
-    def _start_and_wait(self, name: str, argv: list[str], is_ready: Callable[[], bool]) -> float:
-        process = supervisor.start(self.layout, name, argv)
-        return supervisor.wait_until_ready(
-            self.layout, name, process, is_ready, timeout_seconds=START_TIMEOUT_SECONDS
-        )
+    def _start_all(self, launches: list[_Launch]) -> dict[str, float]:
+        """Start every process, then wait for each to be ready; seconds from start to ready."""
+        started = time.monotonic()
+        processes = [
+            (name, supervisor.start(self.layout, name, argv), ready) for name, argv, ready in launches
+        ]
+        timings: dict[str, float] = {}
+        for name, process, ready in processes:
+            remaining = START_TIMEOUT_SECONDS - (time.monotonic() - started)
+            supervisor.wait_until_ready(
+                self.layout, name, process, ready, timeout_seconds=max(remaining, 1.0)
+            )
+            timings[name] = time.monotonic() - started
+        return timings
+
+    def _second_wave(self, prometheus_binary: Path) -> list[_Launch]:
+        insecure = health.insecure_tls_context()
+        stages = self.layout.kwok_dir / "stages.yaml"
+        stages.write_text(kwok_config.render_stages_yaml())
+        targets = prometheus_config.targets_file(self.layout)
+        targets.parent.mkdir(parents=True, exist_ok=True)
+        prometheus_config.write_prometheus_config(self.apiserver_url, self.layout)
+        return [
+            (
+                "kube-controller-manager",
+                components.controller_manager_command(self.bin_dir, self.layout, self.ports),
+                lambda: health.http_ok(
+                    f"https://127.0.0.1:{self.ports.controller_manager}/healthz", context=insecure
+                ),
+            ),
+            (
+                "kube-scheduler",
+                components.scheduler_command(self.bin_dir, self.layout, self.ports),
+                lambda: health.http_ok(f"https://127.0.0.1:{self.ports.scheduler}/healthz", context=insecure),
+            ),
+            (
+                "kwok",
+                kwok_config.kwok_command(
+                    str(self.bin_dir / "kwok"), str(self.kubeconfig), str(stages), self.ports.kwok
+                ),
+                lambda: health.http_ok(f"http://127.0.0.1:{self.ports.kwok}/healthz"),
+            ),
+            self._python_launch(
+                "pod-discovery", "llmscale.localcluster.pod_discovery", f"--output={targets}", ready=targets
+            ),
+            self._python_launch("loopback-endpoints", "llmscale.localcluster.loopback_endpoints"),
+            self._python_launch("pod-runner", "llmscale.localcluster.runner", f"--pods-dir={self.pods_dir}"),
+            (
+                "prometheus",
+                prometheus_config.prometheus_command(prometheus_binary, self.layout, self.ports.prometheus),
+                lambda: health.http_ok(self.prometheus_url + "/-/ready"),
+            ),
+        ]
+
+    def _python_launch(self, name: str, module: str, *extra: str, ready: Path | None = None) -> _Launch:
+        """One of our helper processes; it signals readiness by creating a file."""
+        ready_file = ready or self.layout.run_dir / f"{name}.ready"
+        ready_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", module, f"--kubeconfig={self.kubeconfig}", *extra]
+        if ready is None:
+            argv.append(f"--ready-file={ready_file}")
+        return (name, argv, ready_file.exists)
 
     def _apiserver_ready(self) -> bool:
         pki = self.layout.pki
@@ -263,16 +321,6 @@ class LocalCluster:
             return False
         context = health.client_tls_context(pki.ca_cert, pki.client_cert(ADMIN), pki.client_key(ADMIN))
         return health.http_ok(self.apiserver_url + "/readyz", context=context)
-
-    def _start_kwok(self) -> float:
-        stages = self.layout.kwok_dir / "stages.yaml"
-        stages.write_text(kwok_config.render_stages_yaml())
-        argv = kwok_config.kwok_command(
-            str(self.bin_dir / "kwok"), str(self.kubeconfig), str(stages), self.ports.kwok
-        )
-        return self._start_and_wait(
-            "kwok", argv, lambda: health.http_ok(f"http://127.0.0.1:{self.ports.kwok}/healthz")
-        )
 
     def _create_nodes(self) -> float:
         from llmscale.localcluster import kube  # the kubernetes client is heavy: import on use
@@ -293,41 +341,9 @@ class LocalCluster:
 
     def _start_prometheus(self, binary: Path) -> float:
         prometheus_config.write_prometheus_config(self.apiserver_url, self.layout)
-        return self._start_and_wait(
+        launch: _Launch = (
             "prometheus",
             prometheus_config.prometheus_command(binary, self.layout, self.ports.prometheus),
             lambda: health.http_ok(self.prometheus_url + "/-/ready"),
         )
-
-    def _start_python_component(self, name: str, module: str) -> float:
-        """A helper process of ours that signals readiness by creating run/<name>.ready."""
-        ready_file = self.layout.run_dir / f"{name}.ready"
-        ready_file.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", module, f"--kubeconfig={self.kubeconfig}", f"--ready-file={ready_file}"]
-        return self._start_and_wait(name, argv, ready_file.exists)
-
-    def _start_pod_discovery(self) -> float:
-        targets = prometheus_config.targets_file(self.layout)
-        targets.parent.mkdir(parents=True, exist_ok=True)
-        targets.unlink(missing_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "llmscale.localcluster.pod_discovery",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--output={targets}",
-        ]
-        return self._start_and_wait("pod-discovery", argv, targets.exists)
-
-    def _start_pod_runner(self) -> float:
-        ready_file = self.layout.run_dir / "pod-runner.ready"
-        ready_file.unlink(missing_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "llmscale.localcluster.runner",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--pods-dir={self.pods_dir}",
-            f"--ready-file={ready_file}",
-        ]
-        return self._start_and_wait("pod-runner", argv, ready_file.exists)
+        return self._start_all([launch])["prometheus"]

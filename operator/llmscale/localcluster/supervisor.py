@@ -7,6 +7,7 @@ an unrelated program is never signalled.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -22,6 +23,17 @@ LOG_TAIL_LINES = 15
 # Popen handles of children started by this interpreter: waiting on them reaps zombies, which
 # would otherwise look alive to `kill(pid, 0)` until this process exits.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _detach_children() -> None:
+    """Components are daemons that outlive the interpreter that started them (`cluster up`
+    returns, a pytest session reuses them). Marking the Popen handles as settled stops
+    Python from warning that a subprocess is still running when it exits."""
+    for child in _CHILDREN.values():
+        if child.poll() is None:
+            child.returncode = 0
+    _CHILDREN.clear()
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
