@@ -33,7 +33,9 @@ from llmscale.gateway.sources import ActivationSignaller, EndpointSource
 log = logging.getLogger(__name__)
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
-MAX_ATTEMPTS = 3
+# A replica that refused (not listening yet, or draining) is retried after this long, while the
+# request waits like a held one: a pod can be marked Ready a moment before its server listens.
+REFUSED_RETRY_SECONDS = 0.2
 # Headers that describe one hop, not the message; aiohttp sets its own framing.
 HOP_BY_HOP = frozenset(
     {
@@ -166,7 +168,7 @@ class Gateway:
         excluded: set[str] = set()
         sse: web.StreamResponse | None = None  # headers already sent to a held streaming client
         hold_deadline: float | None = None
-        for _attempt in range(MAX_ATTEMPTS):
+        while True:
             endpoint = self.table.acquire(key, frozenset(excluded))
             if endpoint is None:
                 if hold_deadline is None:
@@ -182,7 +184,8 @@ class Gateway:
                     "replica %s of %s/%s refused a request (%s); trying another", endpoint.url, *key, exc
                 )
                 excluded.add(endpoint.url)
-        return await self._reject(key, "upstream_unavailable", sse)
+                if hold_deadline is not None and loop.time() >= hold_deadline:
+                    return await self._reject(key, "upstream_unavailable", sse)
 
     async def _hold(
         self,
@@ -232,9 +235,13 @@ class Gateway:
                 now = loop.time()
                 if now >= deadline:
                     return "hold_timeout", sse
-                wake_at = min(deadline, now + 1.0, next_keepalive if sse is not None else deadline)
+                wake_at = min(
+                    deadline,
+                    now + (REFUSED_RETRY_SECONDS if excluded else 1.0),
+                    next_keepalive if sse is not None else deadline,
+                )
                 if not await self.table.wait_changed(key, wake_at - now):
-                    excluded.clear()  # replicas that refused may be fine again by now
+                    excluded.clear()  # replicas that refused may be listening by now
                 if sse is not None and loop.time() >= next_keepalive:
                     await sse.write(KEEPALIVE_COMMENT)
                     next_keepalive = loop.time() + config.keepalive_interval_seconds

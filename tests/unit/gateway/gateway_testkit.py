@@ -77,7 +77,7 @@ async def serving_upstream(upstream: FakeUpstream) -> AsyncIterator[FakeUpstream
     app = web.Application()
     for path in ("/v1/completions", "/v1/chat/completions"):
         app.router.add_post(path, upstream.handle)
-    runner, upstream.port = await start_site(app, "127.0.0.1", 0)
+    runner, upstream.port = await start_site(app, "127.0.0.1", upstream.port)
     try:
         yield upstream
     finally:

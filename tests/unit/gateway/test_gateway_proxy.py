@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import aiohttp
@@ -293,6 +294,26 @@ def test_a_held_client_that_disconnects_leaves_the_queue() -> None:
                 await eventually(lambda: gw.gateway.held((NS, NAME)) == 1)
                 resp.close()
             await eventually(lambda: gw.gateway.held((NS, NAME)) == 0)
+
+    asyncio.run(main())
+
+
+def test_a_replica_ready_before_it_listens_gets_the_request_once_it_listens() -> None:
+    async def main() -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        up = FakeUpstream("late")
+        up.port = port
+        async with running_gateway(source=source_with_model()) as gw, aiohttp.ClientSession() as client:
+            gw.source.set_endpoints(NS, NAME, [up.endpoint])  # Ready, but nothing listens yet
+            request = asyncio.create_task(client.post(gw.url + "/v1/completions", json=completion()))
+            await eventually(lambda: gw.gateway.held((NS, NAME)) == 1)
+            assert not gw.signaller.calls  # a replica exists: no activation needed
+            async with serving_upstream(up):
+                resp = await asyncio.wait_for(request, 5)
+                assert resp.status == 200
+                assert (await resp.json())["upstream"] == "late"
 
     asyncio.run(main())
 
