@@ -4,6 +4,7 @@ proven with the real authorizer (`kubectl auth can-i --as=<service account>`).""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +61,19 @@ def test_install_establishes_the_crd_and_uninstall_keeps_it(
     assert survivor["metadata"]["name"] == "survivor"
     # and the release's own objects are gone
     assert kubectl("get", "clusterrole", f"{release}-llmscale-operator", check=False).returncode != 0
+
+
+def test_notes_render_for_the_main_combinations(cluster: Any) -> None:
+    # `helm install --dry-run=client` still asks the apiserver for its version, hence here
+    helm = helm_for(cluster)
+    for flags in ([], ["--set", "watchNamespaces={team-a}", "--set", "gateway.enabled=false"]):
+        # without the CRD: another test's release may own it (Helm refuses to import it here)
+        out = helm.run(
+            "install", "notes", str(CHART), "--dry-run=client", "--set", "crds.enabled=false", *flags
+        ).stdout
+        assert "NOTES:" in out and "kubectl get llmdeployments" in out
+        assert ("port-forward" in out) is not bool(flags)
+        assert ("namespaces team-a" in out) is bool(flags)
 
 
 def _llmdeployment(name: str) -> dict[str, Any]:
@@ -121,13 +135,52 @@ def namespaced(cluster: Any, core_v1: client.CoreV1Api, kubectl: Kubectl) -> Ite
     yield from _install(helm_for(cluster), core_v1, kubectl, watched=True)
 
 
-def can_i(kubectl: Kubectl, who: str, verb: str, resource: str, namespace: str | None) -> bool:
-    scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
-    if resource.split(".")[0] in {"nodes", "namespaces", "customresourcedefinitions", "clusterroles"}:
-        scope = []  # cluster-scoped
-    answer = kubectl("auth", "can-i", verb, resource, f"--as={who}", *scope, check=False)
-    assert answer.stdout.strip() in ("yes", "no"), answer.stderr
-    return answer.stdout.strip() == "yes"
+_CLUSTER_SCOPED = {"nodes", "namespaces", "customresourcedefinitions", "clusterroles"}
+
+
+def can_i(kubectl: Kubectl, served: set[str], who: str, verb: str, what: str, namespace: str | None) -> bool:
+    """Ask the real authorizer whether `who` may `verb` on `what` ("resource[.group][/sub]").
+
+    `kubectl auth can-i --as` for resource types the apiserver serves. For types it does not
+    serve (PodMonitor without the Prometheus Operator CRDs) kubectl cannot split the group off
+    the name, so those go as a SubjectAccessReview, which is what can-i sends anyway.
+    """
+    resource_and_group, _, subresource = what.partition("/")
+    resource, _, group = resource_and_group.partition(".")
+    namespaced = resource not in _CLUSTER_SCOPED
+    if resource_and_group in served:
+        args = ["auth", "can-i", verb, resource_and_group, f"--as={who}"]
+        if subresource:
+            args.append(f"--subresource={subresource}")
+        if namespaced:
+            args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
+        answer = kubectl(*args, check=False)
+        assert answer.stdout.strip() in ("yes", "no"), answer.stderr
+        return answer.stdout.strip() == "yes"
+    service_account_namespace = who.split(":")[2]
+    attributes = {"verb": verb, "group": group, "resource": resource, "subresource": subresource}
+    if namespaced and namespace:
+        attributes["namespace"] = namespace
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": who,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{service_account_namespace}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": attributes,
+        },
+    }
+    answer = kubectl("create", "-f", "-", "-o", "jsonpath={.status.allowed}", input=json.dumps(review))
+    return answer.stdout.strip() == "true"
+
+
+def served_resources(kubectl: Kubectl) -> set[str]:
+    """Resource types the apiserver serves, spelled as `kubectl auth can-i` takes them."""
+    return set(kubectl("api-resources", "-o", "name").stdout.split())
 
 
 # (verb, resource) the operator needs in a served namespace
@@ -207,7 +260,8 @@ GATEWAY_DENIED = [
 
 
 def _check(kubectl: Kubectl, who: str, namespace: str | None, expected: bool, pairs: list[Any]) -> None:
-    wrong = [(v, r) for v, r in pairs if can_i(kubectl, who, v, r, namespace) is not expected]
+    served = served_resources(kubectl)
+    wrong = [(v, r) for v, r in pairs if can_i(kubectl, served, who, v, r, namespace) is not expected]
     assert wrong == [], f"{who} in {namespace or 'cluster'}: expected {'allowed' if expected else 'denied'}"
 
 

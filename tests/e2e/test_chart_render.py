@@ -139,7 +139,11 @@ def test_default_render_objects_and_hardening() -> None:
 
     operator_main = container(operator)
     assert operator_main["args"][0] == "operator"
-    assert "--prometheus-url=http://prometheus-operated.monitoring.svc:9090" in operator_main["args"]
+    env = {e["name"]: e.get("value") for e in operator_main["env"]}
+    assert env["LLMSCALE_PROMETHEUS_URL"] == "http://prometheus-operated.monitoring.svc:9090"
+    assert env["LLMSCALE_OPERATOR_METRICS_HOST"] == "0.0.0.0"
+    metrics_port = next(p["containerPort"] for p in operator_main["ports"] if p["name"] == "metrics")
+    assert env["LLMSCALE_OPERATOR_METRICS_PORT"] == str(metrics_port)
     assert not any(a.startswith("--namespace") for a in operator_main["args"])
     assert not any(a.startswith("--peering") for a in operator_main["args"])
     liveness = operator_main["livenessProbe"]["httpGet"]
@@ -244,6 +248,21 @@ def test_monitoring_objects_and_dashboard() -> None:
     titles = " | ".join(panel["title"] for panel in board["panels"])
     for topic in ("Load", "Replicas", "Strategy", "TTFT p95", "ITL p95", "SLO attainment", "GPU-hours"):
         assert topic in titles
+    queries = " ".join(t["expr"] for panel in board["panels"] for t in panel["targets"])
+    # series the operator, the gateway and vLLM export (operator/llmscale/controller/opmetrics.py,
+    # operator/llmscale/gateway/metrics.py, DESIGN.md section 4)
+    for series in (
+        "llmscale_desired_replicas",
+        "llmscale_ready_replicas",
+        "llmscale_current_replicas",
+        "llmscale_strategy_info",
+        "llmscale_observed_ttft_p95_seconds",
+        "llmscale_gpu_hours",
+        "llmscale_gateway_arrivals_total",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+    ):
+        assert series in queries
     # the metrics Service the ServiceMonitor selects exists and names its port "metrics"
     metrics_service = one(objects, "Service", "llmscale-operator-metrics")
     assert metrics_service["spec"]["ports"][0]["name"] == "metrics"
@@ -261,6 +280,26 @@ def test_more_replicas_turn_on_kopf_peering() -> None:
     assert "--peering=llmscale" in args
     rules = granted(one(objects, "ClusterRole", "llmscale-operator")["rules"])
     assert ("kopf.dev", "clusterkopfpeerings", "patch") in rules
+    assert one(objects, "ClusterKopfPeering", "llmscale")
+    namespaced = render("--set", "operator.replicas=2", "--set", "watchNamespaces={team-a,team-b}")
+    peerings = by_kind(namespaced, "KopfPeering")
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    role = next(r for r in by_kind(namespaced, "Role") if r["metadata"]["name"] == "llmscale-operator")
+    assert ("kopf.dev", "kopfpeerings", "patch") in granted(role["rules"])
+    # one replica: standalone, no peering objects or rules
+    single = render()
+    assert by_kind(single, "ClusterKopfPeering") == []
+    assert not any(group == "kopf.dev" for group, _, _ in granted(by_kind(single, "ClusterRole")[0]["rules"]))
+
+
+def test_kopf_peering_crds_ship_in_the_crds_folder() -> None:
+    out = helm("template", "llmscale", str(CHART), "--include-crds").stdout
+    names = {
+        d["metadata"]["name"]
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "CustomResourceDefinition"
+    }
+    assert names == {"llmdeployments.llmscale.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
 
 
 def test_gpu_prices_image_digest_and_extra_args_reach_the_pods() -> None:
@@ -280,9 +319,3 @@ def test_gpu_prices_image_digest_and_extra_args_reach_the_pods() -> None:
     assert json.loads(env["LLMSCALE_GPU_PRICES"]) == {"H100-80GB": 2.49, "L4": 0.71}
     assert main["image"] == f"llmscale/operator:1.2.3@{digest}"
     assert main["args"][-1] == "--verbose"
-
-
-def test_notes_render_for_the_main_combinations() -> None:
-    for flags in ([], ["--set", "watchNamespaces={team-a}", "--set", "gateway.enabled=false"]):
-        out = helm("install", "llmscale", str(CHART), "--dry-run=client", *flags).stdout
-        assert "NOTES:" in out and "kubectl get llmdeployments" in out

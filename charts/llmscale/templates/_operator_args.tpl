@@ -1,15 +1,15 @@
 {{/*
-Command line of `llmscale operator` (the image's entrypoint is `llmscale`). Flags follow
-operator/llmscale/controller/cli.py.
+Command line of `llmscale operator` (the image's entrypoint is `llmscale`); flags as in
+operator/llmscale/controller/cli.py. Settings of the scaling loop go through its LLMSCALE_*
+environment variables (operator/llmscale/controller/autoscale_settings.py), which the
+operator reads whether or not the matching flags are given.
 */}}
 {{- define "llmscale.operator.args" -}}
 - operator
 {{- range .Values.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}
-- --prometheus-url={{ .Values.prometheus.url }}
 - --liveness=http://0.0.0.0:{{ .Values.operator.healthPort }}/healthz
-- --metrics-port={{ .Values.operator.metricsPort }}
 {{- if gt (int .Values.operator.replicas) 1 }}
 - --peering={{ include "llmscale.fullname" . }}
 {{- end }}
@@ -27,6 +27,13 @@ operator/llmscale/controller/cli.py.
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: LLMSCALE_PROMETHEUS_URL
+  value: {{ .Values.prometheus.url | quote }}
+# The operator's /metrics: on all interfaces of the pod, so Prometheus can scrape it.
+- name: LLMSCALE_OPERATOR_METRICS_PORT
+  value: {{ .Values.operator.metricsPort | quote }}
+- name: LLMSCALE_OPERATOR_METRICS_HOST
+  value: "0.0.0.0"
 {{- if .Values.gpuPrices }}
 # GPU catalog name -> USD per GPU-hour (values.gpuPrices), JSON.
 - name: LLMSCALE_GPU_PRICES
