@@ -123,7 +123,7 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
     async def main() -> None:
         gateway_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         gateway = Gateway(
-            GatewayConfig(port=0, hold_timeout_seconds=120, keepalive_interval_seconds=1),
+            GatewayConfig(port=0, hold_timeout_seconds=60, keepalive_interval_seconds=1),
             KubeEndpointSource([namespace], api_client=gateway_client),
             KubeActivationSignaller(gateway_client),
         )
