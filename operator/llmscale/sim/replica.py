@@ -38,6 +38,7 @@ class SimReplica:
         "model",
         "prefill_busy_until",
         "prefill_starts",
+        "prefill_work_seconds",
         "ready_seconds",
         "running",
         "state",
@@ -57,6 +58,7 @@ class SimReplica:
         self.batch_context_offset = 0.0
         self.waiting: deque[int] = deque()
         self.prefill_busy_until = 0.0
+        self.prefill_work_seconds = 0.0  # prompt work admitted but not yet done
         self.prefill_starts: deque[float] = deque()  # admitted, prompt not started: vLLM "waiting"
         self.admitted_tokens = 0
 
@@ -83,6 +85,7 @@ class SimReplica:
         start = now if now > self.prefill_busy_until else self.prefill_busy_until
         prefill = model.prefill_compute_seconds(prompt)
         self.prefill_busy_until = start + prefill
+        self.prefill_work_seconds += prefill
         if start > now:
             self.prefill_starts.append(start)
         step = self.decode_step_seconds()
@@ -109,9 +112,8 @@ class SimReplica:
         if self.running == 0:
             return 0.0
         model = self.model
-        end = start + dt
-        busy_until = self.prefill_busy_until
-        prefill_time = 0.0 if busy_until <= start else (busy_until if busy_until < end else end) - start
+        prefill_time = self.prefill_work_seconds if self.prefill_work_seconds < dt else dt
+        self.prefill_work_seconds -= prefill_time
         step = self.decode_step_seconds()
         # Chunked prefill never starves decoding: each step carries at most one token budget.
         budget_step = step + model.prefill_compute_seconds(model.max_num_batched_tokens)

@@ -101,9 +101,9 @@ def read_trace(
         trace = _read_mooncake(file_path)
     else:
         header = tuple(cell.strip() for cell in first_line.split(","))
-        if header[:3] == AZURE_COLUMNS or set(AZURE_COLUMNS) <= set(header):
+        if set(AZURE_COLUMNS) & set(header):
             trace = _read_csv(file_path, AZURE_COLUMNS, _azure_seconds, "azure")
-        elif set(GENERIC_COLUMNS) <= set(header):
+        elif set(GENERIC_COLUMNS) & set(header):
             trace = _read_csv(file_path, GENERIC_COLUMNS, _number_seconds, "generic")
         else:
             raise TraceFormatError(

@@ -45,7 +45,7 @@ class HPAController:
         raw_desired = max(self.min_replicas, min(self.max_replicas, raw_desired))
         self._recommendations.append((now, raw_desired))
         horizon = now - self.scale_down_stabilization_seconds
-        while self._recommendations and self._recommendations[0][0] < horizon:
+        while self._recommendations and self._recommendations[0][0] <= horizon:
             self._recommendations.popleft()
         desired = raw_desired
         if desired < current:
