@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmscale.localcluster.layout import StateLayout
-from llmscale.localcluster.pki import CONTROLLER_MANAGER, SCHEDULER
+from llmscale.localcluster.pki import CONTROLLER_MANAGER, FRONT_PROXY, SCHEDULER
 from llmscale.localcluster.ports import LOOPBACK, ClusterPorts
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
@@ -58,6 +58,15 @@ def apiserver_command(bin_dir: Path, layout: StateLayout, ports: ClusterPorts) -
         # The default admission plugins stay on (NamespaceLifecycle, ServiceAccount,
         # DefaultTolerationSeconds, ResourceQuota, validating/mutating webhooks, ...).
         "--allow-privileged=true",
+        # Request-header authentication for aggregated API servers (metrics adapters); without
+        # it every controller logs "missing content for CA bundle" forever.
+        f"--requestheader-client-ca-file={pki.ca_cert}",
+        f"--requestheader-allowed-names={FRONT_PROXY.common_name}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.client_cert(FRONT_PROXY)}",
+        f"--proxy-client-key-file={pki.client_key(FRONT_PROXY)}",
         "--event-ttl=1h",
         "--profiling=false",
         "--v=1",

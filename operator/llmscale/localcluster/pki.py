@@ -46,7 +46,9 @@ class ClientIdentity:
 ADMIN = ClientIdentity("admin", "llmscale-admin", ("system:masters",))
 CONTROLLER_MANAGER = ClientIdentity("controller-manager", "system:kube-controller-manager")
 SCHEDULER = ClientIdentity("scheduler", "system:kube-scheduler")
-CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER)
+# The apiserver's identity towards aggregated API servers (front proxy); signed by the same CA.
+FRONT_PROXY = ClientIdentity("front-proxy-client", "front-proxy-client")
+CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, FRONT_PROXY)
 
 
 @dataclasses.dataclass(frozen=True)
