@@ -35,7 +35,9 @@ NAME, SERVED = "wake", "wake-model"
 GROUP, VERSION, PLURAL = "llmscale.dev", "v1alpha1", "llmdeployments"
 
 
-def stand_in_workload(namespace: str) -> tuple[client.V1Service, client.V1Deployment]:
+def stand_in_workload(
+    replicas: int = 0, speedup: float = 20.0
+) -> tuple[client.V1Service, client.V1Deployment]:
     """What the operator would build for LLMDeployment `wake`: a Service and a vLLM Deployment."""
     labels = {"llmscale.dev/deployment": NAME, "app.kubernetes.io/instance": NAME}
     service = client.V1Service(
@@ -50,7 +52,7 @@ def stand_in_workload(namespace: str) -> tuple[client.V1Service, client.V1Deploy
         "prometheus.io/port": "8000",
         "prometheus.io/path": "/metrics",
         "llmscale.dev/startup-delay": "2s",
-        "llmscale.dev/emulator-speedup": "20",
+        "llmscale.dev/emulator-speedup": f"{speedup:g}",
     }
     container = client.V1Container(
         name="vllm",
@@ -62,7 +64,7 @@ def stand_in_workload(namespace: str) -> tuple[client.V1Service, client.V1Deploy
     deployment = client.V1Deployment(
         metadata=client.V1ObjectMeta(name=NAME, labels=labels),
         spec=client.V1DeploymentSpec(
-            replicas=0,
+            replicas=replicas,
             selector=client.V1LabelSelector(match_labels=labels),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=pod_labels, annotations=annotations),
@@ -80,15 +82,16 @@ def stand_in_workload(namespace: str) -> tuple[client.V1Service, client.V1Deploy
     return service, deployment
 
 
-def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheus(
+def create_llmdeployment_and_workload(
     cluster: Any,
     namespace: str,
     kubectl: Callable[..., Any],
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
     custom_objects: client.CustomObjectsApi,
-    prometheus: Any,
-    wait_for: Callable[..., Any],
+    *,
+    replicas: int,
+    speedup: float = 20.0,
 ) -> None:
     if not cluster.has_fake_gpu_nodes:
         pytest.skip("needs the local cluster's fake GPU nodes and pod runner")
@@ -112,32 +115,57 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
             },
         },
     )
-    service, deployment = stand_in_workload(namespace)
+    service, deployment = stand_in_workload(replicas, speedup)
     core_v1.create_namespaced_service(namespace, service)
     apps_v1.create_namespaced_deployment(namespace, deployment)
+
+
+def kube_gateway(cluster: Any, namespace: str, config_: GatewayConfig) -> Gateway:
+    gateway_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return Gateway(
+        config_,
+        KubeEndpointSource([namespace], api_client=gateway_client),
+        KubeActivationSignaller(gateway_client),
+    )
+
+
+async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # the watches list once, then /health is 200
+        async with http.get(url + "/health") as resp:
+            if resp.status == 200:
+                return
+        assert time.monotonic() < deadline, "gateway never synced"
+        await asyncio.sleep(0.2)
+
+
+def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheus(
+    cluster: Any,
+    namespace: str,
+    kubectl: Callable[..., Any],
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    custom_objects: client.CustomObjectsApi,
+    prometheus: Any,
+    wait_for: Callable[..., Any],
+) -> None:
+    create_llmdeployment_and_workload(
+        cluster, namespace, kubectl, core_v1, apps_v1, custom_objects, replicas=0
+    )
 
     def annotation() -> str | None:
         obj = custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME)
         return (obj["metadata"].get("annotations") or {}).get(ACTIVATION_ANNOTATION)
 
     async def main() -> None:
-        gateway_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        gateway = Gateway(
-            GatewayConfig(port=0, hold_timeout_seconds=60, keepalive_interval_seconds=1),
-            KubeEndpointSource([namespace], api_client=gateway_client),
-            KubeActivationSignaller(gateway_client),
+        gateway = kube_gateway(
+            cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60, keepalive_interval_seconds=1)
         )
         runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
         url = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:
-                deadline = time.monotonic() + 30
-                while True:  # the watches list once, then /health is 200
-                    async with http.get(url + "/health") as resp:
-                        if resp.status == 200:
-                            break
-                    assert time.monotonic() < deadline, "gateway never synced"
-                    await asyncio.sleep(0.2)
+                await wait_healthy(http, url)
                 async with http.get(url + "/v1/models") as resp:
                     models = (await resp.json())["data"]
                 assert [(m["id"], m["llmscale"]["ready_endpoints"]) for m in models] == [(SERVED, 0)]
@@ -200,3 +228,91 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
             source.close()
 
     asyncio.run(main())
+
+
+def test_scale_down_under_load_drops_no_request_through_the_gateway(
+    cluster: Any,
+    namespace: str,
+    kubectl: Callable[..., Any],
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    custom_objects: client.CustomObjectsApi,
+    wait_for: Callable[..., Any],
+) -> None:
+    """2 -> 1 replicas while streams are in flight and new requests keep coming: all succeed.
+
+    The gateway stops routing to the terminating pod when its EndpointSlice entry turns
+    terminating; requests already on it finish while the emulator drains (SIGTERM from the pod
+    runner); a request that races the update and meets the draining replica's 503 moves over.
+    """
+    create_llmdeployment_and_workload(
+        cluster, namespace, kubectl, core_v1, apps_v1, custom_objects, replicas=2, speedup=1.0
+    )
+    wait_for(
+        lambda: apps_v1.read_namespaced_deployment(NAME, namespace).status.ready_replicas == 2,
+        90,
+        "2 ready replicas",
+    )
+
+    async def main() -> list[int]:
+        gateway = kube_gateway(cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60))
+        runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{port}"
+        outcomes: list[int] = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                await wait_healthy(http, url)
+                deadline = time.monotonic() + 60
+                # KWOK marks a pod Ready on a timer: also wait until both emulators answer, so
+                # that the replica being removed really has streams in flight
+                while True:
+                    endpoints = gateway.table.routable_endpoints((namespace, NAME))
+                    healthy = 0
+                    for endpoint in endpoints:
+                        try:
+                            async with http.get(endpoint.url + "/health") as resp:
+                                healthy += resp.status == 200
+                        except aiohttp.ClientError:
+                            pass
+                    if healthy == 2:
+                        break
+                    assert time.monotonic() < deadline, "2 serving replicas never showed up"
+                    await asyncio.sleep(0.3)
+
+                async def one(max_tokens: int) -> None:
+                    body = {"model": SERVED, "prompt": "hi " * 20, "max_tokens": max_tokens, "stream": True}
+                    async with http.post(url + "/v1/completions", json=body) as resp:
+                        text = (await resp.read()).decode()
+                        ok = resp.status == 200 and text.rstrip().endswith("data: [DONE]")
+                        outcomes.append(200 if ok else resp.status * 10 + 1)
+
+                # long streams on both replicas (about 1-2 s of decoding each at speedup 1)
+                in_flight = [asyncio.create_task(one(60)) for _ in range(6)]
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(
+                    apps_v1.patch_namespaced_deployment_scale, NAME, namespace, {"spec": {"replicas": 1}}
+                )
+                # new, short requests keep arriving during and after the scale-down
+                for _ in range(15):
+                    in_flight.append(asyncio.create_task(one(4)))
+                    await asyncio.sleep(0.2)
+                await asyncio.wait_for(asyncio.gather(*in_flight), 120)
+        finally:
+            await runner.cleanup()
+        return outcomes
+
+    pods_before = {p.metadata.name for p in core_v1.list_namespaced_pod(namespace).items}
+    outcomes = asyncio.run(main())
+    assert len(outcomes) == 21
+    assert outcomes == [200] * 21, f"failed requests (status*10+1): {[o for o in outcomes if o != 200]}"
+    if cluster.local is not None:
+        # evidence that the removed replica had requests in flight and finished them
+        pods_after = {p.metadata.name for p in core_v1.list_namespaced_pod(namespace).items}
+        removed = pods_before - pods_after
+        log_text = "".join(
+            (Path(cluster.local.pods_dir) / f"{namespace}_{pod}.log").read_text(errors="replace")
+            for pod in removed
+            if (Path(cluster.local.pods_dir) / f"{namespace}_{pod}.log").exists()
+        )
+        drained = [line for line in log_text.splitlines() if "in-flight request(s)" in line]
+        assert drained and not drained[0].startswith("llmscale emulate: draining 0 "), log_text[-500:]
