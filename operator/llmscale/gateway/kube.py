@@ -128,6 +128,8 @@ class _WatchLoop(threading.Thread):
                     self._list_fn,
                     resource_version=version,
                     timeout_seconds=WATCH_TIMEOUT_SECONDS,
+                    # client-side bound too: a silently dead connection must not hang the thread
+                    _request_timeout=WATCH_TIMEOUT_SECONDS + 15,
                     **self._kwargs,
                 ):
                     if self._stop_event.is_set():
