@@ -174,9 +174,11 @@ def test_default_rbac_is_cluster_wide_and_least_privilege() -> None:
         ("", "configmaps", "get"),
         ("monitoring.coreos.com", "podmonitors", "create"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-        ("", "namespaces", "watch"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ]:
         assert needed in operator_rules, needed
+    # a cluster-wide kopf never observes namespaces (kopf/_core/reactor/observation.py)
+    assert not any(resource == "namespaces" for _, resource, _ in operator_rules)
     assert gateway_rules == {
         ("llmscale.dev", "llmdeployments", verb) for verb in ("get", "list", "watch", "patch")
     } | {("discovery.k8s.io", "endpointslices", verb) for verb in ("get", "list", "watch")}
@@ -205,11 +207,14 @@ def test_watch_namespaces_gives_roles_per_namespace() -> None:
     for binding in by_kind(objects, "RoleBinding"):
         assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
         assert binding["roleRef"]["kind"] == "Role"
-    # only the read-only CRD discovery rule stays cluster-wide
+    # only read-only observation of CRDs and namespaces (kopf matches --namespace names) stays
+    # cluster-wide
     cluster_roles = by_kind(objects, "ClusterRole")
     assert [r["metadata"]["name"] for r in cluster_roles] == ["llmscale-operator"]
     assert granted(cluster_roles[0]["rules"]) == {
-        ("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("get", "list", "watch")
+        (group, resource, verb)
+        for group, resource in (("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces"))
+        for verb in ("list", "watch")
     }
     operator_role = next(r for r in roles if r["metadata"]["name"] == "llmscale-operator")
     assert ("apps", "deployments", "create") in granted(operator_role["rules"])

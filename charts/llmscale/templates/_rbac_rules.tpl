@@ -69,16 +69,20 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 
 {{/* Operator rules on cluster-scoped resources (always a ClusterRole). */}}
 {{- define "llmscale.operator.clusterRules" -}}
-# kopf discovers the resources it serves by watching CRDs; the operator also checks whether
-# the PodMonitor CRD exists before creating PodMonitors. Read-only.
+# kopf watches CRDs to notice its resources (and the PodMonitor kind) appearing or changing
+# after it started; denied, it only learns them at startup. Read-only. (Whether PodMonitor
+# exists is asked through API discovery, which every authenticated client may read.)
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
-{{- if not .Values.watchNamespaces }}
-# kopf running cluster-wide lists and watches namespaces to follow them appearing and going.
+  verbs: ["list", "watch"]
+{{- if .Values.watchNamespaces }}
+# kopf given --namespace names lists and watches namespaces to match them (it treats them as
+# patterns); denied, it retries with errors at startup and never notices a watched namespace
+# that is deleted and re-created. A cluster-wide kopf does not need this.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- else }}
 {{- if gt (int .Values.operator.replicas) 1 }}
 # kopf peering of a cluster-wide operator (replicas > 1): the ClusterKopfPeering object in
 # which the operator pods announce themselves, so only one of them handles objects.

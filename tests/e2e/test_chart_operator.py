@@ -1,0 +1,193 @@
+"""The operator, started exactly as the chart starts it, with nothing but the chart's RBAC.
+
+The chart is installed for one watched namespace; the operator then runs here as a
+subprocess (pods never run containers on the local control plane) with:
+- the command line and environment of the rendered operator Deployment (only the listen
+  addresses are moved to 127.0.0.1 and Prometheus to the local one), and
+- a kubeconfig holding a token of the chart's operator ServiceAccount (`kubectl create token`),
+so every API call it makes is authorised by the chart's Role/ClusterRole and nothing else.
+It must reconcile an LLMDeployment to Ready and finalise its deletion, with no "Forbidden" in
+its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from test_chart_install import token_kubeconfig
+from test_chart_support import CHART, CRD_NAME, adopt_crd_into_release, helm_for
+
+pytestmark = pytest.mark.timeout(420)
+
+GROUP, VERSION, PLURAL = "llmscale.dev", "v1alpha1", "llmdeployments"
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def chart_operator_command(
+    rendered: str, prometheus_url: str | None
+) -> tuple[list[str], dict[str, str], int]:
+    """argv (after `llmscale`), env and liveness port of the chart's operator container, localised."""
+    deployment = next(
+        doc
+        for doc in yaml.safe_load_all(rendered)
+        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("-operator")
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    health_port = _free_port()
+    args = []
+    for arg in container["args"]:
+        if arg.startswith("--liveness="):
+            assert arg.startswith("--liveness=http://0.0.0.0:") and arg.endswith("/healthz"), arg
+            arg = f"--liveness=http://127.0.0.1:{health_port}/healthz"  # loopback only in tests
+        args.append(arg)
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    env["LLMSCALE_OPERATOR_METRICS_HOST"] = "127.0.0.1"
+    env["LLMSCALE_OPERATOR_METRICS_PORT"] = str(_free_port())
+    if prometheus_url:
+        env["LLMSCALE_PROMETHEUS_URL"] = prometheus_url
+    return args, env, health_port
+
+
+@pytest.fixture
+def chart_release(cluster: Any, kubectl: Kubectl, core_v1: client.CoreV1Api) -> Iterator[dict[str, str]]:
+    suffix = uuid.uuid4().hex[:6]
+    release, release_ns, watched = f"op-{suffix}", f"e2e-chart-op-{suffix}", f"e2e-chart-op-watched-{suffix}"
+    for ns in (release_ns, watched):
+        core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    helm = helm_for(cluster)
+    flags = ["--namespace", release_ns, "--set", f"watchNamespaces={{{watched}}}"]
+    adopt_crd_into_release(kubectl, release, release_ns)
+    helm.run("install", release, str(CHART), *flags)
+    rendered = helm.run("get", "manifest", release, "--namespace", release_ns).stdout
+    kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    try:
+        yield {"release": release, "namespace": release_ns, "watched": watched, "rendered": rendered}
+    finally:
+        helm.run("uninstall", release, "--namespace", release_ns, check=False)
+        for ns in (release_ns, watched):
+            try:
+                core_v1.delete_namespace(ns, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"operator exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"operator liveness endpoint did not answer within 60 s:\n{log.read_text()[-4000:]}")
+
+
+def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
+    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return obj if ready else None
+
+
+def test_operator_with_the_chart_service_account_reconciles_end_to_end(
+    cluster: Any,
+    kubectl: Kubectl,
+    chart_release: dict[str, str],
+    custom_objects: client.CustomObjectsApi,
+    apps_v1: client.AppsV1Api,
+    wait_for: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    watched = chart_release["watched"]
+    account = f"{chart_release['release']}-llmscale-operator"
+    token = kubectl(
+        "create", "token", account, "-n", chart_release["namespace"], "--duration=1h"
+    ).stdout.strip()
+    kubeconfig = token_kubeconfig(cluster.kubeconfig, token, tmp_path / "operator.kubeconfig")
+    args, chart_env, health_port = chart_operator_command(chart_release["rendered"], cluster.prometheus_url)
+    assert args[0] == "operator" and f"--namespace={watched}" in args
+
+    log = tmp_path / "operator.log"
+    env = {**os.environ, **chart_env, "KUBECONFIG": str(kubeconfig)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)  # never the in-cluster config of a CI pod
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llmscale", *args], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_healthy(process, health_port, log)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LLMDeployment",
+            "metadata": {"name": "chart-sa"},
+            "spec": {
+                "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "servedName": "chart-sa"},
+                "engine": {"maxModelLen": 8192},
+                "resources": {"gpu": {"product": "H100-80GB"}},
+                "scaling": {"strategy": "Warm", "replicas": 1},
+                "podAnnotations": {"llmscale.dev/startup-delay": "1s"},
+            },
+        }
+        custom_objects.create_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, body)
+        obj = wait_for(lambda: _ready(custom_objects, watched, "chart-sa"), 120, "LLMDeployment Ready=True")
+        assert obj["status"]["readyReplicas"] == 1
+        deployment = apps_v1.read_namespaced_deployment("chart-sa", watched)
+        assert deployment.metadata.owner_references[0].kind == "LLMDeployment"
+
+        # deletion: the operator (with only PATCH on llmdeployments) removes its finalizer
+        custom_objects.delete_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, "chart-sa")
+
+        def gone() -> bool:
+            try:
+                custom_objects.get_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, "chart-sa")
+            except ApiException as exc:
+                return exc.status == 404
+            return False
+
+        wait_for(gone, 60, "LLMDeployment chart-sa deleted (finalizer released)")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in text, text[-4000:]
+    denied = [line for line in text.splitlines() if "forbidden" in line.lower() or " 403" in line]
+    # Known operator bug, not an RBAC gap: the scaling loop (controller/autoscaler.py) builds
+    # KubeAutoscaleCluster without the operator's --namespace list, so it lists deployments and
+    # pods in ALL namespaces. Granting that would defeat watchNamespaces; until the loop lists
+    # per namespace this test reports it as an expected failure (and passes once fixed).
+    scaling_loop = [line for line in denied if "scaling tick failed: list " in line]
+    others = [line for line in denied if line not in scaling_loop]
+    assert others == [], "the chart's RBAC denied the operator:\n" + "\n".join(others[:20])
+    if scaling_loop:
+        pytest.xfail(
+            "scaling loop lists deployments/pods cluster-wide despite --namespace: " + scaling_loop[0]
+        )
