@@ -138,6 +138,8 @@ class _WatchLoop(threading.Thread):
                         break  # usually 410 Gone: relist
                     self._on_event(event["type"], event["object"])
             except ApiException as exc:
+                if self._stop_event.is_set():
+                    return
                 if exc.status == 410:
                     continue
                 log.warning(
@@ -146,6 +148,8 @@ class _WatchLoop(threading.Thread):
                 self._stop_event.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception as exc:  # network errors: keep the last state, retry
+                if self._stop_event.is_set():
+                    return  # stop() closed the stream under us
                 log.warning("%s: %s; relisting in %.0fs", self.name, exc, backoff)
                 self._stop_event.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -6,11 +6,46 @@ import asyncio
 import json
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
 from llmscale.gateway.kube import KubeActivationSignaller, KubeEndpointSource, load_kube_config
 from llmscale.gateway.proxy import Gateway
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from kubernetes import client
+
+
+class RunningGateway:
+    """A gateway serving in this process (the demo and e2e tests): `url`, `gateway`, `stop()`."""
+
+    def __init__(self, gateway: Gateway, runner: web.AppRunner, url: str) -> None:
+        self.gateway = gateway
+        self.url = url
+        self._runner = runner
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+async def start_gateway(
+    config: GatewayConfig, api_client: client.ApiClient | None = None, shutdown_timeout_seconds: float = 5.0
+) -> RunningGateway:
+    """Start a gateway with the Kubernetes source and signaller on `config.host:config.port`.
+
+    `api_client` defaults to in-cluster config or KUBECONFIG; port 0 picks a free port.
+    """
+    if api_client is None:
+        api_client = await asyncio.to_thread(load_kube_config)
+    gateway = Gateway(
+        config,
+        KubeEndpointSource(config.namespaces, api_client=api_client),
+        KubeActivationSignaller(api_client),
+    )
+    runner, port = await start_site(build_app(gateway), config.host, config.port, shutdown_timeout_seconds)
+    return RunningGateway(gateway, runner, f"http://{config.host}:{port}")
 
 
 async def serve(
@@ -20,14 +55,8 @@ async def serve(
     json_output: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting and let in-flight requests finish."""
-    api_client = await asyncio.to_thread(load_kube_config)  # fail fast, before listening
-    gateway = Gateway(
-        config,
-        KubeEndpointSource(config.namespaces, api_client=api_client),
-        KubeActivationSignaller(api_client),
-    )
-    runner, port = await start_site(build_app(gateway), config.host, config.port, shutdown_timeout_seconds)
-    url = f"http://{config.host}:{port}"
+    running = await start_gateway(config, shutdown_timeout_seconds=shutdown_timeout_seconds)
+    url = running.url
     scope = list(config.namespaces) or ["(all)"]
     if json_output:
         print(
@@ -46,4 +75,4 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await running.stop()
