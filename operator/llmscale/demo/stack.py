@@ -179,3 +179,44 @@ class Stack:
         if self._target_file is not None:
             self._target_file.unlink(missing_ok=True)
             self._target_file = None
+
+
+def emulated_llmdeployment(
+    name: str,
+    namespace: str,
+    *,
+    strategy: str,
+    gpu: str = "L4",
+    max_replicas: int = 3,
+    min_replicas: int | None = None,
+    replicas: int | None = None,
+    startup_delay: str = "2s",
+    mode: str = "Active",
+    ttft_p95: str = "2s",
+    pod_annotations: Mapping[str, str] | None = None,
+    scaling_overrides: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """An LLMDeployment whose pods the local pod runner serves with the vLLM emulator."""
+    scaling: dict[str, Any] = {"strategy": strategy, "maxReplicas": max_replicas, "mode": mode}
+    scaling["slo"] = {"ttftP95": ttft_p95}
+    if min_replicas is not None:
+        scaling["minReplicas"] = min_replicas
+    if replicas is not None:
+        scaling["replicas"] = replicas
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if scaling_overrides:
+        metadata["annotations"] = {"llmscale.dev/scaling-overrides": json.dumps(dict(scaling_overrides))}
+    return {
+        "apiVersion": "llmscale.dev/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": metadata,
+        "spec": {
+            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "servedName": name},
+            "engine": {"maxModelLen": 8192},
+            "resources": {"gpu": {"product": gpu, "count": 1}},
+            "scaling": scaling,
+            "podLabels": {"llmscale.dev/runner": "emulator"},
+            "podAnnotations": {"llmscale.dev/startup-delay": startup_delay, **dict(pod_annotations or {})},
+            "terminationGracePeriodSeconds": 30,
+        },
+    }
