@@ -24,12 +24,24 @@ def _context() -> SimContext:
 def _obs(now: float, replicas: int, *, running: float = 0.0, waiting: float = 0.0, arrivals: int = 0,
          queue: int = 0, available: bool = True) -> FleetObservation:  # fmt: skip
     return FleetObservation(
-        now=now, current_replicas=replicas, ready_replicas=replicas, request_rate_rps=0.0, prompt_tokens_rate=0.0,
-        generation_tokens_rate=0.0, num_requests_waiting=waiting, num_requests_running=running, kv_cache_usage=0.0,
-        ttft_p95_seconds=None, itl_p95_seconds=None, gateway_arrivals_rps=float(arrivals), gateway_queue_depth=queue,
-        metrics_available=available, cold_start_p50_seconds=None, cold_start_p95_seconds=None,
+        now=now,
+        current_replicas=replicas,
+        ready_replicas=replicas,
+        request_rate_rps=0.0,
+        prompt_tokens_rate=0.0,
+        generation_tokens_rate=0.0,
+        num_requests_waiting=waiting,
+        num_requests_running=running,
+        kv_cache_usage=0.0,
+        ttft_p95_seconds=None,
+        itl_p95_seconds=None,
+        gateway_arrivals_rps=float(arrivals),
+        gateway_queue_depth=queue,
+        metrics_available=available,
+        cold_start_p50_seconds=None,
+        cold_start_p95_seconds=None,
         gateway_arrivals_last_tick=arrivals,
-    )  # fmt: skip
+    )
 
 
 def test_hpa_scales_down_only_after_the_300s_window() -> None:
@@ -43,7 +55,7 @@ def test_hpa_scales_down_only_after_the_300s_window() -> None:
         replicas = hpa.decide(_obs(now, replicas, running=50))
         decisions.append((now, replicas))
     assert all(r == 4 for now, r in decisions if now < 300)
-    assert [r for now, r in decisions if now >= 300][0] == 1
+    assert next(r for now, r in decisions if now >= 300) == 1
 
 
 def test_hpa_tolerance_and_scale_up_rate_limit() -> None:

@@ -79,7 +79,8 @@ def test_bad_files_name_file_line_and_problem(
 def test_azure_seven_digit_fractions(tmp_path: Path) -> None:
     path = tmp_path / "azure.csv"
     path.write_text(
-        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,5,6\n2023-11-16 18:17:05.0000001,7,8\n"
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:17:03.9799600,5,6\n2023-11-16 18:17:05.0000001,7,8\n"
     )
     trace = read_trace(path)
     assert trace.arrival_seconds[1] == pytest.approx(1.0200401, abs=1e-6)
