@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,8 @@ import aiohttp
 import pytest
 from kubernetes import client, config
 
-from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.kube import KubeActivationSignaller, KubeEndpointSource
-from llmscale.gateway.proxy import Gateway
+from llmscale.gateway.server import RunningGateway, start_gateway
 from llmscale.gateway.sources import ACTIVATION_ANNOTATION
 from llmscale.metrics.prometheus import PrometheusMetricsSource
 from llmscale.metrics.promql import QueryWindows
@@ -120,13 +119,9 @@ def create_llmdeployment_and_workload(
     apps_v1.create_namespaced_deployment(namespace, deployment)
 
 
-def kube_gateway(cluster: Any, namespace: str, config_: GatewayConfig) -> Gateway:
-    gateway_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    return Gateway(
-        config_,
-        KubeEndpointSource([namespace], api_client=gateway_client),
-        KubeActivationSignaller(gateway_client),
-    )
+async def kube_gateway(cluster: Any, namespace: str, config_: GatewayConfig) -> RunningGateway:
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return await start_gateway(replace(config_, namespaces=(namespace,)), api_client=api_client)
 
 
 async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
@@ -158,11 +153,10 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
         return (obj["metadata"].get("annotations") or {}).get(ACTIVATION_ANNOTATION)
 
     async def main() -> None:
-        gateway = kube_gateway(
+        running = await kube_gateway(
             cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60, keepalive_interval_seconds=1)
         )
-        runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{port}"
+        gateway, url = running.gateway, running.url
         try:
             async with aiohttp.ClientSession() as http:
                 await wait_healthy(http, url)
@@ -226,7 +220,7 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
                     await asyncio.gather(one(), one(), one())
                     await asyncio.sleep(0.3)
         finally:
-            await runner.cleanup()
+            await running.stop()
 
         source = PrometheusMetricsSource(prometheus.url, windows=QueryWindows(rate_window_seconds=30))
         try:
@@ -273,9 +267,8 @@ def test_scale_down_under_load_drops_no_request_through_the_gateway(
     )
 
     async def main() -> list[int]:
-        gateway = kube_gateway(cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60))
-        runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{port}"
+        running = await kube_gateway(cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60))
+        gateway, url = running.gateway, running.url
         outcomes: list[int] = []
         try:
             async with aiohttp.ClientSession() as http:
@@ -316,7 +309,7 @@ def test_scale_down_under_load_drops_no_request_through_the_gateway(
                     await asyncio.sleep(0.2)
                 await asyncio.wait_for(asyncio.gather(*in_flight), 120)
         finally:
-            await runner.cleanup()
+            await running.stop()
         return outcomes
 
     pods_before = {p.metadata.name for p in core_v1.list_namespaced_pod(namespace).items}
