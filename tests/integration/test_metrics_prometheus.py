@@ -76,9 +76,16 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 ],
             },
             {
+                # as a PodMonitor or pod discovery would scrape it: no honor_labels, and the target
+                # has its own `namespace`, so the gateway's becomes `exported_namespace`
                 "job_name": "llmscale-gateway",
-                "honor_labels": True,
-                "static_configs": [{"targets": [f"127.0.0.1:{PORTS['gateway']}"]}],
+                "honor_labels": False,
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{PORTS['gateway']}"],
+                        "labels": {"namespace": "llmscale-system", "pod": "llmscale-gateway-0"},
+                    }
+                ],
             },
         ],
     }

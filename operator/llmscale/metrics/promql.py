@@ -87,6 +87,25 @@ def counter_rate(counter: str, window_seconds: float) -> str:
     return f"sum by ({GROUP_LABELS}) (rate({counter}[{duration(window_seconds)}]))"
 
 
+def own_deployment_labels(expression: str) -> str:
+    """Restore the gateway's own `namespace`/`llmdeployment` labels when a scrape renamed them.
+
+    The gateway labels its series with the deployment a request was for. Scraped without
+    `honor_labels` (a PodMonitor or pod discovery), the target's own `namespace` label wins and
+    the gateway's becomes `exported_namespace` (same for `llmdeployment` if the target has one).
+    `label_replace` copies a non-empty `exported_*` value back; with honor_labels there is no
+    `exported_*` label and the series passes unchanged, so both setups give the same answer.
+    """
+    for label in ("namespace", "llmdeployment"):
+        expression = f'label_replace({expression}, "{label}", "$1", "exported_{label}", "(.+)")'
+    return expression
+
+
+def gateway_counter_rate(counter: str, window_seconds: float) -> str:
+    rate = own_deployment_labels(f"rate({counter}[{duration(window_seconds)}])")
+    return f"sum by ({GROUP_LABELS}) ({rate})"
+
+
 def current_queries(windows: QueryWindows) -> dict[str, str]:
     """signal name -> PromQL, for the per-tick snapshot (see llmscale.metrics.types.SIGNAL_NAMES)."""
     window = windows.rate_window_seconds
@@ -100,8 +119,8 @@ def current_queries(windows: QueryWindows) -> dict[str, str]:
         "ttft_p95_seconds": histogram_quantile(TTFT_HISTOGRAM, windows),
         "itl_p95_seconds": histogram_quantile(ITL_HISTOGRAM, windows),
         "queue_time_p95_seconds": histogram_quantile(QUEUE_TIME_HISTOGRAM, windows),
-        "gateway_arrivals_rps": counter_rate(GATEWAY_ARRIVALS, window),
-        "gateway_queue_depth": f"sum by ({GROUP_LABELS}) ({GATEWAY_QUEUE_DEPTH})",
+        "gateway_arrivals_rps": gateway_counter_rate(GATEWAY_ARRIVALS, window),
+        "gateway_queue_depth": f"sum by ({GROUP_LABELS}) ({own_deployment_labels(GATEWAY_QUEUE_DEPTH)})",
     }
 
 
@@ -111,5 +130,5 @@ def history_queries(step_seconds: float) -> dict[str, str]:
         "request_rate_rps": counter_rate("vllm:request_success_total", step_seconds),
         "prompt_tokens_per_second": counter_rate("vllm:prompt_tokens_total", step_seconds),
         "generation_tokens_per_second": counter_rate("vllm:generation_tokens_total", step_seconds),
-        "gateway_arrivals_rps": counter_rate(GATEWAY_ARRIVALS, step_seconds),
+        "gateway_arrivals_rps": gateway_counter_rate(GATEWAY_ARRIVALS, step_seconds),
     }

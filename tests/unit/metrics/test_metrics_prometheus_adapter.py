@@ -114,6 +114,10 @@ def test_queries_cover_both_generations_of_vllm_names() -> None:
     assert queries["ttft_p95_seconds"].startswith("histogram_quantile(0.95,")
     assert "vllm:request_success_total" in queries["request_rate_rps"]
     assert "llmscale_gateway_arrivals_total" in queries["gateway_arrivals_rps"]
+    # the gateway's own deployment labels survive a scrape without honor_labels
+    for signal in ("gateway_arrivals_rps", "gateway_queue_depth"):
+        assert '"namespace", "$1", "exported_namespace", "(.+)"' in queries[signal]
+        assert '"llmdeployment", "$1", "exported_llmdeployment", "(.+)"' in queries[signal]
 
 
 def test_values_nan_inf_empty_and_multi_series_are_decided_explicitly() -> None:
