@@ -221,9 +221,9 @@ class EngineLoop:
                 await asyncio.sleep(IDLE_POLL_WALL_SECONDS)
                 continue
             self._schedule_end = step_end
-            delay = self.clock.wall_seconds_until(step_end)
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # always yield, even when catching up, so handlers write each step's tokens as
+            # their own chunk instead of finding several piled up
+            await asyncio.sleep(max(0.0, self.clock.wall_seconds_until(step_end)))
             self._apply(outcome, step_start, step_end)
 
     def _apply(self, outcome: StepOutcome, step_start: float, step_end: float) -> None:

