@@ -1,8 +1,8 @@
 """The gateway's own Prometheus series (its own registry: several gateways can live in one process).
 
 Labels `namespace` and `llmdeployment` match the vLLM target labels, so the adapter's
-`by (namespace, llmdeployment)` queries join them; scrape the gateway with `honor_labels: true`
-(see docs/gateway.md), or Prometheus renames them `exported_*`.
+`by (namespace, llmdeployment)` queries join them. A scrape without `honor_labels` renames them
+`exported_*`; the adapter's PromQL restores them (docs/metrics.md).
 """
 
 from __future__ import annotations
