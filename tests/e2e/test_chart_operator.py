@@ -12,6 +12,7 @@ its log.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -43,16 +44,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def chart_container(rendered: str, component: str) -> dict[str, Any]:
+    """The container of the chart's <fullname>-<component> Deployment."""
+    deployment = next(
+        doc
+        for doc in yaml.safe_load_all(rendered)
+        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith(f"-{component}")
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
 def chart_operator_command(
     rendered: str, prometheus_url: str | None
 ) -> tuple[list[str], dict[str, str], int]:
     """argv (after `llmscale`), env and liveness port of the chart's operator container, localised."""
-    deployment = next(
-        doc
-        for doc in yaml.safe_load_all(rendered)
-        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("-operator")
-    )
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container = chart_container(rendered, "operator")
     health_port = _free_port()
     args = []
     for arg in container["args"]:
@@ -66,6 +73,63 @@ def chart_operator_command(
     if prometheus_url:
         env["LLMSCALE_PROMETHEUS_URL"] = prometheus_url
     return args, env, health_port
+
+
+def chart_gateway_command(rendered: str) -> tuple[list[str], int]:
+    """argv (after `llmscale`) and port of the chart's gateway container, on 127.0.0.1."""
+    port = _free_port()
+    args = []
+    for arg in chart_container(rendered, "gateway")["args"]:
+        if arg.startswith("--host="):
+            arg = "--host=127.0.0.1"
+        elif arg.startswith("--port="):
+            arg = f"--port={port}"
+        args.append(arg)
+    return args, port
+
+
+class Process:
+    """A `python -m llmscale ...` subprocess with its own log, stopped with SIGTERM."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as sink:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "llmscale", *args], env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
+
+    def wait_http_ok(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                pytest.fail(f"{self.log.stem} exited with {self.popen.returncode}:\n{self.text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{url} did not answer 200 within {timeout:.0f} s:\n{self.text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _as(cluster: Any, kubectl: Kubectl, release: dict[str, str], component: str, tmp_path: Path) -> Path:
+    """A kubeconfig holding a token of the chart's <component> ServiceAccount."""
+    account = f"{release['release']}-llmscale-{component}"
+    token = kubectl("create", "token", account, "-n", release["namespace"], "--duration=1h").stdout.strip()
+    return token_kubeconfig(cluster.kubeconfig, token, tmp_path / f"{component}.kubeconfig")
 
 
 @pytest.fixture
@@ -92,21 +156,6 @@ def chart_release(cluster: Any, kubectl: Kubectl, core_v1: client.CoreV1Api) -> 
                     raise
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"operator exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"operator liveness endpoint did not answer within 60 s:\n{log.read_text()[-4000:]}")
-
-
 def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
     obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     conditions = (obj.get("status") or {}).get("conditions") or []
@@ -114,7 +163,18 @@ def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[s
     return obj if ready else None
 
 
-def test_operator_with_the_chart_service_account_reconciles_end_to_end(
+def _complete(port: int, model: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/completions",
+        data=json.dumps({"model": model, "prompt": "Hello", "max_tokens": 4}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
+
+
+def test_operator_and_gateway_with_the_chart_service_accounts_serve_end_to_end(
     cluster: Any,
     kubectl: Kubectl,
     chart_release: dict[str, str],
@@ -123,24 +183,25 @@ def test_operator_with_the_chart_service_account_reconciles_end_to_end(
     wait_for: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
+    if cluster.mode != "local":
+        pytest.skip("pod IPs answer only in local mode (the pod runner); kind runs the chart itself")
     watched = chart_release["watched"]
-    account = f"{chart_release['release']}-llmscale-operator"
-    token = kubectl(
-        "create", "token", account, "-n", chart_release["namespace"], "--duration=1h"
-    ).stdout.strip()
-    kubeconfig = token_kubeconfig(cluster.kubeconfig, token, tmp_path / "operator.kubeconfig")
     args, chart_env, health_port = chart_operator_command(chart_release["rendered"], cluster.prometheus_url)
     assert args[0] == "operator" and f"--namespace={watched}" in args
+    base_env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}  # never in-cluster
+    operator_env = {
+        **base_env,
+        **chart_env,
+        "KUBECONFIG": str(_as(cluster, kubectl, chart_release, "operator", tmp_path)),
+    }
+    gateway_args, gateway_port = chart_gateway_command(chart_release["rendered"])
+    assert gateway_args[0] == "gateway" and f"--namespace={watched}" in gateway_args
+    gateway_env = {**base_env, "KUBECONFIG": str(_as(cluster, kubectl, chart_release, "gateway", tmp_path))}
 
-    log = tmp_path / "operator.log"
-    env = {**os.environ, **chart_env, "KUBECONFIG": str(kubeconfig)}
-    env.pop("KUBERNETES_SERVICE_HOST", None)  # never the in-cluster config of a CI pod
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llmscale", *args], env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
+    operator = Process(args, operator_env, tmp_path / "operator.log")
+    gateway: Process | None = None
     try:
-        _wait_healthy(process, health_port, log)
+        operator.wait_http_ok(f"http://127.0.0.1:{health_port}/healthz")
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "LLMDeployment",
@@ -151,6 +212,7 @@ def test_operator_with_the_chart_service_account_reconciles_end_to_end(
                 "resources": {"gpu": {"product": "H100-80GB"}},
                 "scaling": {"strategy": "Warm", "replicas": 1},
                 "podAnnotations": {"llmscale.dev/startup-delay": "1s"},
+                "podLabels": {"llmscale.dev/runner": "emulator"},
             },
         }
         custom_objects.create_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, body)
@@ -158,6 +220,12 @@ def test_operator_with_the_chart_service_account_reconciles_end_to_end(
         assert obj["status"]["readyReplicas"] == 1
         deployment = apps_v1.read_namespaced_deployment("chart-sa", watched)
         assert deployment.metadata.owner_references[0].kind == "LLMDeployment"
+
+        # the gateway, with only its own ServiceAccount, routes a request to the ready replica
+        gateway = Process(gateway_args, gateway_env, tmp_path / "gateway.log")
+        gateway.wait_http_ok(f"http://127.0.0.1:{gateway_port}/health")
+        answer = wait_for(lambda: _complete(gateway_port, "chart-sa"), 60, "a completion through the gateway")
+        assert answer["usage"]["completion_tokens"] > 0
 
         # deletion: the operator (with only PATCH on llmdeployments) removes its finalizer
         custom_objects.delete_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, "chart-sa")
@@ -171,22 +239,19 @@ def test_operator_with_the_chart_service_account_reconciles_end_to_end(
 
         wait_for(gone, 60, "LLMDeployment chart-sa deleted (finalizer released)")
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    text = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in text, text[-4000:]
-    denied = [line for line in text.splitlines() if "forbidden" in line.lower() or " 403" in line]
+        operator.stop()
+        if gateway is not None:
+            gateway.stop()
+    logs = operator.text() + (gateway.text() if gateway is not None else "")
+    assert "Traceback" not in logs, logs[-4000:]
+    denied = [line for line in logs.splitlines() if "forbidden" in line.lower() or " 403" in line]
     # Known operator bug, not an RBAC gap: the scaling loop (controller/autoscaler.py) builds
     # KubeAutoscaleCluster without the operator's --namespace list, so it lists deployments and
     # pods in ALL namespaces. Granting that would defeat watchNamespaces; until the loop lists
     # per namespace this test reports it as an expected failure (and passes once fixed).
     scaling_loop = [line for line in denied if "scaling tick failed: list " in line]
     others = [line for line in denied if line not in scaling_loop]
-    assert others == [], "the chart's RBAC denied the operator:\n" + "\n".join(others[:20])
+    assert others == [], "the chart's RBAC denied the operator or the gateway:\n" + "\n".join(others[:20])
     if scaling_loop:
         pytest.xfail(
             "scaling loop lists deployments/pods cluster-wide despite --namespace: " + scaling_loop[0]

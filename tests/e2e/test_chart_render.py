@@ -150,7 +150,15 @@ def test_default_render_objects_and_hardening() -> None:
     assert liveness["path"] == "/healthz"
     health_port = next(p["containerPort"] for p in operator_main["ports"] if p["name"] == liveness["port"])
     assert any(a.endswith(f":{health_port}/healthz") for a in operator_main["args"])
-    assert container(gateway)["args"][0] == "gateway"
+    gateway_args = container(gateway)["args"]
+    assert gateway_args[:3] == [
+        "gateway",
+        "--host=0.0.0.0",
+        f"--port={container(gateway)['ports'][0]['containerPort']}",
+    ]
+    assert "--hold-timeout=300" in gateway_args and "--shutdown-timeout=30" in gateway_args
+    assert gateway["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+    assert container(gateway)["readinessProbe"]["httpGet"]["path"] == "/health"
 
     service = one(objects, "Service", "llmscale-gateway")
     assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
@@ -218,8 +226,12 @@ def test_watch_namespaces_gives_roles_per_namespace() -> None:
     }
     operator_role = next(r for r in roles if r["metadata"]["name"] == "llmscale-operator")
     assert ("apps", "deployments", "create") in granted(operator_role["rules"])
-    args = container(one(objects, "Deployment", "llmscale-operator"))["args"]
-    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    for component in ("operator", "gateway"):
+        args = container(one(objects, "Deployment", f"llmscale-{component}"))["args"]
+        assert [a for a in args if a.startswith("--namespace")] == [
+            "--namespace=team-a",
+            "--namespace=team-b",
+        ]
 
 
 def test_crds_can_be_left_out_or_not_kept() -> None:

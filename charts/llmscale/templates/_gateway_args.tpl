@@ -1,4 +1,4 @@
-{{/* Command line of `llmscale gateway`; flags follow operator/llmscale/gateway/cli.py. */}}
+{{/* Command line of `llmscale gateway`; flags as in operator/llmscale/gateway/cli.py. */}}
 {{- define "llmscale.gateway.args" -}}
 - gateway
 - --host=0.0.0.0
@@ -6,13 +6,17 @@
 {{- range .Values.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}
+- --queue-size={{ .Values.gateway.queueSize }}
+- --hold-timeout={{ .Values.gateway.holdTimeoutSeconds }}
+- --request-timeout={{ .Values.gateway.requestTimeoutSeconds }}
+- --shutdown-timeout={{ .Values.gateway.shutdownTimeoutSeconds }}
 {{- range .Values.gateway.extraArgs }}
 - {{ . | quote }}
 {{- end }}
 {{- end -}}
 
 {{- define "llmscale.gateway.probes" -}}
-# Ready once its watches of LLMDeployments and EndpointSlices have synced.
+# /health of the gateway's HTTP server (operator/llmscale/gateway/app.py).
 readinessProbe:
   httpGet:
     path: /health
