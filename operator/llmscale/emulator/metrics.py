@@ -72,6 +72,18 @@ class VllmMetrics:
 
         self.running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.")
         self.waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
+        self._waiting_by_reason: dict[str, Gauge] = {}
+        if not legacy:
+            by_reason = Gauge(
+                "vllm:num_requests_waiting_by_reason",
+                "Number of requests waiting to be processed, by the reason they wait.",
+                [*names, "reason"],
+                registry=reg,
+            )
+            # the emulated scheduler only ever waits for capacity (batch slots, KV blocks)
+            self._waiting_by_reason = {
+                reason: by_reason.labels(*values, reason) for reason in ("capacity", "deferred")
+            }
         self.kv_cache_usage = gauge(
             "vllm:gpu_cache_usage_perc" if legacy else "vllm:kv_cache_usage_perc",
             "KV-cache usage. 1 means 100 percent usage.",
@@ -143,6 +155,8 @@ class VllmMetrics:
     def set_scheduler_state(self, *, running: int, waiting: int, kv_cache_usage: float) -> None:
         self.running.set(running)
         self.waiting.set(waiting)
+        if self._waiting_by_reason:
+            self._waiting_by_reason["capacity"].set(waiting)
         self.kv_cache_usage.set(kv_cache_usage)
 
     def set_throughput(self, *, prompt_tokens_per_second: float, generation_tokens_per_second: float) -> None:

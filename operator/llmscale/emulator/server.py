@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from llmscale import __version__
 from llmscale.emulator.config import EmulatorConfig
 from llmscale.emulator.metrics import VllmMetrics
 from llmscale.emulator.protocol import Endpoint, RequestError, ResponseShaper, parse_request
@@ -44,6 +45,7 @@ class EmulatorServer:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ping", self.health)
+        app.router.add_get("/version", self.version)
         app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
@@ -75,6 +77,9 @@ class EmulatorServer:
         if self.draining:
             return web.Response(status=503, text="draining")
         return web.Response(status=200)
+
+    async def version(self, _request: web.Request) -> web.Response:
+        return web.json_response({"version": f"llmscale-emulator-{__version__}"})
 
     async def models(self, _request: web.Request) -> web.Response:
         data: list[dict[str, Any]] = [

@@ -162,6 +162,7 @@ def test_metrics_parse_with_vllm_names_labels_and_buckets(emulate: Any) -> None:
         "vllm:num_requests_waiting",
         "vllm:kv_cache_usage_perc",
         "vllm:cache_config_info",
+        "vllm:num_requests_waiting_by_reason",
     ):
         assert families[name].type == "gauge", name
     # the parser strips _total from counter family names
@@ -206,6 +207,7 @@ def test_legacy_metric_names(emulate: Any) -> None:
     assert "vllm:avg_generation_throughput_toks_per_s" in families
     assert "vllm:kv_cache_usage_perc" not in families
     assert "vllm:inter_token_latency_seconds" not in families
+    assert "vllm:num_requests_waiting_by_reason" not in families
     running = families["vllm:num_requests_running"].samples[0]
     assert running.labels == {"model_name": "fake"}
 
