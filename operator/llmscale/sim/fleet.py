@@ -13,6 +13,7 @@ replica is deleted when its last request finishes); `gpus` GPUs per replica.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,6 @@ from llmscale.sim.observe import (
     ITL_BUCKETS_SECONDS,
     TTFT_BUCKETS_SECONDS,
     MetricsRecorder,
-    bucket_index,
     histogram_quantile,
 )
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
@@ -212,6 +212,12 @@ class _Simulation:
         arrival = trace.arrival_seconds.tolist()
         inputs = np.maximum(trace.input_tokens, 1).tolist()
         outputs = np.maximum(trace.output_tokens, 1).tolist()
+        prompt_array = np.maximum(trace.input_tokens, 1).astype(np.float64)
+        prefill_costs = (
+            prompt_array * model.prefill_seconds_per_token
+            + prompt_array * (prompt_array + 1) / 2.0 * model.prefill_attention_seconds_per_token_pair
+        ).tolist()
+        kv_need = [i + o for i, o in zip(inputs, outputs, strict=True)]
         step_index_of = np.searchsorted(
             trace.arrival_seconds, np.arange(self.steps + 1) * self.dt, side="left"
         ).tolist()
@@ -275,20 +281,28 @@ class _Simulation:
                         held -= 1
                     else:
                         break
+            if pending:
+                outstanding = [r.running + len(r.waiting) for r in ready]
             for request in pending:
-                target = ready[0]
                 if len(ready) > 1:
-                    best = target.outstanding
-                    for candidate in ready:
-                        if candidate.outstanding < best:
-                            target, best = candidate, candidate.outstanding
-                at = max(now, float(arrival[request]))
-                if not target.waiting and target.can_admit(int(inputs[request] + outputs[request])):
-                    first, step_time = target.admit(request, at, int(inputs[request]), int(outputs[request]))
-                    ttft[request] = first - arrival[request]
+                    least = min(outstanding)
+                    chosen = outstanding.index(least)
+                    outstanding[chosen] = least + 1
+                    target = ready[chosen]
+                else:
+                    target = ready[0]
+                arrived = arrival[request]
+                need = kv_need[request]
+                if not target.waiting and target.can_admit(need):
+                    first, step_time = target.admit(
+                        request, now if now > arrived else arrived, inputs[request], outputs[request],
+                        prefill_costs[request],
+                    )  # fmt: skip
+                    latency = first - arrived
+                    ttft[request] = latency
                     itl[request] = step_time
-                    ttft_counts[bucket_index(TTFT_BUCKETS_SECONDS, first - arrival[request])] += 1
-                    itl_counts[bucket_index(ITL_BUCKETS_SECONDS, step_time)] += 1
+                    ttft_counts[bisect_left(TTFT_BUCKETS_SECONDS, latency)] += 1
+                    itl_counts[bisect_left(ITL_BUCKETS_SECONDS, step_time)] += 1
                     prompt_tokens += inputs[request]
                 else:
                     target.waiting.append(request)
@@ -308,22 +322,21 @@ class _Simulation:
                 queue = replica.waiting
                 while queue:
                     request = queue[0]
-                    need = int(inputs[request] + outputs[request])
-                    if not replica.can_admit(need):
+                    if not replica.can_admit(kv_need[request]):
                         break
                     queue.popleft()
                     when = freed[slot] if slot < len(freed) else now + dt
                     slot += 1
+                    arrived = arrival[request]
                     first, step_time = replica.admit(
-                        request,
-                        max(when, float(arrival[request])),
-                        int(inputs[request]),
-                        int(outputs[request]),
-                    )
-                    ttft[request] = first - arrival[request]
+                        request, when if when > arrived else arrived, inputs[request], outputs[request],
+                        prefill_costs[request],
+                    )  # fmt: skip
+                    latency = first - arrived
+                    ttft[request] = latency
                     itl[request] = step_time
-                    ttft_counts[bucket_index(TTFT_BUCKETS_SECONDS, first - arrival[request])] += 1
-                    itl_counts[bucket_index(ITL_BUCKETS_SECONDS, step_time)] += 1
+                    ttft_counts[bisect_left(TTFT_BUCKETS_SECONDS, latency)] += 1
+                    itl_counts[bisect_left(ITL_BUCKETS_SECONDS, step_time)] += 1
                     prompt_tokens += inputs[request]
                 if replica.state == DRAINING and replica.outstanding == 0:
                     self._delete(replica, now + dt)

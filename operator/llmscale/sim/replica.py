@@ -29,6 +29,11 @@ STARTING, READY, DRAINING = 0, 1, 2
 
 class SimReplica:
     __slots__ = (
+        "_context_seconds_per_token",
+        "_fixed_step_seconds",
+        "_kv_cache_tokens",
+        "_max_num_seqs",
+        "_sequence_seconds",
         "admitted_tokens",
         "batch_context_offset",
         "clock",
@@ -47,6 +52,12 @@ class SimReplica:
 
     def __init__(self, model: ReplicaPerformanceModel, created_seconds: float, ready_seconds: float) -> None:
         self.model = model
+        # Step-cost parameters as plain floats: admit() runs once per request.
+        self._fixed_step_seconds = model.fixed_step_seconds
+        self._sequence_seconds = model.decode_seconds_per_sequence
+        self._context_seconds_per_token = model.kv_read_seconds_per_context_token
+        self._max_num_seqs = model.max_num_seqs
+        self._kv_cache_tokens = model.kv_cache_tokens
         self.created_seconds = created_seconds
         self.ready_seconds = ready_seconds
         self.state = STARTING
@@ -71,32 +82,42 @@ class SimReplica:
         return self.batch_context_offset + self.running * self.clock
 
     def decode_step_seconds(self) -> float:
-        return self.model.decode_step_seconds(self.running, int(max(0.0, self.context_tokens)))
-
-    def can_admit(self, kv_tokens: int) -> bool:
+        context = self.batch_context_offset + self.running * self.clock
         return (
-            self.running < self.model.max_num_seqs
-            and self.kv_reserved + kv_tokens <= self.model.kv_cache_tokens
+            self._fixed_step_seconds
+            + self.running * self._sequence_seconds
+            + (context if context > 0 else 0.0) * self._context_seconds_per_token
         )
 
-    def admit(self, request: int, now: float, prompt: int, output: int) -> tuple[float, float]:
-        """Start a request at `now`; returns (first-token time, inter-token latency estimate)."""
-        model = self.model
-        start = now if now > self.prefill_busy_until else self.prefill_busy_until
-        prefill = model.prefill_compute_seconds(prompt)
+    def can_admit(self, kv_tokens: int) -> bool:
+        return self.running < self._max_num_seqs and self.kv_reserved + kv_tokens <= self._kv_cache_tokens
+
+    def admit(
+        self, request: int, now: float, prompt: int, output: int, prefill: float
+    ) -> tuple[float, float]:
+        """Start a request at `now` whose prompt costs `prefill` seconds
+        (`prefill_compute_seconds(prompt)`); returns (first-token time, inter-token latency)."""
+        busy = self.prefill_busy_until
+        start = now if now > busy else busy
         self.prefill_busy_until = start + prefill
         self.prefill_work_seconds += prefill
         if start > now:
             self.prefill_starts.append(start)
-        step = self.decode_step_seconds()
-        first_token = start + prefill + step
+        clock = self.clock
+        running = self.running
+        context = self.batch_context_offset + running * clock
+        step = (
+            self._fixed_step_seconds
+            + running * self._sequence_seconds
+            + (context if context > 0 else 0.0) * self._context_seconds_per_token
+        )
         kv_tokens = prompt + output
-        heapq.heappush(self.finishes, (self.clock + output - 1, request, kv_tokens, prompt))
-        self.running += 1
+        heapq.heappush(self.finishes, (clock + output - 1, request, kv_tokens, prompt))
+        self.running = running + 1
         self.kv_reserved += kv_tokens
-        self.batch_context_offset += prompt - self.clock
+        self.batch_context_offset += prompt - clock
         self.admitted_tokens += prompt
-        return first_token, step
+        return start + prefill + step, step
 
     def waiting_for_prefill(self, now: float) -> int:
         """Admitted requests whose prompt has not started (vLLM still counts them waiting)."""
