@@ -119,7 +119,7 @@ def test_emulated_llmdeployment_serves_through_the_gateway(
             "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "servedName": "tiny"},
             "engine": {"image": EMULATOR_IMAGE},
             "resources": {"gpu": {"product": "H100-80GB", "count": 1}},
-            "scaling": {"strategy": "Warm", "minReplicas": 1, "maxReplicas": 1},
+            "scaling": {"strategy": "Warm", "replicas": 1},
         },
     }
     kubectl("apply", "-f", "-", input=json.dumps(manifest))
