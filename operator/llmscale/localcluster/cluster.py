@@ -189,8 +189,15 @@ class LocalCluster:
 
         Returns the names of the components that were running.
         """
-        was_running = [name for name in reversed(COMPONENTS) if supervisor.running_pid(self.layout, name)]
-        for wave in STOP_WAVES:
+        # pid files of components this version does not know (left by an older checkout) go first
+        unknown = (
+            sorted(p.stem for p in self.layout.run_dir.glob("*.pid") if p.stem not in COMPONENTS)
+            if self.layout.run_dir.is_dir()
+            else []
+        )
+        names = [*unknown, *reversed(COMPONENTS)]
+        was_running = [name for name in names if supervisor.running_pid(self.layout, name)]
+        for wave in ((*unknown, *STOP_WAVES[0]), *STOP_WAVES[1:]):
             supervisor.stop_many(self.layout, list(wave), grace_seconds=STOP_GRACE_SECONDS)
         if remove_state:
             self._reset_state()

@@ -11,6 +11,7 @@ a crash must stay visible, not be papered over.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -99,6 +100,10 @@ class PodRunner:
             time.sleep(0.05)
         for entry in self.processes.values():
             entry.process.kill()
+            # reap it: an unreaped child stays a zombie and Popen warns about it
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                entry.process.wait(timeout=5)
+        self.processes.clear()
 
     def _ip_busy(self, ip: str) -> bool:
         return any(e.ip == ip and e.process.poll() is None for e in self.processes.values())

@@ -103,14 +103,17 @@ def test_a_crashed_process_is_logged_not_restarted(tmp_path: Path) -> None:
 
 
 def test_a_recycled_ip_waits_for_the_draining_process(tmp_path: Path) -> None:
+    marker = tmp_path / "handler-installed"
     ignore_term = [
         sys.executable,
         "-c",
-        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+        "import pathlib,signal,sys,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)",
+        str(marker),
     ]
     runner = PodRunner(_FakeCore(), tmp_path, {"sleep": ignore_term})
     runner.handle(_pod("old"), deleted=False)
-    time.sleep(0.3)  # let the child install its SIGTERM handler
+    _drain(runner, marker.exists)  # the child ignores SIGTERM from here on
     runner.handle(_pod("old"), deleted=True)
     runner.handle(_pod("new"), deleted=False)
     assert "new" in runner.waiting and "new" not in runner.processes

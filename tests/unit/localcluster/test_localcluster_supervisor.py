@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import supervisor
+from llmscale.localcluster import LocalCluster, supervisor
 from llmscale.localcluster.layout import StateLayout
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -57,3 +57,12 @@ def test_a_component_that_never_gets_ready_times_out(tmp_path: Path) -> None:
             supervisor.wait_until_ready(layout, "slow", process, lambda: False, timeout_seconds=0.3)
     finally:
         supervisor.stop(layout, "slow", grace_seconds=2)
+
+
+def test_down_also_stops_components_an_older_version_left_behind(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path)
+    process = supervisor.start(cluster.layout, "retired-helper", SLEEPER)
+    assert cluster.down() == ["retired-helper"]
+    assert process.poll() is not None
+    assert not cluster.layout.run_dir.joinpath("retired-helper.pid").exists()
+    assert all(not s.running for s in cluster.status())
