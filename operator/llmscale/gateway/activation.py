@@ -28,6 +28,7 @@ class ActivationThrottle:
         min_interval_seconds: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_result: Callable[[DeploymentKey, bool], None] | None = None,
     ) -> None:
         self._signaller = signaller
         self.min_interval_seconds = min_interval_seconds
@@ -37,6 +38,7 @@ class ActivationThrottle:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.failed = 0
+        self._on_result = on_result  # (key, succeeded) after each attempt, for /metrics
 
     def request(self, key: DeploymentKey, interval_seconds: float | None = None) -> bool:
         """Signal demand for `key` unless one was sent less than the interval ago. True if sent."""
@@ -55,8 +57,12 @@ class ActivationThrottle:
         try:
             await self._signaller.request_activation(key[0], key[1], requested_at)
             self.sent += 1
+            if self._on_result is not None:
+                self._on_result(key, True)
         except Exception as exc:  # a failed PATCH must never fail the held request
             self.failed += 1
+            if self._on_result is not None:
+                self._on_result(key, False)
             # forget the send so that the next held request (or refresh) retries at once
             self._last_sent.pop(key, None)
             log.warning("activation signal for %s/%s failed: %s", key[0], key[1], exc)

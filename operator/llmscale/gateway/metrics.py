@@ -57,6 +57,18 @@ class GatewayMetrics:
             (*LABELS, "reason"),
             registry=r,
         )
+        self.activation_signals = Counter(
+            "llmscale_gateway_activation_signals",
+            "Activation annotations PATCHed on LLMDeployments, by result (ok, error).",
+            (*LABELS, "result"),
+            registry=r,
+        )
+        self.unroutable = Counter(
+            "llmscale_gateway_unroutable_requests",
+            "Requests answered 400 (unusable body) or 404 (unknown model), by reason.",
+            ("reason",),
+            registry=r,
+        )
         self.hold_seconds = Histogram(
             "llmscale_gateway_hold_seconds",
             "Time a held request waited for a ready replica.",

@@ -106,7 +106,12 @@ class Gateway:
         self.source = source
         self.metrics = metrics or GatewayMetrics()
         self.table = RoutingTable(on_deployment_added=lambda route: self.metrics.ensure_series(route.key))
-        self.throttle = ActivationThrottle(signaller)
+        self.throttle = ActivationThrottle(
+            signaller,
+            on_result=lambda key, ok: self.metrics.activation_signals.labels(
+                *key, "ok" if ok else "error"
+            ).inc(),
+        )
         self._held: dict[DeploymentKey, int] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -133,6 +138,7 @@ class Gateway:
         body = await request.read()
         payload, problem, field = parse_request_body(body)
         if payload is None:
+            self.metrics.unroutable.labels("bad_request").inc()
             return openai_error(400, problem or "bad request", "invalid_request_error", param=field)
         model: str = payload["model"]
         match = self.table.lookup(model)
@@ -140,6 +146,7 @@ class Gateway:
             await self.table.wait_synced(self.config.hold_timeout_seconds)
             match = self.table.lookup(model)
         if match is None:
+            self.metrics.unroutable.labels("unknown_model").inc()
             known = ", ".join(sorted({r.engine_model_name for r in self.table.routes()})) or "none"
             return openai_error(
                 404,

@@ -89,9 +89,9 @@ def test_request_at_zero_is_held_signalled_and_forwarded_when_a_replica_is_ready
                 async with client.get(gw.url + "/metrics") as metrics:
                     text = await metrics.text()
                 assert f'llmscale_gateway_queue_depth{{llmdeployment="{NAME}",namespace="{NS}"}} 1.0' in text
-                assert (
-                    f'llmscale_gateway_arrivals_total{{llmdeployment="{NAME}",namespace="{NS}"}} 1.0' in text
-                )
+                labels = f'{{llmdeployment="{NAME}",namespace="{NS}"'
+                assert f"llmscale_gateway_arrivals_total{labels}}} 1.0" in text
+                assert f'llmscale_gateway_activation_signals_total{labels},result="ok"}} 1.0' in text
                 assert not request.done()
                 gw.source.set_endpoints(NS, NAME, [up.endpoint])
                 resp = await asyncio.wait_for(request, 5)
@@ -350,6 +350,9 @@ def test_unknown_model_is_404_with_an_openai_error_listing_known_models() -> Non
                 models = await resp.json()
                 assert [m["id"] for m in models["data"]] == [MODEL]
                 assert models["data"][0]["llmscale"]["ready_endpoints"] == 0
+            async with client.get(gw.url + "/metrics") as resp:
+                text = await resp.text()
+                assert 'llmscale_gateway_unroutable_requests_total{reason="unknown_model"} 1.0' in text
 
     asyncio.run(main())
 
