@@ -17,8 +17,6 @@ LABELS = ("namespace", "llmdeployment")
 HOLD_BUCKETS_SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 UPSTREAM_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
-REJECT_REASONS = ("queue_full", "hold_timeout", "upstream_unavailable", "deployment_removed")
-
 
 class GatewayMetrics:
     def __init__(self) -> None:
