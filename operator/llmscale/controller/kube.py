@@ -23,6 +23,7 @@ from llmscale.errors import LLMScaleError, TransientError
 FIELD_MANAGER: Final = "llmscale"
 REQUEST_TIMEOUT_SECONDS: Final = 30
 API_DISCOVERY_TTL_SECONDS: Final = 300.0
+CONNECTION_POOL_SIZE: Final = 32
 
 
 class ConflictError(TransientError):
@@ -110,7 +111,10 @@ class KubeApi:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
             config.load_kube_config()  # type: ignore[no-untyped-call]
-        return cls(client.ApiClient())
+        configuration = client.Configuration.get_default_copy()
+        # kopf runs sync handlers on up to 16 threads; keep a connection for each.
+        configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+        return cls(client.ApiClient(configuration))
 
     def _call(
         self,

@@ -129,13 +129,13 @@ def _hold(
     fits: Condition,
     reason: str,
     message: str,
+    fields: dict[str, Any] | None = None,
 ) -> None:
     """Record why nothing is (re)applied: Ready=False with the reason, plus an Event."""
     meta = resource.metadata
     ready = condition("Ready", "False", reason, message, meta.generation)
-    write_status(
-        api, meta.namespace, meta.name, {"observedGeneration": meta.generation}, [fits, ready], now=_now()
-    )
+    status = {"observedGeneration": meta.generation, **(fields or {})}
+    write_status(api, meta.namespace, meta.name, status, [fits, ready], now=_now())
     _transition_events(events, resource.status, [fits, ready], meta.generation)
 
 
@@ -160,7 +160,8 @@ def reconcile(body: dict[str, Any], api: ClusterApi, events: EventSink) -> Recon
     fits = _fits_condition(verdict, generation)
     if verdict.blocks_pods:
         message = f"{verdict.message}; no pods are created for generation {generation}"
-        _hold(api, resource, events, fits, verdict.reason, message)
+        plan = plan_status(verdict.plan) if verdict.plan is not None else None
+        _hold(api, resource, events, fits, verdict.reason, message, {"plan": plan})
         raise SpecRejected(f"{verdict.reason}: {verdict.message}")
 
     loop_owned = resource.spec.scaling.loop_owned

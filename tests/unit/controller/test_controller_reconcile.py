@@ -126,6 +126,7 @@ def test_model_that_does_not_fit_creates_no_pods(cluster: Any, events: Any) -> N
     assert (found["ModelFits"]["status"], found["Ready"]["status"]) == ("False", "False")
     assert found["Ready"]["reason"] == "ModelDoesNotFit"
     assert "GiB" in found["Ready"]["message"] and "no pods are created" in found["Ready"]["message"]
+    assert cluster.status(NS, "llama")["plan"]["fits"] is False
     assert ("Warning", "ModelDoesNotFit") in [(t, r) for t, r, _ in events.events]
 
 
