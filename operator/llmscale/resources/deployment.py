@@ -158,10 +158,13 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
         "startupProbe": _probe("/health", defaults.PROBE_PERIOD_SECONDS, startup_failures),
         "readinessProbe": _probe("/health", 5, 3),
         "livenessProbe": _probe("/health", defaults.PROBE_PERIOD_SECONDS, 6),
-        # vLLM has no drain endpoint: keep serving while endpoints and the gateway stop routing
-        # to this pod, then SIGTERM lets it finish the requests it has.
-        "lifecycle": {"preStop": {"sleep": {"seconds": defaults.PRESTOP_DRAIN_SECONDS}}},
     }
+    # vLLM has no drain endpoint: keep serving while endpoints and the gateway stop routing to
+    # this pod, then SIGTERM lets it finish the requests it has. The API server requires the
+    # sleep to be shorter than the grace period, so a short user-set grace shortens it.
+    drain_seconds = min(defaults.PRESTOP_DRAIN_SECONDS, serving.termination_grace_seconds - 1)
+    if drain_seconds >= 1:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain_seconds}}}
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": _volumes(resource, serving),

@@ -158,12 +158,12 @@ def test_drain_and_termination_grace() -> None:
     assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 15}}}
     # 15 s drain + 8192 tokens x 50 ms (the longest request meeting the ITL SLO)
     assert pod["terminationGracePeriodSeconds"] == 15 + 410
-    assert (
-        deployment(resource(terminationGracePeriodSeconds=60))["spec"]["template"]["spec"][
-            "terminationGracePeriodSeconds"
-        ]
-        == 60
-    )
+    short = deployment(resource(terminationGracePeriodSeconds=10))["spec"]["template"]["spec"]
+    assert short["terminationGracePeriodSeconds"] == 10
+    # the API server wants the preStop sleep shorter than the grace period
+    assert short["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 9}}}
+    instant = deployment(resource(terminationGracePeriodSeconds=0))["spec"]["template"]["spec"]
+    assert "lifecycle" not in instant["containers"][0]
 
 
 def test_hf_token_cache_and_user_env() -> None:
