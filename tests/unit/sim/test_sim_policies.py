@@ -84,7 +84,7 @@ def test_keda_activates_from_the_gateway_and_cools_down_to_zero() -> None:
 
 
 def test_kpa_panics_on_a_burst_and_does_not_scale_down_in_panic() -> None:
-    kpa = KPAPolicy()
+    kpa = KPAPolicy(target_concurrency=100.0)
     kpa.prepare(_context())
     replicas = 1
     for tick in range(30):  # steady 50 concurrent: under the 70 target
@@ -99,7 +99,7 @@ def test_kpa_panics_on_a_burst_and_does_not_scale_down_in_panic() -> None:
 
 
 def test_kpa_scales_to_zero_after_stable_window_and_grace() -> None:
-    kpa = KPAPolicy()
+    kpa = KPAPolicy(target_concurrency=100.0)
     kpa.prepare(_context())
     replicas = 1
     zero_at = None

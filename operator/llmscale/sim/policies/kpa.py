@@ -10,10 +10,14 @@ halving per tick (max-scale-down-rate 2); scale-up rate 1000. Scale to zero happ
 stable window saw no traffic plus the 30 s scale-to-zero grace period. The activator wakes a
 revision at zero on the first request.
 
-Target concurrency per replica (a documented choice): Knative's container-concurrency-target-
-default 100 x target utilisation 0.7 = 70 in-flight requests per pod. For an 8B model on an
-H100 with ShareGPT-like lengths that is ~25 req/s, i.e. ~70 % of saturation, which is what
-the 0.7 utilisation intends.
+Target concurrency per replica (a documented choice): Knative's default target of 100
+in-flight requests suits web containers, not an LLM replica, whose useful concurrency depends
+on the model, GPU and request lengths (a Llama-3-8B on an H100 saturates near 100 for
+ShareGPT-like lengths but near 20 for 2k-token prompts). An operator deploying an LLM on
+Knative tunes `autoscaling.knative.dev/target` to the replica, so the default here is the
+concurrency one replica carries at its SLO capacity (Little's law on the replica model, the
+same figure the hpa baseline targets), times Knative's default target utilisation 0.7.
+Pass `target_concurrency=100` for Knative's untuned default.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from llmscale.sim.policies.common import concurrency_at
 from llmscale.sim.policy import FleetObservation, SimContext
 
 
@@ -36,7 +41,7 @@ class KPAPolicy:
     max_scale_down_rate: float = 2.0
     max_scale_up_rate: float = 1000.0
     scale_to_zero_grace_seconds: float = 30.0
-    target_concurrency: float = 100.0
+    target_concurrency: float | None = None  # None: concurrency at SLO capacity (see above)
     target_utilisation: float = 0.7
     min_replicas: int = 0
     max_replicas: int = 64
@@ -47,6 +52,13 @@ class KPAPolicy:
 
     def prepare(self, context: SimContext) -> None:
         self.max_replicas = min(self.max_replicas, context.max_replicas)
+        if self.target_concurrency is None:
+            self.target_concurrency = concurrency_at(
+                context.model,
+                context.replica_capacity_rps,
+                context.mean_input_tokens,
+                context.mean_output_tokens,
+            )
 
     def _average(self, now: float, window: float) -> float:
         values = [value for at, value in self._samples if at > now - window]
@@ -66,7 +78,7 @@ class KPAPolicy:
             self._samples.popleft()
         current = observation.current_replicas
         ready = max(observation.ready_replicas, 1)
-        per_pod = self.target_concurrency * self.target_utilisation
+        per_pod = (self.target_concurrency or 100.0) * self.target_utilisation
         panic_window = self.stable_window_seconds * self.panic_window_percentage / 100.0
         stable_desired = math.ceil(self._average(now, self.stable_window_seconds) / per_pod - 1e-9)
         panic_desired = math.ceil(self._average(now, panic_window) / per_pod - 1e-9)
