@@ -13,6 +13,7 @@ SpecRejected (retrying cannot help until the spec changes) and RetryLater / Tran
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -42,6 +43,7 @@ from llmscale.resources import (
 from llmscale.resources.service import PODMONITOR_GROUP, PODMONITOR_PLURAL, PODMONITOR_VERSION
 
 RETRY_MISSING_CONFIGMAP_SECONDS: Final = 30.0
+log = logging.getLogger(__name__)
 
 
 # Not-yet-True states that are normal progress, not problems: their Events are Normal.
@@ -139,6 +141,19 @@ def _hold(
     _transition_events(events, resource.status, [fits, ready], meta.generation)
 
 
+def _apply_pod_monitor(api: ClusterApi, resource: LLMDeployment, owner: dict[str, Any]) -> None:
+    """PodMonitor only where the Prometheus Operator's CRD is served; optional, so a refusal
+    (e.g. RBAC without podmonitors) is logged and serving goes on."""
+    if not api.has_api(f"{PODMONITOR_GROUP}/{PODMONITOR_VERSION}", PODMONITOR_PLURAL):
+        return
+    try:
+        api.apply(build_pod_monitor(resource, owner))
+    except ApiRejectedError as exc:
+        log.warning(
+            "PodMonitor of %s/%s not applied: %s", resource.metadata.namespace, resource.metadata.name, exc
+        )
+
+
 def reconcile(body: dict[str, Any], api: ClusterApi, events: EventSink) -> ReconcileResult:
     resource = parse(body)
     meta = resource.metadata
@@ -181,11 +196,10 @@ def reconcile(body: dict[str, Any], api: ClusterApi, events: EventSink) -> Recon
             api.apply(build_pdb(resource, owner))
         else:
             api.delete("policy/v1", "PodDisruptionBudget", meta.namespace, meta.name)
-        if api.has_api(f"{PODMONITOR_GROUP}/{PODMONITOR_VERSION}", PODMONITOR_PLURAL):
-            api.apply(build_pod_monitor(resource, owner))
     except ApiRejectedError as exc:
         _hold(api, resource, events, fits, "ChildRejected", str(exc))
         raise SpecRejected(str(exc)) from exc
+    _apply_pod_monitor(api, resource, owner)
 
     first_time = resource.status is None or resource.status.observed_generation is None
     if first_time:

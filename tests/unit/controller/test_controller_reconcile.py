@@ -259,3 +259,11 @@ def test_invalid_body_is_rejected_with_the_field(cluster: Any, events: Any) -> N
     body = llmdep(cluster, scaling={"strategy": "Sometimes"})
     with pytest.raises(SpecRejected, match=r"spec\.scaling\.strategy"):
         reconcile(body, cluster, events)
+
+
+def test_a_refused_pod_monitor_does_not_block_serving(cluster: Any, events: Any) -> None:
+    cluster.served_apis.add(("monitoring.coreos.com/v1", "podmonitors"))
+    cluster.reject_kinds.add("PodMonitor")
+    result = reconcile(llmdep(cluster), cluster, events)
+    assert result.ready.reason == "ReplicasStarting"
+    assert ("apps/v1", "Deployment", NS, "llama") in cluster.objects
