@@ -7,6 +7,7 @@ beside the session one, so it works whether or not the session cluster was alrea
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import socket
 import urllib.error
@@ -52,8 +53,14 @@ def _pid_alive(pid: int) -> bool:
 def test_up_down_up_leaves_no_process_behind(private_cluster: LocalCluster) -> None:
     pids: list[int] = []
     try:
-        for _round in range(2):
-            private_cluster.up()
+        for round_number in range(2):
+            if round_number == 0:
+                # two sessions starting at once: one starts, the other waits and reuses it
+                with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                    results = list(pool.map(lambda _i: private_cluster.up(), range(2)))
+                assert sorted(bool(r) for r in results) == [False, True]
+            else:
+                private_cluster.up()
             assert private_cluster.is_up()
             status = private_cluster.status()
             assert all(s.running for s in status), status

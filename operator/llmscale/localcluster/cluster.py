@@ -9,11 +9,13 @@ cluster.down()                          # stops everything, removes state (keeps
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,19 +129,34 @@ class LocalCluster:
         """True when every component runs and the apiserver answers /readyz."""
         return all(s.running for s in self.status()) and self._apiserver_ready()
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One `up`/`down` at a time per state directory: two test sessions starting together
+        must not tear down each other's half-started cluster."""
+        self.layout.directory.mkdir(parents=True, exist_ok=True)
+        with self.layout.lock_file.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def up(self, *, report: Callable[[str], None] | None = None) -> dict[str, float]:
         """Start everything (idempotent: a healthy running cluster is left alone).
 
         Returns seconds each step took. Raises EnvironmentSetupError with one clear message
         (missing binary, port in use, a component that died, with its log tail).
         """
+        with self._exclusive():
+            return self._up(report)
+
+    def _up(self, report: Callable[[str], None] | None) -> dict[str, float]:
         say = report or (lambda _message: None)
+        with contextlib.suppress(EnvironmentSetupError):
+            self._adopt_prometheus()
         if self.is_up():
             say("cluster already running")
             return {}
         if any(s.running for s in self.status()):
             say("a previous cluster is partly running; stopping it first")
-            self.down()
+            self._down(remove_state=True)
         self._link_binaries()
         prometheus_binary = find_prometheus()
         check_ports_free(self.ports.by_component().items())
@@ -178,7 +195,7 @@ class LocalCluster:
             timings["nodes"] = self._create_nodes()
             timings["default-serviceaccount"] = self._wait_for_default_service_account()
         except BaseException:
-            self.down(remove_state=False)
+            self._down(remove_state=False)
             raise
         timings["total"] = time.monotonic() - started
         say(f"cluster up in {timings['total']:.1f} s; KUBECONFIG={self.kubeconfig}")
@@ -189,6 +206,12 @@ class LocalCluster:
 
         Returns the names of the components that were running.
         """
+        with self._exclusive():
+            return self._down(remove_state=remove_state)
+
+    def _down(self, *, remove_state: bool) -> list[str]:
+        with contextlib.suppress(EnvironmentSetupError):
+            self._adopt_prometheus()
         # pid files of components this version does not know (left by an older checkout) go first
         unknown = (
             sorted(p.stem for p in self.layout.run_dir.glob("*.pid") if p.stem not in COMPONENTS)
@@ -219,13 +242,27 @@ class LocalCluster:
 
     def stop_prometheus(self) -> None:
         """Stop Prometheus only (tests of the 'metrics unavailable' paths)."""
-        supervisor.stop(self.layout, "prometheus", grace_seconds=STOP_GRACE_SECONDS)
+        with self._exclusive():
+            self._adopt_prometheus()
+            supervisor.stop(self.layout, "prometheus", grace_seconds=STOP_GRACE_SECONDS)
 
     def start_prometheus(self) -> float:
         """(Re)start Prometheus with the same config and data directory; returns seconds taken."""
-        if supervisor.running_pid(self.layout, "prometheus") is not None:
-            return 0.0
-        return self._start_prometheus(find_prometheus())
+        with self._exclusive():
+            if self._adopt_prometheus() is not None:
+                return 0.0
+            return self._start_prometheus(find_prometheus())
+
+    def _adopt_prometheus(self) -> int | None:
+        """The pid of our Prometheus, re-recording it if its pid file was lost (two sessions
+        that stopped and started it at the same moment)."""
+        pid = supervisor.running_pid(self.layout, "prometheus")
+        if pid is None:
+            config = f"--config.file={self.layout.prometheus_dir / 'prometheus.yml'}"
+            pid = supervisor.find_process(find_prometheus(), config)
+            if pid is not None:
+                self.layout.pid_file("prometheus").write_text(f"{pid}\n{find_prometheus()}\n")
+        return pid
 
     # -- steps --------------------------------------------------------------------------------
     def _link_binaries(self) -> None:

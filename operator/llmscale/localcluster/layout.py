@@ -53,6 +53,11 @@ class StateLayout:
         """One log file per pod the pod runner started a process for."""
         return self.directory / "pods"
 
+    @property
+    def lock_file(self) -> Path:
+        """Held while `up` or `down` runs (never deleted: other processes may wait on it)."""
+        return self.directory / ".lock"
+
     def log_file(self, component: str) -> Path:
         return self.logs_dir / f"{component}.log"
 
@@ -64,7 +69,7 @@ class StateLayout:
         return self.directory / "work" / component
 
     def state_entries(self) -> list[Path]:
-        """What `down` deletes: everything except the binaries."""
+        """What `down` deletes: everything except the binaries and the lock file."""
         if not self.directory.exists():
             return []
-        return [p for p in self.directory.iterdir() if p.name != "bin"]
+        return [p for p in self.directory.iterdir() if p.name not in ("bin", ".lock")]

@@ -103,6 +103,21 @@ def running_pid(layout: StateLayout, name: str) -> int | None:
     return pid if _alive(pid, executable) else None
 
 
+def find_process(executable: Path, argument: str) -> int | None:
+    """A live process of `executable` whose command line contains `argument`, if any."""
+    with os.scandir("/proc") as entries:
+        pids = [int(entry.name) for entry in entries if entry.name.isdigit()]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if argument.encode() in argv and _alive(pid, str(executable)):
+            return pid
+    return None
+
+
 def stop(layout: StateLayout, name: str, *, grace_seconds: float = 10.0) -> bool:
     """SIGTERM the component's process group, SIGKILL after the grace period. True if it ran."""
     return bool(stop_many(layout, [name], grace_seconds=grace_seconds))
