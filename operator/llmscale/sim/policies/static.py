@@ -2,7 +2,9 @@
 
 Need per interval = ceil(peak request rate in any `bin_seconds` bin of the interval / the
 replica's capacity within the SLO), where capacity = saturation throughput on this trace's
-mean lengths x `capacity_utilisation` (SimContext.replica_capacity_rps).
+mean lengths x `capacity_utilisation` (SimContext.replica_capacity_rps). The default bin is
+the TTFT target (at least 1 s): work that arrives within one SLO period has to be served
+within it, so a burst shorter than the bin would be averaged away and missed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from llmscale.sim.policy import FleetObservation, SimContext
+
+
+def default_bin_seconds(context: SimContext) -> float:
+    return max(1.0, context.slo_ttft_p95_seconds)
 
 
 def need_per_bin(context: SimContext, bin_seconds: float) -> npt.NDArray[np.int64]:
@@ -35,12 +41,13 @@ class WarmPolicy:
 
     name: str = "warm"
     tick_seconds: float = 60.0
-    bin_seconds: float = 5.0
+    bin_seconds: float | None = None  # None: default_bin_seconds (the TTFT target, >= 1 s)
     needs_trace: bool = True
     replicas: int = field(default=1, init=False)
 
     def prepare(self, context: SimContext) -> None:
-        self.replicas = max(1, int(need_per_bin(context, self.bin_seconds).max()))
+        bin_seconds = self.bin_seconds or default_bin_seconds(context)
+        self.replicas = max(1, int(need_per_bin(context, bin_seconds).max()))
 
     def decide(self, observation: FleetObservation) -> int:
         return self.replicas
@@ -54,19 +61,21 @@ class OraclePolicy:
 
     name: str = "oracle"
     tick_seconds: float = 5.0
-    bin_seconds: float = 5.0
+    bin_seconds: float | None = None  # None: default_bin_seconds (the TTFT target, >= 1 s)
     needs_trace: bool = True
+    _bin: float = field(default=1.0, init=False)
     _need: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), init=False)
     _lead_seconds: float = field(default=0.0, init=False)
 
     def prepare(self, context: SimContext) -> None:
-        self._need = need_per_bin(context, self.bin_seconds)
+        self._bin = self.bin_seconds or default_bin_seconds(context)
+        self._need = need_per_bin(context, self._bin)
         # Started one (worst-case jittered) cold start plus one tick early.
         self._lead_seconds = context.cold_start_seconds * 1.1 + self.tick_seconds
 
     def decide(self, observation: FleetObservation) -> int:
-        first = int(observation.now // self.bin_seconds)
-        last = int((observation.now + self._lead_seconds) // self.bin_seconds) + 1
+        first = int(observation.now // self._bin)
+        last = int((observation.now + self._lead_seconds) // self._bin) + 1
         window = self._need[first : last + 1]
         # Scale-down is graceful (drained replicas finish their requests), so dropping at once is safe.
         return int(window.max()) if len(window) else 0
