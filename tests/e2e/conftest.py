@@ -175,9 +175,9 @@ def cluster() -> Iterator[E2ECluster]:
             kind.delete()
         return
     local = LocalCluster(REPO_ROOT)
-    was_up = local.is_up()
-    if not was_up:
-        local.up()
+    # up() is idempotent and serialised: it returns {} when the cluster was already running
+    # (started by hand or by a concurrent session), and then this session leaves it running.
+    started_here = bool(local.up())
     try:
         yield E2ECluster(
             mode=mode,
@@ -188,7 +188,7 @@ def cluster() -> Iterator[E2ECluster]:
             has_fake_gpu_nodes=True,
         )
     finally:
-        if not was_up:
+        if started_here:
             local.down()
 
 
