@@ -11,6 +11,7 @@ runner, and the adapter's PromQL over real scrapes (pod discovery labels `namesp
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -134,6 +135,46 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
         await asyncio.sleep(0.2)
 
 
+def register_gateway_target(cluster: Any, url: str) -> Path | None:
+    if cluster.local is None:
+        return None
+    prometheus_dir = Path(cluster.local.state_dir) / "prometheus"
+    if "llmscale-gateway" not in (prometheus_dir / "prometheus.yml").read_text():
+        return None
+    port = url.rsplit(":", 1)[1]
+    target_file = prometheus_dir / "targets" / f"gateway-{port}.json"
+    target_file.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
+    return target_file
+
+
+async def check_metrics(namespace: str, prometheus_url: str, *, gateway_scraped: bool) -> None:
+    """The adapter reads the replica's (and, when scraped, the gateway's) signals for the deployment."""
+    source = PrometheusMetricsSource(prometheus_url, windows=QueryWindows(rate_window_seconds=30))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            snapshot = await source.fetch_current(time.time())
+            metrics = snapshot.get((namespace, NAME))
+            if (
+                metrics is not None
+                and (metrics.request_rate_rps or 0) > 0
+                and metrics.ttft_p95_seconds
+                and (not gateway_scraped or (metrics.gateway_arrivals_rps or 0) > 0)
+            ):
+                break
+            assert time.monotonic() < deadline, f"signals missing for {namespace}/{NAME}: {snapshot}"
+            await asyncio.sleep(1)
+        assert metrics.kv_cache_usage is not None
+        assert metrics.itl_p95_seconds is not None
+        assert metrics.num_requests_running is not None
+        assert metrics.engine_reporting
+        if gateway_scraped:
+            assert metrics.gateway_queue_depth == 0.0
+            assert not metrics.proves_idle
+    finally:
+        source.close()
+
+
 def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheus(
     cluster: Any,
     namespace: str,
@@ -157,6 +198,9 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
             cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60, keepalive_interval_seconds=1)
         )
         gateway, url = running.gateway, running.url
+        # let the cluster's Prometheus scrape this in-process gateway (the local cluster's
+        # `llmscale-gateway` file_sd job, as the demo does), when that job exists
+        target_file = register_gateway_target(cluster, url)
         try:
             async with aiohttp.ClientSession() as http:
                 await wait_healthy(http, url)
@@ -219,25 +263,11 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
                 for _ in range(10):
                     await asyncio.gather(one(), one(), one())
                     await asyncio.sleep(0.3)
+            await check_metrics(namespace, prometheus.url, gateway_scraped=target_file is not None)
         finally:
             await running.stop()
-
-        source = PrometheusMetricsSource(prometheus.url, windows=QueryWindows(rate_window_seconds=30))
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                snapshot = await source.fetch_current(time.time())
-                metrics = snapshot.get((namespace, NAME))
-                if metrics is not None and (metrics.request_rate_rps or 0) > 0 and metrics.ttft_p95_seconds:
-                    break
-                assert time.monotonic() < deadline, f"no engine signals for {namespace}/{NAME}: {snapshot}"
-                await asyncio.sleep(1)
-            assert metrics.kv_cache_usage is not None
-            assert metrics.itl_p95_seconds is not None
-            assert metrics.num_requests_running is not None
-            assert metrics.engine_reporting
-        finally:
-            source.close()
+            if target_file is not None:
+                target_file.unlink(missing_ok=True)
 
     asyncio.run(main())
 
