@@ -22,7 +22,7 @@ from llmscale.errors import EnvironmentSetupError
 from llmscale.localcluster import ClusterPorts, LocalCluster
 from llmscale.localcluster import cli as cluster_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 SHIFTED = ClusterPorts(
     etcd_client=29379,

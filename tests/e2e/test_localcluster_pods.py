@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 STARTUP_DELAY_SECONDS = 4
 
