@@ -51,6 +51,9 @@ class PodRunner:
         self.processes: dict[str, PodProcess] = {}  # pod uid -> process
         self.waiting: dict[str, dict[str, Any]] = {}  # uid -> pod whose IP is still held by a process
         self.node_labels: dict[str, dict[str, str]] = {}
+        # pods whose process has exited: never started again (a kubelet would restart with
+        # back-off; here a crash must stay visible in the pod log instead)
+        self.exited: set[str] = set()
 
     def handle(self, pod: dict[str, Any], deleted: bool) -> None:
         uid = pp.pod_uid(pod)
@@ -59,7 +62,7 @@ class PodRunner:
             if uid in self.processes and (deleted or pp.is_terminating(pod)):
                 self._terminate(uid, pp.grace_seconds(pod))
             return
-        if uid not in self.processes:
+        if uid not in self.processes and uid not in self.exited:
             self._start(uid, pod)
 
     def forget_missing(self, present_uids: set[str]) -> None:
@@ -70,6 +73,7 @@ class PodRunner:
         for uid in list(self.waiting):
             if uid not in present_uids:
                 del self.waiting[uid]
+        self.exited &= present_uids
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -83,6 +87,7 @@ class PodRunner:
                 else:
                     log.info("process of pod %s stopped (status %s)", entry.key, status)
                 del self.processes[uid]
+                self.exited.add(uid)
             elif entry.kill_at is not None and now >= entry.kill_at:
                 log.warning("process of pod %s ignored SIGTERM; SIGKILL", entry.key)
                 entry.process.kill()

@@ -95,10 +95,11 @@ def test_a_crashed_process_is_logged_not_restarted(tmp_path: Path) -> None:
     runner = PodRunner(_FakeCore(), tmp_path, {"crash": [sys.executable, "-c", "raise SystemExit(4)"]})
     runner.handle(_pod(rule="crash"), deleted=False)
     _drain(runner, lambda: not runner.processes)
-    runner.handle(_pod(rule="crash"), deleted=False)  # a later MODIFIED event of the same pod...
-    # ...starts it again only because it is a new event for a pod with no process; the runner
-    # itself never restarts on exit: the log says what happened
-    assert "exited with status 4; not restarted" in (tmp_path / "ns_p1.log").read_text()
+    runner.handle(_pod(rule="crash"), deleted=False)  # a later MODIFIED event of the same pod
+    assert runner.processes == {}, "a crashed pod's process was started again"
+    log_text = (tmp_path / "ns_p1.log").read_text()
+    assert "exited with status 4; not restarted" in log_text
+    assert log_text.count("[pod-runner] starting") == 1
     runner.stop_all(1.0)
 
 
