@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ from llmscale.controller.coldstart import parse_time
 from llmscale.controller.opmetrics import OperatorMetrics
 from llmscale.errors import LLMScaleError, MetricsUnavailableError
 from llmscale.metrics import DeploymentKey, DeploymentMetrics, MetricsSource
-from llmscale.scaling import Decision, decide, reasons
+from llmscale.scaling import Decision, ScalingPolicy, decide, reasons
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ class Tracked:
     activation_until: float = 0.0
     activated_at: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cached_policy: ScalingPolicy | None = None
+    """Rebuilt only when the watch delivers a new body (`Autoscaler.observe` clears it)."""
+
+    def policy(self, overrides: Mapping[str, float]) -> ScalingPolicy:
+        if self.cached_policy is None:
+            self.cached_policy = policy_for(self.body, overrides)
+        return self.cached_policy
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -119,6 +126,7 @@ class Autoscaler:
             tracked = Tracked(namespace=key[0], name=key[1], body=body)
             self.tracked[key] = tracked
         tracked.body = body
+        tracked.cached_policy = None
         return tracked
 
     def forget(self, namespace: str, name: str) -> None:
@@ -192,7 +200,7 @@ class Autoscaler:
     ) -> bool:
         memory = self._memory(tracked)
         ns, name = tracked.namespace, tracked.name
-        policy = policy_for(tracked.body, self.settings.overrides)
+        policy = tracked.policy(self.settings.overrides)
         memory.cold_start.observe(workload.pods)
         activation = now < tracked.activation_until and workload.ready_replicas == 0
         inputs = gather.build_inputs(
@@ -384,7 +392,7 @@ class Autoscaler:
             current = await self.cluster.get_replicas(tracked.namespace, tracked.name)
             if current is None or current > 0:
                 return False
-            policy = policy_for(tracked.body, self.settings.overrides)
+            policy = tracked.policy(self.settings.overrides)
             target = min(max(1, policy.min_replicas), policy.max_replicas)
             await self.cluster.scale(tracked.namespace, tracked.name, target)
             tracked.activated_at = time.monotonic()

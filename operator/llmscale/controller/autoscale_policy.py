@@ -52,6 +52,11 @@ def gpu_price_per_hour(spec: Mapping[str, Any], product: str) -> float:
     price = spec.get("gpuPricePerHour")
     if isinstance(price, int | float) and price >= 0:
         return float(price)
+    return catalog_price_per_hour(product)
+
+
+@functools.lru_cache(maxsize=64)
+def catalog_price_per_hour(product: str) -> float:
     from llmscale.planner import get_gpu
 
     try:

@@ -141,3 +141,15 @@ def test_loop_memory_round_trip_through_status() -> None:
     again = LoopMemory.from_status(status)
     assert again.scale_ups == 3 and again.last_desired == 2 and again.last_reason == "LoadAboveCapacity"
     assert LoopMemory.from_status({"scalerState": "garbage"}).scale_ups == 0
+
+
+def test_fast_state_serialisation_matches_the_core() -> None:
+    from llmscale.controller.autoscale_memory import _state_dict
+    from llmscale.scaling import DecisionInputs, ScalingPolicy, decide
+
+    state = ScalerState()
+    for step in range(30):
+        inputs = DecisionInputs(current_replicas=2, ready_replicas=2, request_rate_rps=float(step % 7))
+        state = decide(inputs, ScalingPolicy(), state, 1000.0 + 5 * step).next_state
+    assert _state_dict(state) == state.to_dict()
+    assert ScalerState.from_dict(_state_dict(state)).to_dict() == state.to_dict()
