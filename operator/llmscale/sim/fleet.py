@@ -229,7 +229,7 @@ class _Simulation:
         failed = self.failed
         kv_limit = model.kv_cache_tokens
         nb_ttft, nb_itl = len(TTFT_BUCKETS_SECONDS) + 1, len(ITL_BUCKETS_SECONDS) + 1
-        finished: list[tuple[int, float]] = []
+        finished: list[float] = []
         total = len(trace)
         done_requests = 0
         # The fleet starts in the steady state the policy asks for before the first request.
@@ -302,7 +302,6 @@ class _Simulation:
                     ttft[request] = latency
                     itl[request] = step_time
                     ttft_counts[bisect_left(TTFT_BUCKETS_SECONDS, latency)] += 1
-                    itl_counts[bisect_left(ITL_BUCKETS_SECONDS, step_time)] += 1
                     prompt_tokens += inputs[request]
                 else:
                     target.waiting.append(request)
@@ -314,10 +313,13 @@ class _Simulation:
                 if replica.state == STARTING:
                     continue
                 finished.clear()
-                generation += replica.advance(now, dt, finished)
+                produced = replica.advance(now, dt, finished)
+                if produced:
+                    generation += produced
+                    itl_counts[bisect_left(ITL_BUCKETS_SECONDS, replica.last_step_seconds)] += produced
                 done_requests += len(finished)
                 completed += len(finished)
-                freed = [when for _, when in finished]
+                freed = finished
                 slot = 0
                 queue = replica.waiting
                 while queue:
@@ -336,7 +338,6 @@ class _Simulation:
                     ttft[request] = latency
                     itl[request] = step_time
                     ttft_counts[bisect_left(TTFT_BUCKETS_SECONDS, latency)] += 1
-                    itl_counts[bisect_left(ITL_BUCKETS_SECONDS, step_time)] += 1
                     prompt_tokens += inputs[request]
                 if replica.state == DRAINING and replica.outstanding == 0:
                     self._delete(replica, now + dt)

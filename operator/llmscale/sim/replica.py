@@ -29,6 +29,7 @@ STARTING, READY, DRAINING = 0, 1, 2
 
 class SimReplica:
     __slots__ = (
+        "_budget_prefill_seconds",
         "_context_seconds_per_token",
         "_fixed_step_seconds",
         "_kv_cache_tokens",
@@ -40,6 +41,7 @@ class SimReplica:
         "created_seconds",
         "finishes",
         "kv_reserved",
+        "last_step_seconds",
         "model",
         "prefill_busy_until",
         "prefill_starts",
@@ -58,6 +60,8 @@ class SimReplica:
         self._context_seconds_per_token = model.kv_read_seconds_per_context_token
         self._max_num_seqs = model.max_num_seqs
         self._kv_cache_tokens = model.kv_cache_tokens
+        self._budget_prefill_seconds = model.prefill_compute_seconds(model.max_num_batched_tokens)
+        self.last_step_seconds = model.fixed_step_seconds
         self.created_seconds = created_seconds
         self.ready_seconds = ready_seconds
         self.state = STARTING
@@ -126,27 +130,30 @@ class SimReplica:
             starts.popleft()
         return len(starts)
 
-    def advance(self, start: float, dt: float, finished: list[tuple[int, float]]) -> float:
-        """Run decoding over [start, start + dt); appends (request, finish time) to `finished`.
+    def advance(self, start: float, dt: float, finished: list[float]) -> float:
+        """Run decoding over [start, start + dt); appends each finish time to `finished`.
 
-        Returns the generation tokens produced (for the counter)."""
+        Returns the generation tokens produced (for the counter); `last_step_seconds` is the
+        decode step time of the interval (vLLM observes inter-token latency per token)."""
         if self.running == 0:
             return 0.0
-        model = self.model
         prefill_time = self.prefill_work_seconds if self.prefill_work_seconds < dt else dt
         self.prefill_work_seconds -= prefill_time
         step = self.decode_step_seconds()
+        self.last_step_seconds = step
         # Chunked prefill never starves decoding: each step carries at most one token budget.
-        budget_step = step + model.prefill_compute_seconds(model.max_num_batched_tokens)
+        budget_step = step + self._budget_prefill_seconds
         steps = max((dt - prefill_time) / step, dt / budget_step)
         old_clock = self.clock
         self.clock = old_clock + steps
         produced = steps * self.running
         finishes = self.finishes
-        while finishes and finishes[0][0] <= self.clock:
-            finish_clock, request, kv_tokens, prompt = heapq.heappop(finishes)
-            fraction = (finish_clock - old_clock) / steps if steps > 0 else 1.0
-            finished.append((request, start + dt * (fraction if fraction > 0 else 0.0)))
+        clock = self.clock
+        pop = heapq.heappop
+        while finishes and finishes[0][0] <= clock:
+            finish_clock, _request, kv_tokens, prompt = pop(finishes)
+            fraction = (finish_clock - old_clock) / steps
+            finished.append(start + dt * (fraction if fraction > 0 else 0.0))
             self.running -= 1
             self.kv_reserved -= kv_tokens
             # Remove its context: prompt + (clock - admission clock) tokens.
