@@ -51,18 +51,13 @@ def observe(
     *,
     load_per_replica: float,
     ttft_p95_seconds: float | None,
-    fleet_settled: bool,
+    settled_seconds: float,
     now: float,
 ) -> None:
     """Fold one (load per ready replica, TTFT p95) pair into the capacity estimate (in place).
 
-    `fleet_settled`: every provisioned replica is Ready and none was added recently."""
-    if not fleet_settled:
-        state.settled_since = None
-        return
-    if state.settled_since is None:
-        state.settled_since = now
-    if now - state.settled_since < SETTLE_SECONDS:
+    `settled_seconds`: how long every provisioned replica has been Ready."""
+    if settled_seconds < SETTLE_SECONDS:
         return
     if ttft_p95_seconds is None or load_per_replica < MIN_LOAD_TO_LEARN:
         return

@@ -63,7 +63,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
     if not inputs.metrics_available:
         return _without_metrics(inputs, policy, next_state, now, previous_strategy)
 
-    measured = demand.measure(inputs, policy, next_state.workload)
+    measured = demand.measure(inputs, policy, next_state.workload, drain_seconds=horizon)
     workload.update(next_state.workload, policy, inputs, measured, cold_start_seconds=cold_start, now=now)
     if inputs.ready_replicas > 0:
         capacity.observe(
@@ -71,7 +71,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             policy,
             load_per_replica=measured.load_replicas / inputs.ready_replicas,
             ttft_p95_seconds=inputs.ttft_p95_seconds,
-            fleet_settled=inputs.ready_replicas >= inputs.current_replicas,
+            settled_seconds=workload.settled_seconds(next_state.workload, now),
             now=now,
         )
     per_replica = capacity.sustainable_load(next_state.capacity, policy)
@@ -136,7 +136,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             next_state.scaler,
             policy,
             load_replicas=measured.load_replicas,
-            burst_load_replicas=measured.burst_load_replicas,
+            backlog_replicas=measured.backlog_replicas,
             forecast_upper_replicas=upper,
             current_replicas=inputs.current_replicas,
             ready_replicas=inputs.ready_replicas,
@@ -170,7 +170,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         next_state.scaler,
         policy,
         load_replicas=measured.load_replicas,
-        burst_load_replicas=measured.burst_load_replicas,
+        backlog_replicas=measured.backlog_replicas,
         forecast_upper_replicas=upper,
         current_replicas=inputs.current_replicas,
         ready_replicas=inputs.ready_replicas,

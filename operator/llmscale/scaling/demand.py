@@ -17,18 +17,19 @@ from llmscale.scaling.types import DecisionInputs, ScalingPolicy, WorkloadState
 # Used until the first engine sample tells us the real mix (ShareGPT-like chat lengths).
 DEFAULT_PROMPT_TOKENS = 1000.0
 DEFAULT_GENERATION_TOKENS = 200.0
-# Requests that wait (engine queue or gateway hold) should be served within this time.
+# The shortest time over which a backlog is planned to drain.
 BACKLOG_DRAIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class Demand:
     load_replicas: float
-    """Replica-units of work per second from the engines' token rates (Prometheus-windowed, so
-    already smoothed), backlog drain included; from the gateway when no engine reports."""
-    burst_load_replicas: float
-    """The larger of `load_replicas` and the gateway's immediate arrivals: sees a burst before
-    the engines' rate windows do (feeds the panic window only: it is noisier)."""
+    """Replica-units of work arriving per second: the larger of the engines' token rates and the
+    gateway's arrivals x the learned work per request (the gateway sees arrivals at once and
+    is the only signal while no engine is Ready; the engines see the real token counts)."""
+    backlog_replicas: float
+    """Replicas needed to drain what waits (engine queues + gateway hold) within the drain time.
+    Kept apart from the arrival rate: a backlog is a deficit, not demand to forecast."""
     request_rate_rps: float
     """Arrivals per second: the gateway's count when there is one, else the engines' rate."""
     work_per_request_replica_seconds: float
@@ -51,7 +52,11 @@ def mean_lengths(workload: WorkloadState) -> tuple[float, float]:
     return DEFAULT_PROMPT_TOKENS, DEFAULT_GENERATION_TOKENS
 
 
-def measure(inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadState) -> Demand:
+def measure(
+    inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadState, *, drain_seconds: float
+) -> Demand:
+    """`drain_seconds`: how soon the backlog should be gone; the decision horizon (a replica
+    added now helps only after a cold start)."""
     prompt_tps = _clean(inputs.prompt_tokens_per_second)
     generation_tps = _clean(inputs.generation_tokens_per_second)
     engine_rps = _clean(inputs.request_rate_rps)
@@ -66,12 +71,8 @@ def measure(inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadSta
     gateway_load = gateway_rps * per_request
     request_rate = gateway_rps if inputs.gateway_arrivals_rps is not None else engine_rps
     backlog = _clean(inputs.num_requests_waiting) + max(0, inputs.gateway_queue_depth)
-    backlog_load = backlog * per_request / BACKLOG_DRAIN_SECONDS
-    # Engine token rates are the accurate measure of work (real token counts, windowed); when no
-    # engine reports (zero or only starting replicas) the gateway's arrivals are all there is.
-    load = engine_load if inputs.ready_replicas > 0 and engine_load > 0 else gateway_load
-    load += backlog_load
-    burst_load = max(load, gateway_load + backlog_load)
+    load = max(engine_load, gateway_load)
+    backlog_load = backlog * per_request / max(drain_seconds, BACKLOG_DRAIN_SECONDS)
 
     idle = (
         inputs.metrics_available
@@ -85,7 +86,7 @@ def measure(inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadSta
     )
     return Demand(
         load_replicas=load,
-        burst_load_replicas=burst_load,
+        backlog_replicas=backlog_load,
         request_rate_rps=request_rate,
         work_per_request_replica_seconds=per_request,
         idle=idle,

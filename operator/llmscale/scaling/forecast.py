@@ -7,8 +7,9 @@
 - Seasonal: one value per time-of-day bin (96 bins of 15 min by default), a running mean during
   the first day and an exponential memory of ~3 days after that. It is serialised in the scaler
   state and can be seeded from history (`seed_profile`) so a restart keeps it.
-- Uncertainty: an exponentially weighted variance of one-step residuals; the upper bound is
-  point + z x sigma, widened with the square root of the horizon.
+- Uncertainty: an exponentially weighted upside semi-variance (one stable window of memory) of
+  one-step residuals; the upper bound is point + z x sigma, widened with the square root of the
+  horizon.
 
 The seasonal forecast shifts the current level by the profile's change between now and the
 horizon (additive, so an empty bin cannot blow up a ratio).
@@ -76,7 +77,12 @@ def update(state: ForecastState, policy: ScalingPolicy, load: float, now: float)
     level = predicted + alpha * residual
     state.trend_per_second += beta * ((level - state.level) / dt - state.trend_per_second)
     state.level = level
-    state.residual_variance += beta * (residual * residual - state.residual_variance)
+    # Upside semi-variance (x 2, so symmetric noise gives the plain variance): the upper bound
+    # guards against load above the forecast, and a sudden drop must not widen it. The spread
+    # forgets over one stable window: a past ramp must not inflate it for minutes.
+    gamma = 1.0 - math.exp(-dt / policy.stable_window_seconds)
+    upside = max(residual, 0.0)
+    state.residual_variance += gamma * (2.0 * upside * upside - state.residual_variance)
     state.last_time = now
     _learn_profile(state, now, load, dt)
 

@@ -55,7 +55,7 @@ def recommend(
     policy: ScalingPolicy,
     *,
     load_replicas: float,
-    burst_load_replicas: float,
+    backlog_replicas: float,
     forecast_upper_replicas: float,
     current_replicas: int,
     ready_replicas: int,
@@ -66,18 +66,20 @@ def recommend(
     """Replicas for the 1<->N regime (never below `floor_replicas`, which is >= 1); in place."""
     if state.last_time is None:
         state.stable_load = load_replicas
-        state.panic_load = burst_load_replicas
+        state.panic_load = load_replicas
         dt = 0.0
     else:
         dt = max(0.0, now - state.last_time)
         state.stable_load = _average(state.stable_load, load_replicas, dt, policy.stable_window_seconds)
-        state.panic_load = _average(state.panic_load, burst_load_replicas, dt, policy.panic_window_seconds)
+        state.panic_load = _average(state.panic_load, load_replicas, dt, policy.panic_window_seconds)
     state.last_time = now
 
     per_replica = sustainable_load_per_replica
-    stable_need = state.stable_load / per_replica
-    forecast_need = forecast_upper_replicas / per_replica
-    panic_need = state.panic_load / per_replica
+    # The backlog is a deficit to drain on top of whatever the arrivals need.
+    backlog_need = max(0.0, backlog_replicas) / per_replica
+    stable_need = state.stable_load / per_replica + backlog_need
+    forecast_need = forecast_upper_replicas / per_replica + backlog_need
+    panic_need = state.panic_load / per_replica + backlog_need
     if panic_need >= policy.panic_threshold * max(ready_replicas, 1) and panic_need > stable_need:
         state.panic_until = now + policy.stable_window_seconds
     in_panic = state.panic_until is not None and now < state.panic_until
@@ -103,7 +105,7 @@ def recommend(
     detail = (
         f"{driver} needs {up_need:.2f} replicas at {per_replica:.2f} replica-units each "
         f"(stable {state.stable_load:.2f}, forecast {forecast_upper_replicas:.2f}, "
-        f"panic {state.panic_load:.2f})"
+        f"panic {state.panic_load:.2f}, backlog {backlog_replicas:.2f})"
     )
 
     if wanted > current:

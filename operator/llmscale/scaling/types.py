@@ -208,8 +208,6 @@ class CapacityState:
     """Replica-units one replica may carry (None = policy prior); bounded around the prior."""
     observations: int = 0
     last_violation_time: float | None = None
-    settled_since: float | None = None
-    """Since when every provisioned replica has been Ready (None while some are starting)."""
 
 
 @dataclass
@@ -221,6 +219,8 @@ class WorkloadState:
     observed_seconds: float = 0.0
     mean_prompt_tokens: float = 0.0
     mean_generation_tokens: float = 0.0
+    settled_since: float | None = None
+    """Since when every provisioned replica (at least one) has been Ready; None otherwise."""
     busy_since: float | None = None
     idle_since: float | None = None
     """Start of the current positively proven idle period (None while busy or unknown)."""

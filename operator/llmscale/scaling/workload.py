@@ -19,7 +19,7 @@ from llmscale.scaling.types import DecisionInputs, ScalingPolicy, WorkloadState
 MEMORY_SECONDS = 86_400.0
 PEAK_MEMORY_SECONDS = 6 * 3600.0
 """Warm provisions for the decaying peak; a peak is forgotten (to 1/e) after six hours."""
-TOKEN_MIX_SECONDS = 300.0
+TOKEN_MIX_SECONDS = 120.0
 
 
 def update(
@@ -33,6 +33,11 @@ def update(
 ) -> None:
     if state.first_time is None:
         state.first_time = now
+    if inputs.ready_replicas > 0 and inputs.ready_replicas >= inputs.current_replicas:
+        if state.settled_since is None:
+            state.settled_since = now
+    else:
+        state.settled_since = None
     dt = 0.0 if state.last_time is None else max(0.0, now - state.last_time)
     # A long silence of the loop itself (operator down) is not evidence about the workload.
     dt = min(dt, 10.0 * policy.decision_interval_seconds)
@@ -44,7 +49,15 @@ def update(
     state.wake_requests *= forget
     state.total_requests = state.total_requests * forget + demand.request_rate_rps * dt
 
-    if inputs.request_rate_rps > 0 and math.isfinite(inputs.request_rate_rps):
+    # Tokens per request = token rate / request rate. Prompt tokens count at admission and
+    # requests at completion, so the ratio is skewed while rate windows fill, the fleet grows or
+    # work backs up; learn it only from a fleet settled for a whole stable window.
+    settled = (
+        settled_seconds(state, now) >= policy.stable_window_seconds
+        and inputs.num_requests_waiting == 0
+        and inputs.gateway_queue_depth == 0
+    )
+    if settled and inputs.request_rate_rps > 0 and math.isfinite(inputs.request_rate_rps):
         share = 1.0 - math.exp(-max(dt, policy.decision_interval_seconds) / TOKEN_MIX_SECONDS)
         if state.mean_prompt_tokens == 0 and state.mean_generation_tokens == 0:
             share = 1.0
@@ -87,3 +100,8 @@ def update(
 def idle_seconds_now(state: WorkloadState, now: float) -> float:
     """How long idleness has been positively proven without interruption (0 when busy/unknown)."""
     return 0.0 if state.idle_since is None else max(0.0, now - state.idle_since)
+
+
+def settled_seconds(state: WorkloadState, now: float) -> float:
+    """How long every provisioned replica has been Ready (0 while some start or none exist)."""
+    return 0.0 if state.settled_since is None else max(0.0, now - state.settled_since)

@@ -46,10 +46,18 @@ def capacity_prior(
     }
 
 
-def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
+def inputs_from_observation(
+    observation: FleetObservation, tick_seconds: float | None = None
+) -> DecisionInputs:
+    """`tick_seconds`: when given, the gateway rate is its count since the previous decision
+    (the gateway counts arrivals itself, so the operator can read it at any resolution); else
+    the simulator's windowed gateway rate."""
     at_zero_with_demand = observation.ready_replicas == 0 and (
         observation.gateway_queue_depth > 0 or observation.gateway_arrivals_last_tick > 0
     )
+    gateway_rps = float(observation.gateway_arrivals_rps)
+    if tick_seconds is not None and tick_seconds > 0:
+        gateway_rps = observation.gateway_arrivals_last_tick / tick_seconds
     # float()/int(): the simulator computes with numpy; the state must stay plain JSON.
     return DecisionInputs(
         current_replicas=int(observation.current_replicas),
@@ -62,7 +70,7 @@ def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
         kv_cache_usage=float(observation.kv_cache_usage),
         ttft_p95_seconds=_optional(observation.ttft_p95_seconds),
         itl_p95_seconds=_optional(observation.itl_p95_seconds),
-        gateway_arrivals_rps=float(observation.gateway_arrivals_rps),
+        gateway_arrivals_rps=gateway_rps,
         gateway_queue_depth=int(observation.gateway_queue_depth),
         metrics_available=bool(observation.metrics_available),
         cold_start_p50_seconds=_optional(observation.cold_start_p50_seconds),
@@ -115,7 +123,8 @@ class LLMScalePolicy:
         self.decisions = []
 
     def decide(self, observation: FleetObservation) -> int:
-        decision = decide(inputs_from_observation(observation), self.policy, self.state, observation.now)
+        inputs = inputs_from_observation(observation, self.tick_seconds)
+        decision = decide(inputs, self.policy, self.state, observation.now)
         self.state = decision.next_state
         if self.record_decisions:
             self.decisions.append((observation.now, decision))

@@ -29,8 +29,8 @@ def test_tokens_matter_more_than_requests() -> None:
         generation_tokens_per_second=10 * 20,
     )
     assert (
-        demand.measure(long, POLICY, WorkloadState()).load_replicas
-        > 5 * demand.measure(short, POLICY, WorkloadState()).load_replicas
+        demand.measure(long, POLICY, WorkloadState(), drain_seconds=60.0).load_replicas
+        > 5 * demand.measure(short, POLICY, WorkloadState(), drain_seconds=60.0).load_replicas
     )
 
 
@@ -43,8 +43,9 @@ def test_gateway_arrivals_count_when_engines_lag() -> None:
     inputs = DecisionInputs(
         current_replicas=0, ready_replicas=0, gateway_arrivals_rps=5.0, gateway_queue_depth=3
     )
-    measured = demand.measure(inputs, POLICY, WorkloadState())
-    assert measured.load_replicas > 5.0 * demand.work_per_request(POLICY, 1000, 200)
+    measured = demand.measure(inputs, POLICY, WorkloadState(), drain_seconds=60.0)
+    assert measured.load_replicas == pytest.approx(5.0 * demand.work_per_request(POLICY, 1000, 200))
+    assert measured.backlog_replicas > 0
     assert not measured.idle
 
 
@@ -53,7 +54,7 @@ def test_nan_and_negative_rates_are_no_signal(bad: float) -> None:
     inputs = DecisionInputs(
         current_replicas=1, ready_replicas=1, request_rate_rps=bad, prompt_tokens_per_second=bad
     )
-    assert demand.measure(inputs, POLICY, WorkloadState()).load_replicas == 0.0
+    assert demand.measure(inputs, POLICY, WorkloadState(), drain_seconds=60.0).load_replicas == 0.0
 
 
 def test_holt_follows_a_ramp_ahead_of_the_level() -> None:
@@ -99,14 +100,14 @@ def test_capacity_shrinks_on_violations_and_stays_bounded() -> None:
     for step in range(500):
         load = capacity.sustainable_load(state, POLICY)  # violations at the believed capacity
         capacity.observe(
-            state, POLICY, load_per_replica=load, ttft_p95_seconds=5.0, fleet_settled=True, now=step * 5.0
+            state, POLICY, load_per_replica=load, ttft_p95_seconds=5.0, settled_seconds=600.0, now=step * 5.0
         )
     low, high = capacity.bounds(POLICY)
     assert capacity.sustainable_load(state, POLICY) == pytest.approx(low)
     for step in range(5000):
         load = capacity.sustainable_load(state, POLICY)
         capacity.observe(
-            state, POLICY, load_per_replica=load, ttft_p95_seconds=0.05, fleet_settled=True, now=step * 5.0
+            state, POLICY, load_per_replica=load, ttft_p95_seconds=0.05, settled_seconds=600.0, now=step * 5.0
         )
     assert capacity.sustainable_load(state, POLICY) == pytest.approx(high)
     assert high <= 0.98
@@ -117,7 +118,7 @@ def test_capacity_ignores_violations_above_the_believed_capacity() -> None:
     state = CapacityState()
     for step in range(20):
         capacity.observe(
-            state, POLICY, load_per_replica=1.5, ttft_p95_seconds=9.0, fleet_settled=True, now=step * 5.0
+            state, POLICY, load_per_replica=1.5, ttft_p95_seconds=9.0, settled_seconds=600.0, now=step * 5.0
         )
     assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
 
@@ -126,7 +127,7 @@ def test_capacity_ignores_near_idle_replicas() -> None:
     state = CapacityState()
     for step in range(20):
         capacity.observe(
-            state, POLICY, load_per_replica=0.01, ttft_p95_seconds=9.0, fleet_settled=True, now=step * 5.0
+            state, POLICY, load_per_replica=0.01, ttft_p95_seconds=9.0, settled_seconds=600.0, now=step * 5.0
         )
     assert state.observations == 0
     assert math.isclose(capacity.sustainable_load(state, POLICY), POLICY.target_utilization)
@@ -137,20 +138,25 @@ def test_capacity_learns_nothing_while_replicas_start_and_relaxes_back() -> None
     # A cold-start backlog: TTFT is bad, but replicas are still starting.
     for step in range(40):
         capacity.observe(
-            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, fleet_settled=False, now=step * 5.0
+            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, settled_seconds=0.0, now=step * 5.0
         )
     assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
     # Settled: the first minute is the TTFT window still full of the backlog; then it counts.
     for step in range(40, 80):
         capacity.observe(
-            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, fleet_settled=True, now=step * 5.0
+            state,
+            POLICY,
+            load_per_replica=0.5,
+            ttft_p95_seconds=5.0,
+            settled_seconds=(step - 40) * 5.0,
+            now=step * 5.0,
         )
     shrunk = capacity.sustainable_load(state, POLICY)
     assert shrunk < POLICY.target_utilization * 0.8
     # Good latency again at a lower load: the estimate relaxes back towards the prior.
     for step in range(80, 400):
         capacity.observe(
-            state, POLICY, load_per_replica=0.3, ttft_p95_seconds=0.4, fleet_settled=True, now=step * 5.0
+            state, POLICY, load_per_replica=0.3, ttft_p95_seconds=0.4, settled_seconds=600.0, now=step * 5.0
         )
     assert shrunk < capacity.sustainable_load(state, POLICY) <= POLICY.target_utilization
     assert capacity.sustainable_load(state, POLICY) > 0.95 * POLICY.target_utilization
