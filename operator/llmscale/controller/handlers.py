@@ -102,7 +102,7 @@ def _rerun_while_requested(key: str, namespace: str, name: str, logger: logging.
         while True:
             body = cluster_api().get(*LLMDEPLOYMENT, namespace, name)
             if body is not None and not body["metadata"].get("deletionTimestamp"):
-                _run(body, logger)
+                _run(body, logger, fresh=True)
             if not _coalescer.leave(key):
                 return
     except BaseException:
@@ -110,10 +110,10 @@ def _rerun_while_requested(key: str, namespace: str, name: str, logger: logging.
         raise
 
 
-def _run(body: Mapping[str, Any], logger: logging.Logger | kopf.Logger) -> None:
+def _run(body: Mapping[str, Any], logger: logging.Logger | kopf.Logger, *, fresh: bool = False) -> None:
     plain = dict(body)
     try:
-        result = reconcile(plain, cluster_api(), KopfEvents(plain))
+        result = reconcile(plain, cluster_api(), KopfEvents(plain), fresh=fresh)
     except SpecRejected as exc:
         raise kopf.PermanentError(str(exc)) from exc
     except RetryLater as exc:
@@ -184,8 +184,14 @@ def deleted(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED_CHILDREN)
 @kopf.on.event("", "v1", "services", labels=MANAGED_CHILDREN)
-def child_changed(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    namespace = body["metadata"].get("namespace", "default")
-    parent = body["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL)
-    if parent:
+def child_changed(body: kopf.Body, event: kopf.RawEvent, logger: kopf.Logger, **_: Any) -> None:
+    meta = body["metadata"]
+    namespace = meta.get("namespace", "default")
+    parent = meta.get("labels", {}).get(DEPLOYMENT_LABEL)
+    if not parent:
+        return
+    own_echo = event.get("type") != "DELETED" and cluster_api().is_own_apply(
+        str(body.get("kind")), namespace, meta["name"], meta.get("resourceVersion")
+    )
+    if not own_echo:
         _reconcile_latest_quietly(namespace, parent, logger)

@@ -102,6 +102,7 @@ class KubeApi:
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.api_client = api_client or client.ApiClient()
         self._discovery: dict[str, tuple[float, frozenset[str]]] = {}
+        self._applied_versions: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -155,7 +156,19 @@ class KubeApi:
             )
         except (ApiException, HTTPError) as exc:
             raise _wrap(exc, f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}") from exc
+        with self._lock:
+            self._applied_versions[(manifest["kind"], meta["namespace"], meta["name"])] = str(
+                result.get("metadata", {}).get("resourceVersion")
+            )
         return dict(result)
+
+    def is_own_apply(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
+        """Whether this object version is the echo of our own last apply (its watch event
+        carries nothing new, so the parent need not be reconciled again)."""
+        with self._lock:
+            return resource_version is not None and self._applied_versions.get(
+                (kind, namespace, name)
+            ) == str(resource_version)
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

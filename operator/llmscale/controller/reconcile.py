@@ -44,6 +44,9 @@ from llmscale.resources.service import PODMONITOR_GROUP, PODMONITOR_PLURAL, PODM
 
 RETRY_MISSING_CONFIGMAP_SECONDS: Final = 30.0
 log = logging.getLogger(__name__)
+# PDBs this process has deleted or found absent: saves a DELETE per reconcile of a one-replica
+# deployment (only llmscale creates PDBs of that name; a restart forgets and deletes once more).
+_PDB_KNOWN_ABSENT: set[str] = set()
 
 
 # Not-yet-True states that are normal progress, not problems: their Events are Normal.
@@ -154,7 +157,10 @@ def _apply_pod_monitor(api: ClusterApi, resource: LLMDeployment, owner: dict[str
         )
 
 
-def reconcile(body: dict[str, Any], api: ClusterApi, events: EventSink) -> ReconcileResult:
+def reconcile(
+    body: dict[str, Any], api: ClusterApi, events: EventSink, *, fresh: bool = False
+) -> ReconcileResult:
+    """Reconcile one LLMDeployment; `fresh=True` when `body` was just read from the API server."""
     resource = parse(body)
     meta = resource.metadata
     generation = meta.generation
@@ -181,21 +187,24 @@ def reconcile(body: dict[str, Any], api: ClusterApi, events: EventSink) -> Recon
 
     loop_owned = resource.spec.scaling.loop_owned
     latest_status = resource.status
-    if loop_owned:
+    if loop_owned and not fresh:
         # The scaling loop may have moved status.desiredReplicas since this body was read.
-        fresh = api.get(resource.api_version, resource.kind, meta.namespace, meta.name)
-        if fresh is not None and fresh.get("status"):
-            latest_status = LLMDeploymentStatus.model_validate(fresh["status"])
+        current = api.get(resource.api_version, resource.kind, meta.namespace, meta.name)
+        if current is not None and current.get("status"):
+            latest_status = LLMDeploymentStatus.model_validate(current["status"])
     replicas = desired_replicas(resource.spec, latest_status)
     serving = resolve_serving(resource.spec, verdict.plan)
     owner = owner_reference(resource.api_version, resource.kind, meta.name, meta.uid)
     try:
         deployment = api.apply(build_deployment(resource, serving, owner, replicas))
         api.apply(build_service(resource, owner))
+        pdb_key = f"{meta.namespace}/{meta.name}"
         if wants_pdb(replicas):
             api.apply(build_pdb(resource, owner))
-        else:
+            _PDB_KNOWN_ABSENT.discard(pdb_key)
+        elif pdb_key not in _PDB_KNOWN_ABSENT:
             api.delete("policy/v1", "PodDisruptionBudget", meta.namespace, meta.name)
+            _PDB_KNOWN_ABSENT.add(pdb_key)
     except ApiRejectedError as exc:
         _hold(api, resource, events, fits, "ChildRejected", str(exc))
         raise SpecRejected(str(exc)) from exc
