@@ -119,6 +119,7 @@ class _Simulation:
         self.failed = np.zeros(count, dtype=bool)
         self.gateway: list[int] = []  # held request indices, FIFO
         self.gateway_head = 0
+        self.rejected_requests = 0
         self.window = float(getattr(policy, "metrics_window_seconds", config.metrics_window_seconds))
         self.scrape_interval = float(
             getattr(policy, "scrape_interval_seconds", config.scrape_interval_seconds)
@@ -210,16 +211,23 @@ class _Simulation:
         policy.prepare(make_context(config, trace, policy))
         # Python lists: per-request scalar access on numpy arrays is several times slower.
         arrival = trace.arrival_seconds.tolist()
-        inputs = np.maximum(trace.input_tokens, 1).tolist()
-        outputs = np.maximum(trace.output_tokens, 1).tolist()
-        prompt_array = np.maximum(trace.input_tokens, 1).astype(np.float64)
+        prompt_array = np.maximum(trace.input_tokens, 1)
+        # vLLM answers 400 to a prompt that leaves no room in max_model_len and caps max_tokens.
+        rejected = prompt_array >= model.max_model_len
+        self.failed |= rejected
+        inputs = prompt_array.tolist()
+        outputs = np.clip(trace.output_tokens, 1, np.maximum(model.max_model_len - prompt_array, 1)).tolist()
+        admissible = np.flatnonzero(~rejected)
+        order = admissible.tolist()
+        self.rejected_requests = int(rejected.sum())
+        prompt_seconds = prompt_array.astype(np.float64)
         prefill_costs = (
-            prompt_array * model.prefill_seconds_per_token
-            + prompt_array * (prompt_array + 1) / 2.0 * model.prefill_attention_seconds_per_token_pair
+            prompt_seconds * model.prefill_seconds_per_token
+            + prompt_seconds * (prompt_seconds + 1) / 2.0 * model.prefill_attention_seconds_per_token_pair
         ).tolist()
         kv_need = [i + o for i, o in zip(inputs, outputs, strict=True)]
         step_index_of = np.searchsorted(
-            trace.arrival_seconds, np.arange(self.steps + 1) * self.dt, side="left"
+            trace.arrival_seconds[admissible], np.arange(self.steps + 1) * self.dt, side="left"
         ).tolist()
         dt = self.dt
         tick = policy.tick_seconds
@@ -231,7 +239,7 @@ class _Simulation:
         nb_ttft, nb_itl = len(TTFT_BUCKETS_SECONDS) + 1, len(ITL_BUCKETS_SECONDS) + 1
         finished: list[float] = []
         total = len(trace)
-        done_requests = 0
+        done_requests = self.rejected_requests
         # The fleet starts in the steady state the policy asks for before the first request.
         initial = max(config.min_replicas, min(config.max_replicas, policy.decide(self._observe(0.0, 0))))
         for _ in range(initial):
@@ -265,10 +273,10 @@ class _Simulation:
             lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
             # Gateway: hold while nothing is ready; otherwise release the held queue first.
             if ready:
-                pending = self.gateway[self.gateway_head :] + list(range(lo, hi))
+                pending = self.gateway[self.gateway_head :] + order[lo:hi]
                 self.gateway, self.gateway_head = [], 0
             else:
-                self.gateway.extend(range(lo, hi))
+                self.gateway.extend(order[lo:hi])
                 pending = []
                 limit = config.gateway_queue_limit
                 held = len(self.gateway) - self.gateway_head
