@@ -1,6 +1,7 @@
 """A tiny HTTP server for the pod runner's `http-echo` rule (foundation tests).
 
-Binds LLMSCALE_POD_IP:8000 (port overridable with LLMSCALE_ECHO_PORT). GET / answers JSON
+Binds LLMSCALE_POD_IP on LLMSCALE_ECHO_PORT, else LLMSCALE_POD_PORT (set by the pod runner),
+else 8000. GET / answers JSON
 naming the pod; GET /metrics answers Prometheus text with a gauge and a request counter.
 Exits cleanly on SIGTERM.
 """
@@ -60,7 +61,7 @@ def make_handler(state: _State, identity: dict[str, str]) -> type[BaseHTTPReques
 
 def main() -> int:
     host = os.environ.get("LLMSCALE_POD_IP", "127.0.0.1")
-    port = int(os.environ.get("LLMSCALE_ECHO_PORT", DEFAULT_PORT))
+    port = int(os.environ.get("LLMSCALE_ECHO_PORT") or os.environ.get("LLMSCALE_POD_PORT") or DEFAULT_PORT)
     identity = {
         "pod": os.environ.get("LLMSCALE_POD_NAME", ""),
         "namespace": os.environ.get("LLMSCALE_POD_NAMESPACE", ""),

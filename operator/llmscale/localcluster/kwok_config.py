@@ -8,6 +8,10 @@ why:
 - pod-create has no delay, so a pod gets its IP at once and the pod runner can start the
   process during the simulated cold start;
 - pod-ready waits `llmscale.dev/startup-delay` (Go duration, default 1s): the cold start;
+- pods the pod runner serves (label `llmscale.dev/runner`) get Ready by a second ready stage
+  only once the runner has written `llmscale.dev/ready-at` (an RFC3339 time: the later of
+  creation + start-up delay and the moment the process accepted a connection), so Ready never
+  precedes a listening process;
 - pod-delete waits 1 s (not a random share of the grace period); the pod runner, not KWOK,
   gives the process its grace period.
 """
@@ -20,6 +24,8 @@ from typing import Any
 import yaml
 
 STARTUP_DELAY_ANNOTATION = "llmscale.dev/startup-delay"
+READY_AT_ANNOTATION = "llmscale.dev/ready-at"
+RUNNER_LABEL = "llmscale.dev/runner"
 DEFAULT_STARTUP_DELAY_MILLISECONDS = 1000
 POD_DELETE_DELAY_MILLISECONDS = 1000
 # KWOK manages only nodes carrying this annotation (so a real node added by hand is left alone).
@@ -183,6 +189,28 @@ _NODE_READY = '.status.conditions.[] | select( .type == "Ready" ) | .status'
 _POD_INITIALIZED = '.status.conditions.[] | select( .type == "Initialized" ) | .status'
 
 
+def _ready_stage(name: str, extra: dict[str, Any], delay: dict[str, Any]) -> dict[str, Any]:
+    return _stage(
+        name,
+        "Pod",
+        {
+            "selector": {
+                "matchExpressions": [
+                    _expression(".metadata.deletionTimestamp", "DoesNotExist"),
+                    _expression(_POD_INITIALIZED, "In", "True"),
+                    _expression(".status.containerStatuses.[].state.running.startedAt", "DoesNotExist"),
+                    extra,
+                ]
+            },
+            "delay": delay,
+            "next": {
+                "event": {"type": "Normal", "reason": "Started", "message": "Started container"},
+                "statusTemplate": _POD_READY_TEMPLATE,
+            },
+        },
+    )
+
+
 def render_stages() -> list[dict[str, Any]]:
     """The node and pod Stage objects KWOK loads with `--config`."""
     return [
@@ -224,27 +252,21 @@ def render_stages() -> list[dict[str, Any]]:
                 },
             },
         ),
-        _stage(
+        _ready_stage(
             "pod-ready",
-            "Pod",
+            _expression(f'.metadata.labels["{RUNNER_LABEL}"]', "DoesNotExist"),
             {
-                "selector": {
-                    "matchExpressions": [
-                        _expression(".metadata.deletionTimestamp", "DoesNotExist"),
-                        _expression(_POD_INITIALIZED, "In", "True"),
-                        _expression(".status.containerStatuses.[].state.running.startedAt", "DoesNotExist"),
-                    ]
-                },
-                "delay": {
-                    "durationMilliseconds": DEFAULT_STARTUP_DELAY_MILLISECONDS,
-                    "durationFrom": {
-                        "expressionFrom": f'.metadata.annotations["{STARTUP_DELAY_ANNOTATION}"]'
-                    },
-                },
-                "next": {
-                    "event": {"type": "Normal", "reason": "Started", "message": "Started container"},
-                    "statusTemplate": _POD_READY_TEMPLATE,
-                },
+                "durationMilliseconds": DEFAULT_STARTUP_DELAY_MILLISECONDS,
+                "durationFrom": {"expressionFrom": f'.metadata.annotations["{STARTUP_DELAY_ANNOTATION}"]'},
+            },
+        ),
+        _ready_stage(
+            "pod-ready-runner",
+            _expression(f'.metadata.annotations["{READY_AT_ANNOTATION}"]', "Exists"),
+            # an RFC3339 value means "at that time"; one already past means now
+            {
+                "durationMilliseconds": 0,
+                "durationFrom": {"expressionFrom": f'.metadata.annotations["{READY_AT_ANNOTATION}"]'},
             },
         ),
         _stage(

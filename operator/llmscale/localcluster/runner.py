@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +40,9 @@ class PodProcess:
     ip: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    pod: dict[str, Any]
     kill_at: float | None = None  # monotonic deadline once SIGTERM was sent
+    announced: bool = False  # ready-at annotation written (the process accepted a connection)
 
 
 class PodRunner:
@@ -76,6 +80,7 @@ class PodRunner:
         self.exited &= present_uids
 
     def tick(self) -> None:
+        self._announce_listening()
         now = time.monotonic()
         for uid, entry in list(self.processes.items()):
             status = entry.process.poll()
@@ -109,6 +114,30 @@ class PodRunner:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 entry.process.wait(timeout=5)
         self.processes.clear()
+
+    def _announce_listening(self) -> None:
+        """Write `llmscale.dev/ready-at` on pods whose process now accepts connections; KWOK's
+        pod-ready-runner stage marks them Ready at that time (never before they listen)."""
+        for entry in self.processes.values():
+            if entry.announced or entry.kill_at is not None or entry.process.poll() is not None:
+                continue
+            port = pp.serving_port(entry.pod)
+            try:
+                with socket.create_connection((entry.ip, port), timeout=0.05):
+                    pass
+            except OSError:
+                continue
+            moment = pp.ready_at(entry.pod, datetime.datetime.now(datetime.UTC))
+            metadata = entry.pod["metadata"]
+            patch = {"metadata": {"annotations": {pp.READY_AT_ANNOTATION: pp.rfc3339(moment)}}}
+            try:
+                self.core.patch_namespaced_pod(metadata["name"], metadata["namespace"], patch)
+            except Exception as exc:  # pod gone (404) or apiserver busy: 404 ends it, else retry
+                if getattr(exc, "status", None) != 404:
+                    log.warning("cannot mark pod %s listening: %s", entry.key, exc)
+                    continue
+            entry.announced = True
+            log.info("pod %s listens on %s:%d; ready at %s", entry.key, entry.ip, port, pp.rfc3339(moment))
 
     def _ip_busy(self, ip: str) -> bool:
         return any(e.ip == ip and e.process.poll() is None for e in self.processes.values())
@@ -152,7 +181,7 @@ class PodRunner:
                 env=env,
                 cwd=self.pods_dir,
             )
-        self.processes[uid] = PodProcess(key, ip, process, log_path)
+        self.processes[uid] = PodProcess(key, ip, process, log_path, pod)
         log.info("started %s for pod %s on %s (pid %d)", argv[-1], key, ip, process.pid)
 
     def _terminate(self, uid: str, grace: float) -> None:

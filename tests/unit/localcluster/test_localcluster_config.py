@@ -110,3 +110,15 @@ def test_file_discovery_labels_match_what_kubernetes_sd_would_give() -> None:
     assert labels["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] == "true"
     assert labels["__meta_kubernetes_pod_node_name"] == "gpu-l4-0"
     assert labels["__meta_kubernetes_pod_ready"] == "true"
+
+
+def test_runner_pods_get_ready_only_at_the_time_the_pod_runner_writes() -> None:
+    plain = _stage("pod-ready")["selector"]["matchExpressions"]  # type: ignore[index]
+    assert {"key": '.metadata.labels["llmscale.dev/runner"]', "operator": "DoesNotExist"} in plain
+    runner = _stage("pod-ready-runner")
+    assert {"key": '.metadata.annotations["llmscale.dev/ready-at"]', "operator": "Exists"} in runner[
+        "selector"
+    ]["matchExpressions"]  # type: ignore[index]
+    assert runner["delay"]["durationFrom"] == {  # type: ignore[index]
+        "expressionFrom": '.metadata.annotations["llmscale.dev/ready-at"]'
+    }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -48,8 +49,14 @@ class _FakeNode:
 
 
 class _FakeCore:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+
     def read_node(self, _name: str) -> _FakeNode:
         return _FakeNode()
+
+    def patch_namespaced_pod(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        self.patches.append((name, namespace, body))
 
 
 def test_env_carries_pod_identity_args_and_node_labels() -> None:
@@ -160,3 +167,50 @@ def test_finished_pods_want_no_process(phase: str) -> None:
     pod = _pod()
     pod["status"]["phase"] = phase
     assert not pp.wants_process(pod)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("20s", 20.0),
+        ("1m30s", 90.0),
+        ("500ms", 0.5),
+        ("1.5h", 5400.0),
+        ("0", 0.0),
+        ("20", None),
+        ("abc", None),
+    ],
+)
+def test_go_durations_parse_like_go(text: str, seconds: float | None) -> None:
+    assert pp.parse_go_duration(text) == seconds
+
+
+def test_ready_at_is_the_later_of_cold_start_end_and_listening() -> None:
+    pod = _pod()
+    pod["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    early = datetime.datetime(2026, 1, 1, 0, 0, 1, tzinfo=datetime.UTC)
+    late = datetime.datetime(2026, 1, 1, 0, 0, 9, tzinfo=datetime.UTC)
+    assert pp.rfc3339(pp.ready_at(pod, early)) == "2026-01-01T00:00:05.000000Z"  # 5s annotation
+    assert pp.ready_at(pod, late) == late
+    assert pp.serving_port(pod) == 8000
+    pod["spec"]["containers"][0]["args"] = ["m", "--port=9001"]
+    assert pp.serving_port(pod) == 9001
+
+
+def test_runner_announces_a_listening_process_once(tmp_path: Path) -> None:
+    port = _free_port()
+    pod = _pod(ip="127.0.0.1")
+    pod["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    pod["spec"]["containers"][0]["args"] = ["--port", str(port)]
+    core = _FakeCore()
+    runner = PodRunner(core, tmp_path, {"sleep": [sys.executable, "-m", "llmscale.localcluster.echo_server"]})
+    runner.handle(pod, deleted=False)
+    try:
+        _drain(runner, lambda: core.patches, timeout=15)
+        runner.tick()
+        assert len(core.patches) == 1
+        name, namespace, body = core.patches[0]
+        assert (name, namespace) == ("p1", "ns")
+        assert body["metadata"]["annotations"]["llmscale.dev/ready-at"].endswith("Z")
+    finally:
+        runner.stop_all(2.0)
