@@ -101,7 +101,9 @@ def test_deterministic_for_a_seed(h100_8b: ReplicaPerformanceModel) -> None:
 
 def test_prompts_beyond_max_model_len_are_rejected_like_vllm(h100_8b: ReplicaPerformanceModel) -> None:
     arrivals = np.array([0.0, 1.0, 2.0])
-    trace = Trace("t", arrivals, np.array([100, 9000, 200], np.int64), np.array([50, 50, 50], np.int64), "generic")
+    trace = Trace(
+        "t", arrivals, np.array([100, 9000, 200], np.int64), np.array([50, 50, 50], np.int64), "generic"
+    )
     assert h100_8b.max_model_len == 8192
     result = simulate(trace, get_policy("warm"), FleetConfig(model=h100_8b))
     assert result.failed_requests == 1
