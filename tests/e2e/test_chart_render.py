@@ -336,3 +336,19 @@ def test_gpu_prices_image_digest_and_extra_args_reach_the_pods() -> None:
     assert json.loads(env["LLMSCALE_GPU_PRICES"]) == {"H100-80GB": 2.49, "L4": 0.71}
     assert main["image"] == f"llmscale/operator:1.2.3@{digest}"
     assert main["args"][-1] == "--verbose"
+
+
+def test_existing_service_accounts_must_be_named_and_are_bound() -> None:
+    missing = helm("template", "x", str(CHART), "--set", "operator.serviceAccount.create=false", check=False)
+    assert missing.returncode != 0 and "operator.serviceAccount.name is required" in missing.stderr
+    objects = render(
+        "--set",
+        "operator.serviceAccount.create=false",
+        "--set",
+        "operator.serviceAccount.name=platform-operator",
+    )
+    assert [sa["metadata"]["name"] for sa in by_kind(objects, "ServiceAccount")] == ["llmscale-gateway"]
+    binding = one(objects, "ClusterRoleBinding", "llmscale-operator")
+    assert binding["subjects"][0]["name"] == "platform-operator"
+    pod = one(objects, "Deployment", "llmscale-operator")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-operator"
