@@ -196,6 +196,19 @@ class KubeAutoscaleCluster:
         except Exception as exc:  # reconcile's own RetryLater/SpecRejected are LLMScaleErrors too
             raise TransientError(f"scale {namespace}/{name} to {replicas}: {exc}") from exc
 
+    async def wake(self, namespace: str, name: str, replicas: int) -> None:
+        """0 -> N on the activation signal, fast: desiredReplicas first (so any reconcile applies
+        the same number), then the Deployment's /scale directly (one PATCH: the pod is created
+        without waiting for a full reconcile), then the usual reconcile through `scale_to`."""
+        await self._run(write_status, self.api, namespace, name, {"desiredReplicas": replicas}, [])
+        try:
+            await self._run(
+                self.apps.patch_namespaced_deployment_scale, name, namespace, {"spec": {"replicas": replicas}}
+            )
+        except (ApiException, HTTPError) as exc:
+            log.warning("fast scale of %s/%s failed (%s); reconciling instead", namespace, name, exc)
+        await self.scale(namespace, name, replicas)
+
     async def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], conditions: list[dict[str, Any]] | None
     ) -> None:

@@ -44,6 +44,7 @@ class AutoscaleCluster(Protocol):
     async def list_workloads(self) -> dict[DeploymentKey, gather.WorkloadSnapshot]: ...
     async def get_replicas(self, namespace: str, name: str) -> int | None: ...
     async def scale(self, namespace: str, name: str, replicas: int) -> None: ...
+    async def wake(self, namespace: str, name: str, replicas: int) -> None: ...
     async def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], conditions: list[dict[str, Any]] | None
     ) -> None: ...
@@ -394,7 +395,7 @@ class Autoscaler:
                 return False
             policy = tracked.policy(self.settings.overrides)
             target = min(max(1, policy.min_replicas), policy.max_replicas)
-            await self.cluster.scale(tracked.namespace, tracked.name, target)
+            await self.cluster.wake(tracked.namespace, tracked.name, target)
             tracked.activated_at = time.monotonic()
             memory = self._memory(tracked)
             memory.scale_ups += 1

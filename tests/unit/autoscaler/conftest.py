@@ -36,6 +36,9 @@ class FakeCluster:
         # new pods are not Ready yet; removed ones go at once
         self.workloads[(namespace, name)] = WorkloadSnapshot(replicas, min(old.ready_replicas, replicas))
 
+    async def wake(self, namespace: str, name: str, replicas: int) -> None:
+        await self.scale(namespace, name, replicas)
+
     async def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], conditions: list[dict[str, Any]] | None
     ) -> None:
