@@ -121,7 +121,9 @@ class SimReplica:
         self.kv_reserved += kv_tokens
         self.batch_context_offset += prompt - clock
         self.admitted_tokens += prompt
-        return start + prefill + step, step
+        # A new request also waits for the engine step in flight (half a step on average).
+        wait = 0.5 * step if running else 0.0
+        return start + wait + prefill + step, step
 
     def waiting_for_prefill(self, now: float) -> int:
         """Admitted requests whose prompt has not started (vLLM still counts them waiting)."""
