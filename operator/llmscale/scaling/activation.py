@@ -44,7 +44,7 @@ def wake_signal(inputs: DecisionInputs) -> tuple[str, str] | None:
         return reasons.ACTIVATION_REQUESTED, "the gateway holds a request and asked for a replica"
     if inputs.gateway_queue_depth > 0:
         return reasons.GATEWAY_QUEUE, f"the gateway holds {inputs.gateway_queue_depth} request(s)"
-    arrivals = inputs.gateway_arrivals_rps or 0.0
+    arrivals = max(inputs.gateway_arrivals_rps or 0.0, inputs.gateway_recent_arrivals_rps or 0.0)
     if arrivals > 0:
         return reasons.DEMAND_AT_ZERO, f"{arrivals:.2f} req/s arriving at the gateway"
     if inputs.metrics_available and (inputs.request_rate_rps > 0 or inputs.num_requests_waiting > 0):

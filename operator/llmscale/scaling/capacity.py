@@ -8,11 +8,12 @@ saturation). Each observation is a pair (load per ready replica, TTFT p95):
   shrink it by 2 % per observation;
 - TTFT p95 below half the SLO at >= 90 % of the believed capacity -> there is room: grow 1 %.
 
-Only a settled fleet teaches anything: no replica starting and none started within the last
-`SETTLE_SECONDS` (a TTFT window). Otherwise a cold-start backlog, which more replicas are already
-on their way to absorb, would be mistaken for a replica that serves less than believed. Without
-violations the estimate relaxes back towards the prior (1 % of the gap per observation), so a
-violation episode is forgotten in a few minutes rather than ratcheting capacity down for good.
+A violation teaches something only when nothing waits (engine queues, gateway hold): a backlog
+means the fleet was short (a cold start, a burst), which more replicas already fix, not that a
+replica serves less than believed. Good news teaches only a settled fleet (every replica Ready
+for `SETTLE_SECONDS`, a TTFT window). Without violations the estimate relaxes back towards the
+prior (1 % of the gap per observation), so a violation episode is forgotten in a few minutes
+rather than ratcheting capacity down for good.
 
 The answer stays within [0.5, 1.3] x the prior and never above 0.98 (saturation), so one bad
 window (a cold-start backlog, a long-prompt burst) cannot collapse or inflate it.
@@ -52,25 +53,30 @@ def observe(
     load_per_replica: float,
     ttft_p95_seconds: float | None,
     settled_seconds: float,
+    backlog_free: bool = True,
     now: float,
 ) -> None:
     """Fold one (load per ready replica, TTFT p95) pair into the capacity estimate (in place).
 
-    `settled_seconds`: how long every provisioned replica has been Ready."""
-    if settled_seconds < SETTLE_SECONDS:
-        return
+    `settled_seconds`: how long every provisioned replica has been Ready; `backlog_free`: nothing
+    waits in the engines or the gateway."""
     if ttft_p95_seconds is None or load_per_replica < MIN_LOAD_TO_LEARN:
         return
     current = sustainable_load(state, policy)
     low, high = bounds(policy)
     slo = policy.slo_ttft_p95_seconds
     updated = current
-    if ttft_p95_seconds > slo and load_per_replica <= current:
-        updated = current * SHRINK_FACTOR
-        state.last_violation_time = now
+    if ttft_p95_seconds > slo:
+        # A violation at a load we called sustainable, with no backlog to blame (a backlog means
+        # the fleet was short, which more replicas already fix): the per-replica belief is wrong.
+        if backlog_free and load_per_replica <= current:
+            updated = current * SHRINK_FACTOR
+            state.last_violation_time = now
+    elif settled_seconds < SETTLE_SECONDS:
+        return
     elif ttft_p95_seconds < 0.5 * slo and load_per_replica >= 0.9 * current:
         updated = current * GROW_FACTOR
-    elif ttft_p95_seconds <= slo:
+    else:
         updated = current + RELAX_SHARE * (policy.target_utilization - current)
     state.sustainable_load_per_replica = min(max(updated, low), high)
     state.observations += 1

@@ -72,6 +72,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             load_per_replica=measured.load_replicas / inputs.ready_replicas,
             ttft_p95_seconds=inputs.ttft_p95_seconds,
             settled_seconds=workload.settled_seconds(next_state.workload, now),
+            backlog_free=inputs.num_requests_waiting <= 0 and inputs.gateway_queue_depth <= 0,
             now=now,
         )
     per_replica = capacity.sustainable_load(next_state.capacity, policy)
@@ -136,6 +137,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             next_state.scaler,
             policy,
             load_replicas=measured.load_replicas,
+            burst_load_replicas=measured.burst_load_replicas,
             backlog_replicas=measured.backlog_replicas,
             forecast_upper_replicas=upper,
             current_replicas=inputs.current_replicas,
@@ -170,6 +172,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         next_state.scaler,
         policy,
         load_replicas=measured.load_replicas,
+        burst_load_replicas=measured.burst_load_replicas,
         backlog_replicas=measured.backlog_replicas,
         forecast_upper_replicas=upper,
         current_replicas=inputs.current_replicas,
@@ -237,6 +240,16 @@ def _without_metrics(
         reason = reasons.METRICS_UNAVAILABLE
         message = f"no usable metrics: holding {inputs.current_replicas} replica(s)"
         valid = False
+        gateway_need = _gateway_need(inputs, policy, state)
+        if gateway_need > desired:
+            # The gateway's own counts are data too: enough to add replicas (never to remove).
+            desired = _clamp(gateway_need, policy)
+            reason = reasons.SCALE_UP_LOAD
+            message = (
+                f"engine metrics unavailable; gateway arrivals {inputs.gateway_arrivals_rps:.2f} req/s "
+                f"and {inputs.gateway_queue_depth} held need {gateway_need} replica(s)"
+            )
+            valid = True
     state.last_decision_time = now
     return Decision(
         desired_replicas=desired,
@@ -249,3 +262,18 @@ def _without_metrics(
         strategy_reason=state.strategy.reason,
         strategy_message=state.strategy.message,
     )
+
+
+def _gateway_need(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState) -> int:
+    """Replicas the gateway's arrivals and held requests alone call for (0 without a gateway)."""
+    if inputs.gateway_arrivals_rps is None:
+        return 0
+    arrivals = max(inputs.gateway_arrivals_rps, inputs.gateway_recent_arrivals_rps or 0.0)
+    if not math.isfinite(arrivals) or arrivals <= 0:
+        return 0
+    prompt_tokens, generation_tokens = demand.mean_lengths(state.workload)
+    per_request = demand.work_per_request(policy, prompt_tokens, generation_tokens)
+    load = arrivals * per_request + max(0, inputs.gateway_queue_depth) * per_request / max(
+        horizon_seconds(inputs, policy), demand.BACKLOG_DRAIN_SECONDS
+    )
+    return math.ceil(load / capacity.sustainable_load(state.capacity, policy) - 1e-9)

@@ -25,8 +25,10 @@ BACKLOG_DRAIN_SECONDS = 10.0
 class Demand:
     load_replicas: float
     """Replica-units of work arriving per second: the larger of the engines' token rates and the
-    gateway's arrivals x the learned work per request (the gateway sees arrivals at once and
-    is the only signal while no engine is Ready; the engines see the real token counts)."""
+    gateway's windowed arrivals x the learned work per request (the gateway is the only signal
+    while no engine is Ready; the engines see the real token counts)."""
+    burst_load_replicas: float
+    """The larger of `load_replicas` and the last interval's gateway arrivals (panic window)."""
     backlog_replicas: float
     """Replicas needed to drain what waits (engine queues + gateway hold) within the drain time.
     Kept apart from the arrival rate: a backlog is a deficit, not demand to forecast."""
@@ -68,16 +70,26 @@ def measure(
         prompt_tps / policy.capacity_prompt_tokens_per_second
         + generation_tps / policy.capacity_generation_tokens_per_second
     )
+    recent_rps = gateway_rps
+    if inputs.gateway_recent_arrivals_rps is not None:
+        recent_rps = _clean(inputs.gateway_recent_arrivals_rps)
     gateway_load = gateway_rps * per_request
-    request_rate = gateway_rps if inputs.gateway_arrivals_rps is not None else engine_rps
+    request_rate = recent_rps if inputs.gateway_arrivals_rps is not None else engine_rps
     backlog = _clean(inputs.num_requests_waiting) + max(0, inputs.gateway_queue_depth)
     load = max(engine_load, gateway_load)
-    backlog_load = backlog * per_request / max(drain_seconds, BACKLOG_DRAIN_SECONDS)
+    # The last interval's arrivals see a burst first but carry its noise: the panic window only.
+    burst_load = max(load, recent_rps * per_request)
+    # What will wait when a replica added now is Ready: today's backlog plus what arrives beyond
+    # the Ready replicas' saturation meanwhile (1.0 replica-unit each); drained over one horizon.
+    drain = max(drain_seconds, BACKLOG_DRAIN_SECONDS)
+    overflow = max(0.0, burst_load - max(0, inputs.ready_replicas)) * drain
+    backlog_load = (backlog * per_request + overflow) / drain
 
     idle = (
         inputs.metrics_available
         and engine_rps == 0.0
         and gateway_rps == 0.0
+        and recent_rps == 0.0
         and prompt_tps == 0.0
         and generation_tps == 0.0
         and _clean(inputs.num_requests_running) == 0.0
@@ -86,6 +98,7 @@ def measure(
     )
     return Demand(
         load_replicas=load,
+        burst_load_replicas=burst_load,
         backlog_replicas=backlog_load,
         request_rate_rps=request_rate,
         work_per_request_replica_seconds=per_request,

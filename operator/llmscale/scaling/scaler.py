@@ -55,6 +55,7 @@ def recommend(
     policy: ScalingPolicy,
     *,
     load_replicas: float,
+    burst_load_replicas: float,
     backlog_replicas: float,
     forecast_upper_replicas: float,
     current_replicas: int,
@@ -66,12 +67,12 @@ def recommend(
     """Replicas for the 1<->N regime (never below `floor_replicas`, which is >= 1); in place."""
     if state.last_time is None:
         state.stable_load = load_replicas
-        state.panic_load = load_replicas
+        state.panic_load = burst_load_replicas
         dt = 0.0
     else:
         dt = max(0.0, now - state.last_time)
         state.stable_load = _average(state.stable_load, load_replicas, dt, policy.stable_window_seconds)
-        state.panic_load = _average(state.panic_load, load_replicas, dt, policy.panic_window_seconds)
+        state.panic_load = _average(state.panic_load, burst_load_replicas, dt, policy.panic_window_seconds)
     state.last_time = now
 
     per_replica = sustainable_load_per_replica
@@ -100,7 +101,10 @@ def recommend(
         driver = "panic-window load"
 
     wanted = max(floor_replicas, math.ceil(up_need - EPSILON))
-    window_max = _push(state.recommendations, now, wanted, policy.scale_down_delay_seconds)
+    keep = max(floor_replicas, math.ceil(need * (1.0 + policy.hysteresis) - EPSILON))
+    # The window remembers what each decision justified keeping (headroom included), so the
+    # delay holds the fleet a recent decision stood by, not a bare minimum.
+    window_max = _push(state.recommendations, now, max(wanted, keep), policy.scale_down_delay_seconds)
     current = max(current_replicas, 0)
     detail = (
         f"{driver} needs {up_need:.2f} replicas at {per_replica:.2f} replica-units each "
@@ -118,7 +122,6 @@ def recommend(
         state.last_scale_time = now
         return ScaleRecommendation(wanted, reason, detail, up_need)
 
-    keep = max(floor_replicas, math.ceil(need * (1.0 + policy.hysteresis) - EPSILON))
     if keep >= current or in_panic:
         why = "panic: no scale-down" if in_panic and keep < current else "within hysteresis"
         return ScaleRecommendation(

@@ -49,15 +49,15 @@ def capacity_prior(
 def inputs_from_observation(
     observation: FleetObservation, tick_seconds: float | None = None
 ) -> DecisionInputs:
-    """`tick_seconds`: when given, the gateway rate is its count since the previous decision
-    (the gateway counts arrivals itself, so the operator can read it at any resolution); else
-    the simulator's windowed gateway rate."""
+    """`tick_seconds`: when given, the gateway's count since the previous decision becomes
+    `gateway_recent_arrivals_rps` (the gateway counts arrivals itself, so the operator can read
+    it at any resolution)."""
     at_zero_with_demand = observation.ready_replicas == 0 and (
         observation.gateway_queue_depth > 0 or observation.gateway_arrivals_last_tick > 0
     )
-    gateway_rps = float(observation.gateway_arrivals_rps)
+    recent_rps = None
     if tick_seconds is not None and tick_seconds > 0:
-        gateway_rps = observation.gateway_arrivals_last_tick / tick_seconds
+        recent_rps = observation.gateway_arrivals_last_tick / tick_seconds
     # float()/int(): the simulator computes with numpy; the state must stay plain JSON.
     return DecisionInputs(
         current_replicas=int(observation.current_replicas),
@@ -70,7 +70,8 @@ def inputs_from_observation(
         kv_cache_usage=float(observation.kv_cache_usage),
         ttft_p95_seconds=_optional(observation.ttft_p95_seconds),
         itl_p95_seconds=_optional(observation.itl_p95_seconds),
-        gateway_arrivals_rps=gateway_rps,
+        gateway_arrivals_rps=float(observation.gateway_arrivals_rps),
+        gateway_recent_arrivals_rps=recent_rps,
         gateway_queue_depth=int(observation.gateway_queue_depth),
         metrics_available=bool(observation.metrics_available),
         cold_start_p50_seconds=_optional(observation.cold_start_p50_seconds),

@@ -133,30 +133,40 @@ def test_capacity_ignores_near_idle_replicas() -> None:
     assert math.isclose(capacity.sustainable_load(state, POLICY), POLICY.target_utilization)
 
 
-def test_capacity_learns_nothing_while_replicas_start_and_relaxes_back() -> None:
+def test_capacity_blames_no_backlog_and_relaxes_back() -> None:
     state = CapacityState()
-    # A cold-start backlog: TTFT is bad, but replicas are still starting.
+    # A cold-start backlog: TTFT is bad, but requests wait for replicas that are on their way.
     for step in range(40):
-        capacity.observe(
-            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, settled_seconds=0.0, now=step * 5.0
-        )
-    assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
-    # Settled: the first minute is the TTFT window still full of the backlog; then it counts.
-    for step in range(40, 80):
         capacity.observe(
             state,
             POLICY,
             load_per_replica=0.5,
             ttft_p95_seconds=5.0,
-            settled_seconds=(step - 40) * 5.0,
+            settled_seconds=0.0,
+            backlog_free=False,
             now=step * 5.0,
+        )
+    assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
+    # Nothing waits and TTFT is still bad at a load we called sustainable: the belief shrinks.
+    for step in range(40, 80):
+        capacity.observe(
+            state, POLICY, load_per_replica=0.5, ttft_p95_seconds=5.0, settled_seconds=0.0, now=step * 5.0
         )
     shrunk = capacity.sustainable_load(state, POLICY)
     assert shrunk < POLICY.target_utilization * 0.8
-    # Good latency again at a lower load: the estimate relaxes back towards the prior.
+    # Good latency again (settled fleet, lower load): the estimate relaxes back towards the prior.
     for step in range(80, 400):
         capacity.observe(
             state, POLICY, load_per_replica=0.3, ttft_p95_seconds=0.4, settled_seconds=600.0, now=step * 5.0
         )
     assert shrunk < capacity.sustainable_load(state, POLICY) <= POLICY.target_utilization
     assert capacity.sustainable_load(state, POLICY) > 0.95 * POLICY.target_utilization
+
+
+def test_good_latency_teaches_only_a_settled_fleet() -> None:
+    state = CapacityState()
+    for step in range(100):
+        capacity.observe(
+            state, POLICY, load_per_replica=0.74, ttft_p95_seconds=0.1, settled_seconds=30.0, now=step * 5.0
+        )
+    assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
