@@ -35,7 +35,7 @@ class StepResult:
     preempted_ids: tuple[str, ...]  # requests sent back to the waiting queue
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: list.remove / `in` must not compare fields
 class _Sequence:
     request_id: str
     prompt_tokens: int
@@ -209,12 +209,13 @@ class ContinuousBatchingEngine:
         while index < len(self._running) and budget > 0:
             sequence = self._running[index]
             chunk = min(budget, sequence.pending_tokens) if sequence.prefilling else 1
+            preempted_itself = False
             while not self._grow(sequence, sequence.computed_tokens + chunk):
-                victim = self._preempt_last(plan)
-                if victim is sequence:
+                if self._preempt_last(plan) is sequence:
+                    preempted_itself = True
                     break
-            if sequence not in self._running:
-                break  # it preempted itself: nothing after it is running either
+            if preempted_itself:
+                break  # nothing after it is running either
             if sequence.prefilling:
                 plan.chunks.append((sequence, chunk))
             else:
