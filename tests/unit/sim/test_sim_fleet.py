@@ -108,3 +108,41 @@ def test_prompts_beyond_max_model_len_are_rejected_like_vllm(h100_8b: ReplicaPer
     result = simulate(trace, get_policy("warm"), FleetConfig(model=h100_8b))
     assert result.failed_requests == 1
     assert result.slo_attainment == pytest.approx(2 / 3)
+
+
+class _Schedule:
+    """A test policy: replicas by time, from a list of (from_seconds, replicas)."""
+
+    name = "schedule"
+    tick_seconds = 1.0
+
+    def __init__(self, plan: list[tuple[float, int]]) -> None:
+        self.plan = plan
+
+    def prepare(self, context: object) -> None:
+        pass
+
+    def decide(self, observation: object) -> int:
+        now = getattr(observation, "now", 0.0)
+        return [replicas for start, replicas in self.plan if start <= now][-1]
+
+
+def test_scale_down_drains_in_flight_requests(h100_8b: ReplicaPerformanceModel) -> None:
+    # Two long requests at t=0 land on two replicas; at t=5 the policy wants one replica.
+    trace = _trace(np.array([0.0, 0.0]), prompt=100, output=2000)
+    config = FleetConfig(model=h100_8b, drain_tail_seconds=120.0)
+    result = simulate(trace, _Schedule([(0.0, 2), (5.0, 1)]), config)
+    assert result.failed_requests == 0 and result.slo_attainment == 1.0
+    decode_seconds = 2000 * h100_8b.decode_step_seconds(1, 1100)
+    # The drained replica is paid until its request finishes (~decode_seconds), not until t=5.
+    assert result.gpu_hours * 3600 == pytest.approx(2 * decode_seconds, rel=0.15)
+    assert result.scale_events == 1
+
+
+def test_cold_start_is_configurable_and_observed(h100_8b: ReplicaPerformanceModel) -> None:
+    trace = _trace(np.array([0.0, 100.0]))
+    result = simulate(
+        trace, _Schedule([(0.0, 0), (10.0, 1)]), FleetConfig(model=h100_8b, cold_start_seconds=30.0)
+    )
+    assert result.cold_starts == 1
+    assert result.ttft_p95_s is not None and result.ttft_p95_s > 30.0  # the first waited for the start

@@ -84,3 +84,21 @@ def test_azure_seven_digit_fractions(tmp_path: Path) -> None:
     )
     trace = read_trace(path)
     assert trace.arrival_seconds[1] == pytest.approx(1.0200401, abs=1e-6)
+
+
+def test_servegen_file_is_detected_from_content(tmp_path: Path) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_text("0,2.0,1.0,Gamma,1.0,0.5\n600,0,,,,\n1200,4.0,2.0,Weibull,0.5,1.0\n")
+    trace = read_trace(path, seed=1)
+    assert trace.source_format == "servegen"
+    first_window = int(np.sum(trace.arrival_seconds < 600))
+    assert 900 < first_window < 1500  # 2 req/s for 600 s
+    assert not np.any((trace.arrival_seconds >= 600) & (trace.arrival_seconds < 1200))  # idle window
+    assert np.all(trace.input_tokens >= 1) and np.all(trace.output_tokens >= 1)
+
+
+def test_servegen_unknown_distribution(tmp_path: Path) -> None:
+    path = tmp_path / "chunk-7-trace.csv"
+    path.write_text("0,2.0,1.0,Pareto,1.0,0.5\n")
+    with pytest.raises(TraceFormatError, match=r"chunk-7-trace.csv:1: distribution 'Pareto'"):
+        read_trace(path)
