@@ -101,12 +101,6 @@ class SimReplica:
     ) -> tuple[float, float]:
         """Start a request at `now` whose prompt costs `prefill` seconds
         (`prefill_compute_seconds(prompt)`); returns (first-token time, inter-token latency)."""
-        busy = self.prefill_busy_until
-        start = now if now > busy else busy
-        self.prefill_busy_until = start + prefill
-        self.prefill_work_seconds += prefill
-        if start > now:
-            self.prefill_starts.append(start)
         clock = self.clock
         running = self.running
         context = self.batch_context_offset + running * clock
@@ -115,15 +109,29 @@ class SimReplica:
             + running * self._sequence_seconds
             + (context if context > 0 else 0.0) * self._context_seconds_per_token
         )
+        # Prompts share engine steps with the running decodes: every token budget of prompt
+        # work comes with one decode step, so the prompt pipeline moves that much slower.
+        pipeline = prefill * (1.0 + step / self._budget_prefill_seconds) if running else prefill
+        busy = self.prefill_busy_until
+        start = now if now > busy else busy
+        self.prefill_busy_until = start + pipeline
+        self.prefill_work_seconds += prefill
+        if start > now:
+            self.prefill_starts.append(start)
         kv_tokens = prompt + output
         heapq.heappush(self.finishes, (clock + output - 1, request, kv_tokens, prompt))
         self.running = running + 1
         self.kv_reserved += kv_tokens
         self.batch_context_offset += prompt - clock
         self.admitted_tokens += prompt
-        # A new request also waits for the engine step in flight (half a step on average).
+        # A new request also waits for the engine step in flight (half a step on average);
+        # behind a prompt backlog, its last chunk shares a step with the prompts after it, and
+        # the whole step ends before its first token (half a token budget on average).
         wait = 0.5 * step if running else 0.0
-        return start + wait + prefill + step, step
+        if start > now:
+            ahead = start - now
+            wait += 0.5 * (ahead if ahead < self._budget_prefill_seconds else self._budget_prefill_seconds)
+        return start + wait + pipeline + step, step
 
     def waiting_for_prefill(self, now: float) -> int:
         """Admitted requests whose prompt has not started (vLLM still counts them waiting)."""

@@ -146,3 +146,12 @@ def test_cold_start_is_configurable_and_observed(h100_8b: ReplicaPerformanceMode
     )
     assert result.cold_starts == 1
     assert result.ttft_p95_s is not None and result.ttft_p95_s > 30.0  # the first waited for the start
+
+
+def test_fleet_and_engine_agree_on_long_prompts_at_70_percent_load(h100_8b: ReplicaPerformanceModel) -> None:
+    rng = np.random.default_rng(2)
+    trace = _trace(np.cumsum(rng.exponential(1 / 10, 600)), prompt=2000, output=30)
+    engine = replay_on_engine(h100_8b, trace.arrival_seconds, trace.input_tokens, trace.output_tokens)
+    fleet = simulate(trace, WarmPolicy(), _one_replica(h100_8b))
+    assert fleet.ttft_p95_s is not None
+    assert fleet.ttft_p95_s == pytest.approx(float(np.percentile(engine.ttft_seconds, 95)), rel=0.20)
