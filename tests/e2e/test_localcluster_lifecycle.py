@@ -69,6 +69,11 @@ def test_up_down_up_leaves_no_process_behind(private_cluster: LocalCluster) -> N
             assert set(stopped) == {s.name for s in status}
             assert [p for p in pids if _pid_alive(p)] == []
             assert not (private_cluster.state_dir / "etcd").exists()
+            # credentials survive down/up, so clients holding the kubeconfig keep working
+            ca_pem = (private_cluster.state_dir / "pki" / "ca.crt").read_bytes()
+            if round_number == 0:
+                first_ca_pem = ca_pem
+            assert ca_pem == first_ca_pem
     finally:
         private_cluster.down()
 
@@ -108,3 +113,13 @@ def test_prometheus_can_be_stopped_and_restarted_mid_test(cluster: Any, wait_for
         local.start_prometheus()
     with urllib.request.urlopen(f"{local.prometheus_url}/-/ready", timeout=5) as response:
         assert response.status == 200
+
+    # `up` while only Prometheus is down brings back Prometheus alone (no restart, same pids)
+    pids = {s.name: s.pid for s in local.status()}
+    local.stop_prometheus()
+    assert local.up() == {}
+    after = {s.name: s.pid for s in local.status()}
+    assert after["prometheus"] is not None and after["prometheus"] != pids["prometheus"]
+    assert {k: v for k, v in after.items() if k != "prometheus"} == {
+        k: v for k, v in pids.items() if k != "prometheus"
+    }

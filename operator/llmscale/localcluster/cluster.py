@@ -22,7 +22,7 @@ from typing import Any
 from llmscale.errors import EnvironmentSetupError
 from llmscale.localcluster import build, components, health, kwok_config, prometheus_config, supervisor
 from llmscale.localcluster.layout import STATE_DIR_NAME, StateLayout
-from llmscale.localcluster.pki import ADMIN, CLIENT_IDENTITIES, generate_pki, write_kubeconfig
+from llmscale.localcluster.pki import ADMIN, CLIENT_IDENTITIES, generate_pki, pki_is_usable, write_kubeconfig
 from llmscale.localcluster.ports import ClusterPorts, check_ports_free
 
 # Start order; `down` stops in reverse. The pod runner is last so every pod it sees is real.
@@ -154,6 +154,13 @@ class LocalCluster:
         if self.is_up():
             say("cluster already running")
             return {}
+        not_running = {s.name for s in self.status() if not s.running}
+        if not_running == {"prometheus"} and self._apiserver_ready():
+            # a test stopped Prometheus: restarting everything would rotate nothing useful and
+            # break every other session's watches, so only Prometheus comes back
+            say("cluster running except Prometheus; starting Prometheus")
+            self._start_prometheus(find_prometheus())
+            return {}
         if any(s.running for s in self.status()):
             say("a previous cluster is partly running; stopping it first")
             self._down(remove_state=True)
@@ -164,7 +171,10 @@ class LocalCluster:
         timings: dict[str, float] = {}
         started = time.monotonic()
         try:
-            generate_pki(self.layout.pki)
+            # Credentials survive restarts (as a real cluster's PKI does): a client that loaded
+            # the kubeconfig before someone ran down/up keeps working.
+            if not pki_is_usable(self.layout.pki):
+                generate_pki(self.layout.pki)
             for identity in CLIENT_IDENTITIES:
                 write_kubeconfig(
                     self.layout.pki, identity, self.apiserver_url, self.layout.pki.kubeconfig(identity)

@@ -69,7 +69,8 @@ class StateLayout:
         return self.directory / "work" / component
 
     def state_entries(self) -> list[Path]:
-        """What `down` deletes: everything except the binaries and the lock file."""
+        """What `down` deletes: everything except the binaries, the lock file and the
+        credentials (pki/ and kubeconfig, reused by the next `up`; delete pki/ to rotate)."""
         if not self.directory.exists():
             return []
-        return [p for p in self.directory.iterdir() if p.name not in ("bin", ".lock")]
+        return [p for p in self.directory.iterdir() if p.name not in ("bin", ".lock", "pki", "kubeconfig")]

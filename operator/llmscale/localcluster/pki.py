@@ -223,6 +223,29 @@ def generate_pki(paths: PKIPaths, *, now: datetime.datetime | None = None) -> No
     )
 
 
+def pki_is_usable(paths: PKIPaths, *, now: datetime.datetime | None = None) -> bool:
+    """True when every file `generate_pki` writes exists and no certificate expires within a day."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    certificates = [paths.ca_cert, paths.apiserver_cert, *(paths.client_cert(i) for i in CLIENT_IDENTITIES)]
+    keys = [
+        paths.ca_key,
+        paths.apiserver_key,
+        paths.service_account_key,
+        paths.service_account_public_key,
+        *(paths.client_key(i) for i in CLIENT_IDENTITIES),
+    ]
+    if not all(p.is_file() for p in [*certificates, *keys]):
+        return False
+    try:
+        for path in certificates:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+            if cert.not_valid_after_utc - now < datetime.timedelta(days=1):
+                return False
+    except ValueError:
+        return False
+    return True
+
+
 def render_kubeconfig(
     server_url: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, *, user: str
 ) -> dict[str, Any]:

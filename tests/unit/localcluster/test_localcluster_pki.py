@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import ipaddress
 from pathlib import Path
 
@@ -9,7 +10,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from llmscale.localcluster.pki import ADMIN, SCHEDULER, PKIPaths, generate_pki, write_kubeconfig
+from llmscale.localcluster.pki import (
+    ADMIN,
+    SCHEDULER,
+    PKIPaths,
+    generate_pki,
+    pki_is_usable,
+    write_kubeconfig,
+)
 
 
 def _load(path: Path) -> x509.Certificate:
@@ -49,3 +57,14 @@ def test_kubeconfig_embeds_credentials(tmp_path: Path) -> None:
     assert ca_pem == paths.ca_cert.read_bytes()
     assert config["users"][0]["name"] == "llmscale-admin"
     assert target.stat().st_mode & 0o077 == 0
+
+
+def test_pki_is_reused_only_while_complete_and_not_about_to_expire(tmp_path: Path) -> None:
+    paths = PKIPaths(tmp_path / "pki")
+    assert not pki_is_usable(paths)
+    generate_pki(paths)
+    assert pki_is_usable(paths)
+    paths.client_key(SCHEDULER).unlink()
+    assert not pki_is_usable(paths)
+    generate_pki(paths, now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=365))
+    assert not pki_is_usable(paths)  # expires within the day
