@@ -236,6 +236,7 @@ class _Simulation:
         itl: list[float] = [math.nan] * len(trace)
         failed = self.failed
         kv_limit = model.kv_cache_tokens
+        max_seqs = model.max_num_seqs
         nb_ttft, nb_itl = len(TTFT_BUCKETS_SECONDS) + 1, len(ITL_BUCKETS_SECONDS) + 1
         finished: list[float] = []
         total = len(trace)
@@ -301,7 +302,8 @@ class _Simulation:
                     target = ready[0]
                 arrived = arrival[request]
                 need = kv_need[request]
-                if not target.waiting and target.can_admit(need):
+                # (SimReplica.can_admit, inlined: this line runs once per request)
+                if not target.waiting and target.running < max_seqs and target.kv_reserved + need <= kv_limit:
                     first, step_time = target.admit(
                         request, now if now > arrived else arrived, inputs[request], outputs[request],
                         prefill_costs[request],
