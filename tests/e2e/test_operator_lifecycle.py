@@ -330,6 +330,8 @@ def test_operator_restart_resumes_without_duplicates(
         {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "evil:1"}]}}}},
     )
     drifted_generation = apps_v1.read_namespaced_deployment("a", namespace).metadata.generation
+    # deleted while the operator is down: recreated on start
+    core_v1.delete_namespaced_service("b", namespace)
     operator.start()
     wait_for(
         lambda: condition(get_llmdep(custom_objects, namespace, "d"), "Ready").get("status") == "True",

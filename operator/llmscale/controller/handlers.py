@@ -1,6 +1,7 @@
 """kopf handlers: thin shells that call reconcile and map its outcome onto kopf's contract.
 
-- create / update / resume of an LLMDeployment -> reconcile.
+- create / update / resume of an LLMDeployment -> reconcile; and the first sight of every
+  pre-existing LLMDeployment after a start (kopf's resume does not fire with watch-list streams).
 - any change (or deletion) of a Deployment or Service we manage -> reconcile its parent, which
   re-applies our fields (manual edits reverted, deleted children recreated) and refreshes the
   status (readyReplicas, Ready) as pods come up.
@@ -175,6 +176,33 @@ def _reconcile_latest_quietly(namespace: str, name: str, logger: logging.Logger 
 )
 def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _reconcile_latest_quietly(body["metadata"]["namespace"], body["metadata"]["name"], logger)
+
+
+_seen_uids: set[str] = set()
+_seen_lock = threading.Lock()
+
+
+@kopf.on.event(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL)
+def first_sight(body: kopf.Body, event: kopf.RawEvent, logger: kopf.Logger, **_: Any) -> None:
+    """Reconcile every pre-existing LLMDeployment once when this process first sees it.
+
+    kopf's on.resume only fires for objects delivered by a classic initial listing; with
+    watch-list streams the initial objects arrive as ADDED events and resume never fires. This
+    makes a restart converge anyway (children deleted or drifted while the operator was down).
+    New objects (no status.observedGeneration yet) are left to on.create.
+    """
+    meta = body["metadata"]
+    uid = str(meta.get("uid"))
+    with _seen_lock:
+        if event.get("type") == "DELETED":
+            _seen_uids.discard(uid)
+            return
+        if uid in _seen_uids:
+            return
+        _seen_uids.add(uid)
+    if (body.get("status") or {}).get("observedGeneration") is None or meta.get("deletionTimestamp"):
+        return
+    _reconcile_latest_quietly(meta.get("namespace", "default"), meta["name"], logger)
 
 
 @kopf.on.delete(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL, optional=True)
