@@ -25,6 +25,8 @@ from llmscale.scaling.types import CapacityState, ScalingPolicy
 
 SHRINK_FACTOR = 0.98
 RELAX_SHARE = 0.01
+GROW_EVIDENCE_SHARE = 0.9
+"""Growth needs good latency near the believed capacity, not far below it."""
 SETTLE_SECONDS = 60.0
 GROW_FACTOR = 1.01
 LOWER_BOUND_OF_PRIOR = 0.5
@@ -74,7 +76,7 @@ def observe(
             state.last_violation_time = now
     elif settled_seconds < SETTLE_SECONDS:
         return
-    elif ttft_p95_seconds < 0.5 * slo and load_per_replica >= 0.9 * current:
+    elif ttft_p95_seconds < 0.5 * slo and load_per_replica >= GROW_EVIDENCE_SHARE * current:
         updated = current * GROW_FACTOR
     else:
         updated = current + RELAX_SHARE * (policy.target_utilization - current)

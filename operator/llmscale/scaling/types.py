@@ -108,7 +108,7 @@ class ScalingPolicy:
     """Enter panic when the panic-window need reaches this multiple of ready replicas (KPA: 200 %)."""
     scale_down_delay_seconds: float = 120.0
     """A scale-down happens only when every recommendation in this window allows it."""
-    hysteresis: float = 0.15
+    hysteresis: float = 0.1
     """Scale down only when the need plus this fraction still fits in fewer replicas."""
     max_scale_up_rate: float = 10.0
     """At most this multiple of current replicas per decision (plus 4), KPA-style."""

@@ -170,3 +170,15 @@ def test_good_latency_teaches_only_a_settled_fleet() -> None:
             state, POLICY, load_per_replica=0.74, ttft_p95_seconds=0.1, settled_seconds=30.0, now=step * 5.0
         )
     assert capacity.sustainable_load(state, POLICY) == POLICY.target_utilization
+
+
+def test_last_interval_burst_feeds_the_panic_path_only() -> None:
+    inputs = DecisionInputs(
+        current_replicas=2, ready_replicas=2, gateway_arrivals_rps=5.0, gateway_recent_arrivals_rps=50.0
+    )
+    measured = demand.measure(inputs, POLICY, WorkloadState(), drain_seconds=60.0)
+    per_request = demand.work_per_request(POLICY, 1000, 200)
+    assert measured.load_replicas == pytest.approx(5.0 * per_request)
+    assert measured.burst_load_replicas == pytest.approx(50.0 * per_request)
+    # 2.6 replica-units arriving at 2 Ready replicas: 0.6 overflow per second piles up meanwhile.
+    assert measured.backlog_replicas == pytest.approx(50.0 * per_request - 2.0)
