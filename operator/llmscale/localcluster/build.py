@@ -166,7 +166,7 @@ def _build_lock(root: Path) -> Iterator[None]:
         yield
 
 
-def _is_complete(component: Component, root: Path) -> bool:
+def is_complete(component: Component, root: Path) -> bool:
     directory = component.cache_dir(root)
     return all(os.access(directory / binary, os.X_OK) for binary in component.binaries)
 
@@ -246,7 +246,7 @@ def ensure_binaries(
     timings: dict[str, float] = {}
     with _build_lock(root):
         for component in components:
-            if _is_complete(component, root):
+            if is_complete(component, root):
                 timings[component.name] = 0.0
                 report(f"{component.name} {component.version}: cached in {component.cache_dir(root)}")
                 continue

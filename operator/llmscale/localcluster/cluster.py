@@ -280,7 +280,7 @@ class LocalCluster:
         if not missing:
             return
         cache = build.cache_root()
-        cached = [c for c in build.ALL_COMPONENTS if build._is_complete(c, cache)]
+        cached = [c for c in build.ALL_COMPONENTS if build.is_complete(c, cache)]
         if {b for c in cached for b in c.binaries} >= set(missing):
             build.ensure_binaries(self.bin_dir, components=tuple(cached), report=lambda _m: None)
             return
