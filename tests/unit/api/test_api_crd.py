@@ -216,3 +216,19 @@ def test_status_round_trips_and_ignores_unknown_keys() -> None:
     out = status.to_wire()
     assert out["plan"]["someNewKey"] == 1 and out["scalerState"] == {"anything": [1, 2]}
     assert "kopf" not in out
+
+
+def test_gpu_enum_is_the_planner_catalog() -> None:
+    from llmscale.api import GPU_PRODUCTS
+    from llmscale.planner import GPU_CATALOG
+
+    assert set(GPU_PRODUCTS) == set(GPU_CATALOG)
+
+
+def test_quantization_enum_maps_onto_the_planner() -> None:
+    from typing import get_args
+
+    from llmscale.api.spec import Quantization
+    from llmscale.resources.fit import PLANNER_QUANTIZATION
+
+    assert set(get_args(Quantization)) == set(PLANNER_QUANTIZATION)
