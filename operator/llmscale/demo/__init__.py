@@ -37,6 +37,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmscale.demo.run import DemoOptions, run_demo
+    from llmscale.demo.session import DemoOptions, run_demo
 
     return run_demo(DemoOptions.from_args(args))
