@@ -11,7 +11,8 @@ shape reproduces the `cv` column (Gamma: cv = 1 / sqrt(shape)). `Exponential` ig
 
 Token lengths: the per-client length files were not shipped, so lengths are drawn from
 log-normal distributions matching Azure conv 2023 (input p50 1020 / p90 2734, output
-p50 129 / p90 424), clipped to [1, 8192] and [1, 2048].
+p50 129 / p90 424), clipped to [1, 7000] and [1, 1000] (Azure conv's output maximum)
+so that every request fits an 8k-context model.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from llmscale.sim.traces import Trace
 
 FILE_PATTERN = re.compile(r"chunk-.+-trace\.csv$")
 WINDOW_SECONDS = 600.0
-INPUT_MEDIAN_TOKENS, INPUT_P90_TOKENS, INPUT_MAX_TOKENS = 1020.0, 2734.0, 8192
-OUTPUT_MEDIAN_TOKENS, OUTPUT_P90_TOKENS, OUTPUT_MAX_TOKENS = 129.0, 424.0, 2048
+INPUT_MEDIAN_TOKENS, INPUT_P90_TOKENS, INPUT_MAX_TOKENS = 1020.0, 2734.0, 7000
+OUTPUT_MEDIAN_TOKENS, OUTPUT_P90_TOKENS, OUTPUT_MAX_TOKENS = 129.0, 424.0, 1000
 _Z90 = 1.2815515655446004
 _FAMILIES = {"gamma", "weibull", "exponential"}
 
