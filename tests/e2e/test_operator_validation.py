@@ -111,6 +111,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         {**body(), "spec": {"resources": {"gpu": {"product": "L4"}}}},
         ["spec.model", "Required"],
     ),
+    ("name-dns-1035", body(name="llama.8b"), ["metadata.name: llama.8b must be a DNS-1035 label"]),
     ("unknown-field", body(engine={"tensorParallel": 2}), ["tensorParallel"]),
 ]
 

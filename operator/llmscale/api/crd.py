@@ -7,6 +7,7 @@ from typing import Any, Final
 import yaml
 
 from llmscale.api import defaults
+from llmscale.api.base import cel_rule
 from llmscale.api.deployment import LLMDeploymentSpec
 from llmscale.api.schema import JsonSchema, structural_schema
 from llmscale.api.status import LLMDeploymentStatus
@@ -79,6 +80,16 @@ def open_api_schema() -> JsonSchema:
             "status": status,
         },
         "required": ["spec"],
+        # The Service is named after the LLMDeployment, and Service names are DNS-1035 labels.
+        "x-kubernetes-validations": [
+            cel_rule(
+                "self.metadata.name.size() <= 63"
+                " && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                "'metadata.name: ' + self.metadata.name + ' must be a DNS-1035 label (lowercase letters,"
+                " digits and -, starting with a letter, at most 63 characters): it names the Service'",
+                message="metadata.name must be a DNS-1035 label: it names the Service",
+            )
+        ],
     }
 
 

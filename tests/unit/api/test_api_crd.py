@@ -232,3 +232,16 @@ def test_quantization_enum_maps_onto_the_planner() -> None:
     from llmscale.resources.fit import PLANNER_QUANTIZATION
 
     assert set(get_args(Quantization)) == set(PLANNER_QUANTIZATION)
+
+
+def test_name_must_be_a_dns_1035_label(cel: Any) -> None:
+    import celpy
+
+    rule = open_api_schema()["x-kubernetes-validations"][0]
+    env = celpy.Environment()
+    for name, ok in [("llama-8b", True), ("llama.8b", False), ("8b", False), ("a" * 64, False)]:
+        activation = {"self": celpy.json_to_cel({"metadata": {"name": name}})}
+        assert bool(env.program(env.compile(rule["rule"])).evaluate(activation)) is ok, name
+    activation = {"self": celpy.json_to_cel({"metadata": {"name": "llama.8b"}})}
+    message = env.program(env.compile(rule["messageExpression"])).evaluate(activation)
+    assert str(message).startswith("metadata.name: llama.8b must be a DNS-1035 label")

@@ -173,7 +173,8 @@ def test_every_cel_rule_in_the_crd_has_a_case() -> None:
             found += rules(node["items"], path)
         return found
 
-    all_rules = rules(open_api_schema(), "")
+    # the root rule (metadata.name) has its own test in test_api_crd.py
+    all_rules = [(path, rule) for path, rule in rules(open_api_schema(), "") if path]
     covered_paths = {path for path, *_ in CASES}
     assert {path for path, _ in all_rules} <= covered_paths
     per_path: dict[str, int] = {}
