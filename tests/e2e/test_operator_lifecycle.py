@@ -420,3 +420,22 @@ def test_operator_refuses_a_model_that_does_not_fit(
         30,
         "ModelFits=True",
     )
+
+
+def test_operator_reports_unschedulable_pods(
+    operator: OperatorProcess,
+    namespace: str,
+    custom_objects: client.CustomObjectsApi,
+    wait_for: Callable[..., Any],
+) -> None:
+    # Fits on paper (8 x L4), but the only L4 node has 4 GPUs: the scheduler's reason surfaces.
+    wide = manifest("wide", resources={"gpu": {"product": "L4", "count": 8}}, engine={"maxModelLen": 4096})
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, wide)
+
+    def unschedulable() -> dict[str, Any] | None:
+        ready = condition(get_llmdep(custom_objects, namespace, "wide"), "Ready")
+        return ready if ready.get("reason") == "Unschedulable" else None
+
+    ready = wait_for(unschedulable, 60, "Ready=False Unschedulable")
+    assert ready["status"] == "False"
+    assert "nvidia.com/gpu" in ready["message"]

@@ -5,7 +5,8 @@
 - any change (or deletion) of a Deployment or Service we manage -> reconcile its parent, which
   re-applies our fields (manual edits reverted, deleted children recreated) and refreshes the
   status (readyReplicas, Ready) as pods come up.
-- a resync timer re-applies everything every RESYNC_SECONDS as a safety net for missed events.
+- a resync timer re-applies everything every RESYNC_SECONDS as a safety net for missed events;
+  while Ready=False only because pods are starting or pending, a faster timer re-checks.
 - delete: nothing to do (children carry owner references; the garbage collector removes them),
   so no finalizer blocks deletion.
 
@@ -31,6 +32,8 @@ from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGE
 
 RESYNC_SECONDS: Final = 300.0
 TRANSIENT_RETRY_SECONDS: Final = 10.0
+WAITING_RECHECK_SECONDS: Final = 10.0
+WAITING_REASONS: Final = frozenset({"ReplicasStarting", "Unschedulable", "RolloutStuck"})
 MANAGED_CHILDREN: Final[dict[str, Any]] = {
     MANAGED_BY_LABEL: MANAGER,
     DEPLOYMENT_LABEL: kopf.PRESENT,
@@ -175,6 +178,27 @@ def _reconcile_latest_quietly(namespace: str, name: str, logger: logging.Logger 
     defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL, interval=RESYNC_SECONDS, initial_delay=60
 )
 def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    _reconcile_latest_quietly(body["metadata"]["namespace"], body["metadata"]["name"], logger)
+
+
+def _waiting_for_pods(status: Mapping[str, Any], **_: Any) -> bool:
+    """Ready=False only because pods are starting or pending: their progress is in pod
+    conditions that no Deployment event reports, so it is polled."""
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return cond.get("status") != "True" and cond.get("reason") in WAITING_REASONS
+    return False
+
+
+@kopf.timer(
+    defaults.API_GROUP,
+    defaults.API_VERSION,
+    defaults.PLURAL,
+    interval=WAITING_RECHECK_SECONDS,
+    initial_delay=WAITING_RECHECK_SECONDS,
+    when=_waiting_for_pods,
+)
+def recheck_while_waiting(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _reconcile_latest_quietly(body["metadata"]["namespace"], body["metadata"]["name"], logger)
 
 
