@@ -101,7 +101,10 @@ def recommend(
         driver = "panic-window load"
 
     wanted = max(floor_replicas, math.ceil(up_need - EPSILON))
-    keep = max(floor_replicas, math.ceil(need * (1.0 + policy.hysteresis) - EPSILON))
+    keep = max(
+        floor_replicas,
+        math.ceil(need * (1.0 + policy.hysteresis) + policy.scale_down_headroom_replicas - EPSILON),
+    )
     # The window remembers what each decision justified keeping (headroom included), so the
     # delay holds the fleet a recent decision stood by, not a bare minimum.
     window_max = _push(state.recommendations, now, max(wanted, keep), policy.scale_down_delay_seconds)

@@ -110,6 +110,8 @@ class ScalingPolicy:
     """A scale-down happens only when every recommendation in this window allows it."""
     hysteresis: float = 0.1
     """Scale down only when the need plus this fraction still fits in fewer replicas."""
+    scale_down_headroom_replicas: float = 0.5
+    """...plus this many replicas in absolute terms (it matters at small fleets: 1 <-> 2)."""
     max_scale_up_rate: float = 10.0
     """At most this multiple of current replicas per decision (plus 4), KPA-style."""
     max_scale_down_rate: float = 2.0
