@@ -205,3 +205,25 @@ def test_cost_and_metrics_exported(cluster: FakeCluster, clock: Clock) -> None:
     )
     assert text == 1.0
     assert loop.metrics.registry.get_sample_value("llmscale_autoscaler_tick_seconds_count") == 721
+
+
+def test_bursty_load_does_not_flap(cluster: FakeCluster, clock: Clock) -> None:
+    """Bursts of 10 s every 30 s for 10 minutes: replicas may rise, but never saw-tooth."""
+    loop, source = make(cluster, clock)
+    loop.observe(llmdeployment())
+    cluster.set_workload("ns", "chat", 1)
+
+    async def go() -> None:
+        for step in range(120):
+            busy(source, 60.0 if step % 6 < 2 else 3.0)
+            await loop.tick()
+            ready_all(cluster)
+            clock.advance(5.0)
+
+    run(go())
+    replicas = [call[2] for call in cluster.scale_calls]
+    reversals = sum(
+        1 for a, b, c in zip(replicas, replicas[1:], replicas[2:], strict=False) if (b - a) * (c - b) < 0
+    )
+    assert replicas, "the bursts must scale the deployment up"
+    assert reversals <= 2, replicas
