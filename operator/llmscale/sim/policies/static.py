@@ -1,10 +1,11 @@
 """Policies that know the whole trace: `warm` (fixed at peak need) and `oracle` (lower bound).
 
-Need per interval = ceil(peak request rate in any `bin_seconds` bin of the interval / the
-replica's capacity within the SLO), where capacity = saturation throughput on this trace's
-mean lengths x `capacity_utilisation` (SimContext.replica_capacity_rps). The default bin is
-the TTFT target (at least 1 s): work that arrives within one SLO period has to be served
-within it, so a burst shorter than the bin would be averaged away and missed.
+Need per 1-s bin (per TTFT-target bin if that is longer) = the larger of
+* ceil(request rate over the surrounding 10-s bin / the replica's capacity within the SLO),
+  capacity = saturation on this trace's mean lengths x `capacity_utilisation`
+  (SimContext.replica_capacity_rps): enough headroom for sustained load;
+* ceil(requests in the bin / one second of saturation throughput): a burst shorter than the
+  TTFT target must be absorbed within it at full speed, or it misses the SLO.
 """
 
 from __future__ import annotations
@@ -17,20 +18,30 @@ import numpy.typing as npt
 
 from llmscale.sim.policy import FleetObservation, SimContext
 
+SMOOTH_BIN_SECONDS = 10.0
+
 
 def default_bin_seconds(context: SimContext) -> float:
     return max(1.0, context.slo_ttft_p95_seconds)
 
 
 def need_per_bin(context: SimContext, bin_seconds: float) -> npt.NDArray[np.int64]:
-    """Replicas needed in each bin of the trace (0 where no request arrives)."""
+    """Replicas needed in each `bin_seconds` bin of the trace (0 where no request arrives)."""
     trace = context.trace
     if trace is None:
         raise ValueError("this policy needs the trace (needs_trace = True)")
     bins = max(1, math.ceil((trace.duration_seconds + 1e-9) / bin_seconds))
-    counts = np.bincount((trace.arrival_seconds // bin_seconds).astype(np.int64), minlength=bins)
-    rates = counts / bin_seconds
-    need = np.ceil(rates / context.replica_capacity_rps - 1e-9).astype(np.int64)
+    counts = np.bincount((trace.arrival_seconds // bin_seconds).astype(np.int64), minlength=bins)[:bins]
+    saturation = context.model.saturation_requests_per_second(
+        max(1.0, context.mean_input_tokens), max(1.0, context.mean_output_tokens)
+    )
+    burst_need = np.ceil(counts / (saturation * bin_seconds) - 1e-9).astype(np.int64)
+    per_smooth = max(1, round(SMOOTH_BIN_SECONDS / bin_seconds))
+    padded = np.zeros(math.ceil(bins / per_smooth) * per_smooth, dtype=np.int64)
+    padded[:bins] = counts
+    smooth_rates = padded.reshape(-1, per_smooth).sum(axis=1) / (per_smooth * bin_seconds)
+    smooth_need = np.ceil(smooth_rates / context.replica_capacity_rps - 1e-9).astype(np.int64)
+    need: npt.NDArray[np.int64] = np.maximum(burst_need, np.repeat(smooth_need, per_smooth)[:bins])
     need[counts > 0] = np.maximum(need[counts > 0], 1)
     return need
 
