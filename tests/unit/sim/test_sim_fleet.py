@@ -155,3 +155,15 @@ def test_fleet_and_engine_agree_on_long_prompts_at_70_percent_load(h100_8b: Repl
     fleet = simulate(trace, WarmPolicy(), _one_replica(h100_8b))
     assert fleet.ttft_p95_s is not None
     assert fleet.ttft_p95_s == pytest.approx(float(np.percentile(engine.ttft_seconds, 95)), rel=0.20)
+
+
+def test_oracle_releases_in_gaps_and_starts_one_cold_start_early(h100_8b: ReplicaPerformanceModel) -> None:
+    arrivals = np.concatenate([np.linspace(0.0, 10.0, 20), np.linspace(1000.0, 1010.0, 20)])
+    trace = _trace(arrivals)
+    config = FleetConfig(model=h100_8b, cold_start_seconds=60.0, drain_tail_seconds=30.0)
+    result = simulate(trace, get_policy("oracle"), config)
+    assert result.cold_starts == 1  # the replica for the second burst; the first was ready at t=0
+    assert result.slo_attainment == 1.0  # nobody waited for the cold start
+    assert result.gpu_hours * 3600 < 0.3 * (1010.0 + 30.0)  # zero replicas during the gap
+    warm = simulate(trace, get_policy("warm"), config)
+    assert warm.gpu_hours > result.gpu_hours and warm.cold_starts == 0
