@@ -191,3 +191,14 @@ def test_restart_from_serialised_state_decides_the_same(make_timeline) -> None:
         a = one.step(rps=rps * RPS_PER_REPLICA)
         b = restored.step(rps=rps * RPS_PER_REPLICA)
         assert (a.desired_replicas, a.reason) == (b.desired_replicas, b.reason)
+
+
+def test_small_fleet_keeps_half_a_replica_of_headroom(make_timeline) -> None:
+    # 0.85 replicas' worth of load on 2 replicas: 0.85 x 1.1 = 0.94 would fit in one replica, but
+    # the half-replica headroom keeps two (a 1 <-> 2 flap costs a cold start at every crossing).
+    timeline = make_timeline(ScalingPolicy(max_replicas=20), replicas=2)
+    timeline.run(900, rps=0.85 * RPS_PER_REPLICA)
+    assert timeline.replicas == 2
+    # At 0.4 replicas' worth, 0.4 x 1.1 + 0.5 = 0.94: one replica is enough.
+    timeline.run(900, rps=0.4 * RPS_PER_REPLICA)
+    assert timeline.replicas == 1
