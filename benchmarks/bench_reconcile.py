@@ -218,4 +218,13 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Exception as exc:  # the shared control plane can go away under us: one line, not a traceback
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        if not isinstance(exc, ApiException | HTTPError):
+            raise
+        print(f"FAIL bench_reconcile: the API server failed during the run: {exc!r}"[:400])
+        sys.exit(1)
