@@ -202,3 +202,32 @@ def test_small_fleet_keeps_half_a_replica_of_headroom(make_timeline) -> None:
     # At 0.4 replicas' worth, 0.4 x 1.1 + 0.5 = 0.94: one replica is enough.
     timeline.run(900, rps=0.4 * RPS_PER_REPLICA)
     assert timeline.replicas == 1
+
+
+def test_predictive_warm_up_wakes_before_the_morning_ramp(make_timeline) -> None:
+    from llmscale.scaling import forecast
+
+    day = 86_400.0
+    policy = ScalingPolicy(strategy=Strategy.SCALE_TO_ZERO, cold_start_seconds=60, max_replicas=20)
+    # Three days of history: silent nights, 2 replicas' worth of work from 09:00 to 17:00.
+    history = [(t, 2.0 if 9 * 3600 <= t % day < 17 * 3600 else 0.0) for t in range(0, int(3 * day), 300)]
+    start = 3 * day + 8 * 3600  # 08:00 on day four
+    timeline = make_timeline(policy, replicas=1, now=start, cold_start_seconds=60)
+    forecast.seed_profile(timeline.state.forecast, policy, [(float(t), v) for t, v in history])
+    timeline.run(300, rps=0.0)
+    assert timeline.replicas == 0
+    assert timeline.last.reason in (reasons.SCALED_TO_ZERO, reasons.IDLE_PROVEN)
+    ramp = 3 * day + 9 * 3600
+    woke_at = None
+    while timeline.now < ramp:
+        decision = timeline.step(rps=0.0)
+        if decision.desired_replicas > 0:
+            woke_at = timeline.now - policy.decision_interval_seconds
+            assert decision.reason == reasons.PREDICTIVE_WARM_UP
+            break
+    assert woke_at is not None, "no predictive wake-up before 09:00"
+    # Awake at least one cold start before the ramp, but not absurdly early.
+    assert ramp - 30 * 60 <= woke_at <= ramp - policy.cold_start_seconds
+    # And it stays up into the ramp rather than falling back to zero.
+    timeline.run(ramp - timeline.now, rps=0.0)
+    assert timeline.replicas >= 1
