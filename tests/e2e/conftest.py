@@ -22,8 +22,9 @@ Function scope:
 - ``wait_for`` -> the ``wait_for(predicate, timeout, message, interval=0.2)`` helper below.
 
 Modes (env ``LLMSCALE_CLUSTER``): ``local`` (default) starts the local control plane from
-``.localcluster/`` of this checkout (``llmscale cluster build`` must have run) and stops it at the
-end unless it was already up before the session (then it is reused and left running);
+``.localcluster/`` of this checkout (``llmscale cluster build`` must have run) unless it runs
+already; concurrent sessions share it, and the last one to finish stops it unless it was
+started by hand (``llmscale cluster up``), which is then left running;
 ``existing`` uses ``$KUBECONFIG`` and ``$LLMSCALE_PROMETHEUS_URL`` (optional); ``kind`` uses
 pytest-kind and is skipped, with the reason, when Docker is absent.
 Pods never run real containers here: tests needing container logs or exec must skip in local mode.
@@ -175,9 +176,10 @@ def cluster() -> Iterator[E2ECluster]:
             kind.delete()
         return
     local = LocalCluster(REPO_ROOT)
-    # up() is idempotent and serialised: it returns {} when the cluster was already running
-    # (started by hand or by a concurrent session), and then this session leaves it running.
-    started_here = bool(local.up())
+    # attach() starts the cluster unless it runs and registers this session as a user; the
+    # last session to detach stops a cluster that a session started, one started by hand
+    # with `llmscale cluster up` keeps running.
+    local.attach()
     try:
         yield E2ECluster(
             mode=mode,
@@ -188,8 +190,7 @@ def cluster() -> Iterator[E2ECluster]:
             has_fake_gpu_nodes=True,
         )
     finally:
-        if started_here:
-            local.down()
+        local.detach()
 
 
 @pytest.fixture(scope="session")

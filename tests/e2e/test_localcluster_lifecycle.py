@@ -10,6 +10,8 @@ import argparse
 import concurrent.futures
 import json
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -52,29 +54,33 @@ def _pid_alive(pid: int) -> bool:
 
 def test_up_down_up_leaves_no_process_behind(private_cluster: LocalCluster) -> None:
     pids: list[int] = []
+    other_session = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     try:
-        for round_number in range(2):
-            if round_number == 0:
-                # two sessions starting at once: one starts, the other waits and reuses it
-                with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                    results = list(pool.map(lambda _i: private_cluster.up(), range(2)))
-                assert sorted(bool(r) for r in results) == [False, True]
-            else:
-                private_cluster.up()
-            assert private_cluster.is_up()
-            status = private_cluster.status()
-            assert all(s.running for s in status), status
-            pids += [s.pid for s in status if s.pid is not None]
-            stopped = private_cluster.down()
-            assert set(stopped) == {s.name for s in status}
-            assert [p for p in pids if _pid_alive(p)] == []
-            assert not (private_cluster.state_dir / "etcd").exists()
-            # credentials survive down/up, so clients holding the kubeconfig keep working
-            ca_pem = (private_cluster.state_dir / "pki" / "ca.crt").read_bytes()
-            if round_number == 0:
-                first_ca_pem = ca_pem
-            assert ca_pem == first_ca_pem
+        # round 1: two sessions call up() at once: one starts, the other waits and reuses it
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _i: private_cluster.up(), range(2)))
+        assert sorted(bool(r) for r in results) == [False, True]
+        status = private_cluster.status()
+        assert private_cluster.is_up() and all(s.running for s in status), status
+        pids += [s.pid for s in status if s.pid is not None]
+        assert set(private_cluster.down()) == {s.name for s in status}
+        assert [p for p in pids if _pid_alive(p)] == []
+        assert not (private_cluster.state_dir / "etcd").exists()
+        first_ca_pem = (private_cluster.state_dir / "pki" / "ca.crt").read_bytes()
+
+        # round 2: sessions attach; the cluster stops when the last of them detaches
+        assert private_cluster.attach() is True
+        assert private_cluster.attach(pid=other_session.pid) is False
+        pids += [s.pid for s in private_cluster.status() if s.pid is not None]
+        assert private_cluster.detach() is False  # the other session still uses it
+        assert private_cluster.is_up()
+        assert private_cluster.detach(pid=other_session.pid) is True
+        assert [p for p in pids if _pid_alive(p)] == []
+        # credentials survive down/up, so clients holding the kubeconfig keep working
+        assert (private_cluster.state_dir / "pki" / "ca.crt").read_bytes() == first_ca_pem
     finally:
+        other_session.kill()
+        other_session.wait()
         private_cluster.down()
 
 

@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"export KUBECONFIG={cluster.kubeconfig}")
             print(f"prometheus: {cluster.prometheus_url}")
     elif args.cluster_action == "down":
+        users = cluster.users()
+        if users:
+            say(f"warning: processes {', '.join(map(str, users))} (test sessions, demo) use this cluster")
         stopped = cluster.down()
         result = {"stopped": stopped}
         if not args.json:

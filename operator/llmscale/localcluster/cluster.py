@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import os
 import shutil
 import sys
 import time
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import build, components, health, kwok_config, prometheus_config, supervisor
+from llmscale.localcluster import (
+    build,
+    components,
+    health,
+    kwok_config,
+    prometheus_config,
+    sessions,
+    supervisor,
+)
 from llmscale.localcluster.layout import STATE_DIR_NAME, StateLayout
 from llmscale.localcluster.pki import ADMIN, CLIENT_IDENTITIES, generate_pki, pki_is_usable, write_kubeconfig
 from llmscale.localcluster.ports import ClusterPorts, check_ports_free
@@ -210,6 +219,30 @@ class LocalCluster:
         timings["total"] = time.monotonic() - started
         say(f"cluster up in {timings['total']:.1f} s; KUBECONFIG={self.kubeconfig}")
         return timings
+
+    def attach(self, pid: int | None = None) -> bool:
+        """Use the cluster from process `pid` (default: this one): start it if needed, and
+        register as a user. Returns True when this call started it. Pair with `detach`."""
+        with self._exclusive():
+            started = bool(self._up(None))
+            if started:
+                sessions.mark_auto_started(self.layout)
+            sessions.register(self.layout, pid or os.getpid())
+            return started
+
+    def detach(self, pid: int | None = None) -> bool:
+        """Stop using the cluster; the last user of a cluster that `attach` started stops it
+        (a cluster started with `cluster up` keeps running). Returns True if it was stopped."""
+        with self._exclusive():
+            sessions.unregister(self.layout, pid or os.getpid())
+            if sessions.live_users(self.layout) or not sessions.auto_started(self.layout):
+                return False
+            self._down(remove_state=True)
+            return True
+
+    def users(self) -> list[int]:
+        """Pids of the processes attached right now."""
+        return sessions.live_users(self.layout)
 
     def down(self, *, remove_state: bool = True) -> list[str]:
         """Stop every component (SIGTERM, SIGKILL after a grace period) and remove the state.

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import LocalCluster, supervisor
+from llmscale.localcluster import LocalCluster, sessions, supervisor
 from llmscale.localcluster.layout import StateLayout
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -66,3 +66,28 @@ def test_down_also_stops_components_an_older_version_left_behind(tmp_path: Path)
     assert process.poll() is not None
     assert not cluster.layout.run_dir.joinpath("retired-helper.pid").exists()
     assert all(not s.running for s in cluster.status())
+
+
+def test_session_users_are_counted_and_dead_ones_pruned(tmp_path: Path) -> None:
+    layout = StateLayout(tmp_path)
+    process = supervisor.start(layout, "user", SLEEPER)
+    sessions.register(layout, process.pid)
+    sessions.register(layout, 2**22 + 12345)  # no such pid (above the kernel's pid_max default)
+    assert sessions.live_users(layout) == [process.pid]
+    assert not sessions.auto_started(layout)
+    sessions.mark_auto_started(layout)
+    assert sessions.auto_started(layout)
+    sessions.unregister(layout, process.pid)
+    assert sessions.live_users(layout) == []
+    supervisor.stop(layout, "user", grace_seconds=2)
+
+
+def test_detach_stops_only_an_auto_started_cluster_with_no_users_left(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path)
+    sleeper = supervisor.start(cluster.layout, "retired-helper", SLEEPER)  # stands in for a component
+    sessions.register(cluster.layout, 111111)  # a dead user does not hold it
+    assert not cluster.detach(pid=222222)  # started by hand (no marker): left running
+    assert sleeper.poll() is None
+    sessions.mark_auto_started(cluster.layout)
+    assert cluster.detach(pid=222222)
+    assert sleeper.poll() is not None
