@@ -77,10 +77,14 @@ def write_status(
             merged = merge_conditions(current.conditions or (), updates, moment)
             patch["conditions"] = [c.to_wire() for c in merged]
         # Validate what the status will look like (merge semantics: None removes).
-        after = {**current.to_wire(), **{k: v for k, v in patch.items() if v is not None}}
+        before = current.to_wire()
+        after = {**before, **{k: v for k, v in patch.items() if v is not None}}
         for key in [k for k, v in patch.items() if v is None]:
             after.pop(key, None)
         LLMDeploymentStatus.model_validate(after)
+        if after == before:
+            # Nothing changes: no write, so no watch event and no churn for other watchers.
+            return current
         try:
             stored = api.patch_status(namespace, name, patch, body["metadata"].get("resourceVersion"))
         except ConflictError:

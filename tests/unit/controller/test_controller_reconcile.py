@@ -267,3 +267,10 @@ def test_a_refused_pod_monitor_does_not_block_serving(cluster: Any, events: Any)
     result = reconcile(llmdep(cluster), cluster, events)
     assert result.ready.reason == "ReplicasStarting"
     assert ("apps/v1", "Deployment", NS, "llama") in cluster.objects
+
+
+def test_an_unchanged_status_is_not_written_again(cluster: Any, events: Any) -> None:
+    reconcile(llmdep(cluster), cluster, events)
+    writes = cluster.calls.count(("patch_status", "LLMDeployment"))
+    reconcile(cluster.get("llmscale.dev/v1alpha1", "LLMDeployment", NS, "llama"), cluster, events)
+    assert cluster.calls.count(("patch_status", "LLMDeployment")) == writes
