@@ -109,6 +109,7 @@ class Run:
     results: list[Any] = field(default_factory=list)
     sent_times: list[float] = field(default_factory=list)
     in_flight: int = 0
+    sent_at_zero: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -229,6 +230,8 @@ class Demo:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 run.sent_times.append(time.monotonic() - start)
+                if run.timeline and run.timeline[-1]["ready"] == 0:
+                    run.sent_at_zero += 1  # no Ready replica: the gateway holds it
                 tasks.append(asyncio.create_task(one(prompt, output)))
             remaining = self.options.duration_seconds - (time.monotonic() - start)
             if remaining > 0:
@@ -303,7 +306,8 @@ class Demo:
             "scale_downs": downs,
             "scaled_to_zero": to_zero,
             "wake_ups": wakes,
-            "held_requests": None if held is None else int(held),
+            "held_requests": run.sent_at_zero,
+            "gateway_hold_episodes": None if held is None else int(held),
             "gpu_hours": round(gpu_hours, 5),
             "gpu_hours_always_on_at_max": round(MAX_REPLICAS * elapsed / 3600.0, 5),
             "peak_replicas": max(replicas, default=0),
