@@ -163,13 +163,20 @@ def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[s
     return obj if ready else None
 
 
+def _ready_endpoints(port: int, model: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10) as response:
+        models = json.load(response)["data"]
+    return sum(m["llmscale"]["ready_endpoints"] for m in models if m["id"] == model or m["root"] == model)
+
+
 def _complete(port: int, model: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/completions",
         data=json.dumps({"model": model, "prompt": "Hello", "max_tokens": 4}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
+    # generous: the machine running the suite may be busy, and the emulator replica is a process
+    with urllib.request.urlopen(request, timeout=120) as response:
         body: dict[str, Any] = json.load(response)
     return body
 
@@ -224,7 +231,12 @@ def test_operator_and_gateway_with_the_chart_service_accounts_serve_end_to_end(
         # the gateway, with only its own ServiceAccount, routes a request to the ready replica
         gateway = Process(gateway_args, gateway_env, tmp_path / "gateway.log")
         gateway.wait_http_ok(f"http://127.0.0.1:{gateway_port}/health")
-        answer = wait_for(lambda: _complete(gateway_port, "chart-sa"), 60, "a completion through the gateway")
+        # its watches (LLMDeployments, EndpointSlices) see the deployment and its ready replica
+        wait_for(lambda: _ready_endpoints(gateway_port, "chart-sa") >= 1, 60, "gateway routes to chart-sa")
+        try:
+            answer = _complete(gateway_port, "chart-sa")
+        except OSError as exc:
+            pytest.fail(f"completion through the gateway failed: {exc!r}\n{gateway.text()[-3000:]}")
         assert answer["usage"]["completion_tokens"] > 0
 
         # deletion: the operator (with only PATCH on llmdeployments) removes its finalizer
