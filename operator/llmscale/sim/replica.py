@@ -1,7 +1,7 @@
 """The fleet simulator's fast formulation of one replica (same parameters as the engine).
 
 Instead of simulating every engine step, a replica advances in coarse time steps (`dt`,
-0.25 s by default) and keeps, per request, only what decides its latency:
+1 s by default) and keeps, per request, only what decides its latency:
 
 * **Token clock.** All running sequences of a replica advance one token per engine step, so
   one number `clock` (tokens emitted per running sequence so far) replaces per-sequence
