@@ -15,7 +15,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from values_doc import CHART_DIR, ValuesDocError, documented_paths, load_values
+from values_doc import CHART_DIR, ValuesDocError, documented_paths, is_group, load_values
 
 README_PATH = CHART_DIR / "README.md"
 
@@ -55,6 +55,8 @@ def _default(value: Any) -> str:
 
 
 def _type(value: Any, ref: str | None) -> str:
+    if isinstance(value, dict) and ref is None:
+        return "map"
     if ref is not None:
         return {
             "stringMap": "map of strings",
@@ -87,9 +89,9 @@ def render() -> str:
     intros: dict[str, str] = {}
     for path, value in documented_paths(values, docs):
         doc = docs[path]
-        is_group = isinstance(value, dict) and doc.schema_ref is None
-        title = path[0] if len(path) > 1 or is_group else "General"
-        if is_group:
+        group = is_group(value, doc)
+        title = path[0] if len(path) > 1 or group else "General"
+        if group:
             if len(path) == 1:
                 tables[title] = []
                 intros[title] = doc.description

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from values_doc import CHART_DIR, KeyDoc, ValuesDocError, documented_paths, load_values
+from values_doc import CHART_DIR, KeyDoc, ValuesDocError, documented_paths, is_group, load_values
 
 SCHEMA_PATH = CHART_DIR / "values.schema.json"
 
@@ -145,7 +145,7 @@ def build_schema() -> dict[str, Any]:
     nodes: dict[tuple[str, ...], dict[str, Any]] = {(): root}
     for path, value in documented_paths(values, docs):
         node = _node_schema(path, value, docs[path])
-        if isinstance(value, dict) and docs[path].schema_ref is None:
+        if is_group(value, docs[path]):
             node.pop("default")  # the children carry their own defaults
         parent = nodes[path[:-1]]
         parent.setdefault("properties", {})[path[-1]] = node

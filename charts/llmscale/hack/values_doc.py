@@ -121,6 +121,15 @@ def load_values(path: Path = VALUES_PATH) -> tuple[dict[str, Any], dict[tuple[st
     return values, read_key_docs(text)
 
 
+def is_group(value: Any, doc: KeyDoc) -> bool:
+    """A mapping of chart values (documented key by key), not a map-typed value of its own."""
+    return (
+        isinstance(value, dict)
+        and doc.schema_ref is None
+        and doc.schema_patch.get("additionalProperties", False) is False
+    )
+
+
 def documented_paths(
     values: dict[str, Any], docs: dict[tuple[str, ...], KeyDoc]
 ) -> list[tuple[tuple[str, ...], Any]]:
@@ -137,15 +146,13 @@ def documented_paths(
             if doc is None or not doc.description:
                 raise ValuesDocError(f"values.yaml: '{'.'.join(path)}' has no description comment")
             found.append((path, value))
-            if isinstance(value, dict) and doc.schema_ref is None:
+            if is_group(value, doc):
                 walk(value, path)
 
     walk(values, ())
     known = {path for path, _ in found}
     for path, doc in docs.items():
-        under_ref = any(
-            path[:n] in known and docs[path[:n]].schema_ref is not None for n in range(1, len(path))
-        )
-        if path not in known and not under_ref:
+        under_leaf = any(path[:n] in known and not is_group({}, docs[path[:n]]) for n in range(1, len(path)))
+        if path not in known and not under_leaf:
             raise ValuesDocError(f"values.yaml line {doc.line}: '{'.'.join(path)}' is not a value")
     return found

@@ -133,7 +133,7 @@ def test_every_value_is_used_by_a_template() -> None:
     leaves = [
         ".".join(path)
         for path, value in values_doc.documented_paths(values, docs)
-        if not (isinstance(value, dict) and docs[path].schema_ref is None)
+        if not values_doc.is_group(value, docs[path])
     ]
     unused = [
         leaf for leaf in leaves if not re.search(rf"\.Values\.{re.escape(leaf)}(?![A-Za-z0-9_])", templates)
