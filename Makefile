@@ -28,20 +28,25 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv/ with llmscale and its test tools installed (idempotent)
 
 lint: setup ## ruff, mypy (strict) and the import-layer contracts
-	$(VENV)/bin/ruff check operator tests benchmarks
-	$(VENV)/bin/ruff format --check operator tests benchmarks
+	$(VENV)/bin/ruff check operator tests benchmarks charts/llmscale/hack
+	$(VENV)/bin/ruff format --check operator tests benchmarks charts/llmscale/hack
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 typecheck: setup ## mypy only
 	$(VENV)/bin/mypy
 
-generate: setup ## Regenerate crds/ (and the chart's copy of it) from the pydantic models
+generate: setup ## Regenerate crds/, the chart's copy of it, the chart's values schema and README
 	$(PY) -m llmscale.api.generate
 	mkdir -p charts/llmscale/files/crds && cp crds/*.yaml charts/llmscale/files/crds/
+	$(PY) charts/llmscale/hack/gen_schema.py
+	$(PY) charts/llmscale/hack/gen_readme.py
 
 verify: setup ## Fail when generated files (crds/, chart) are stale
 	$(PY) -m llmscale.api.generate --check
+	@for f in crds/*.yaml; do cmp -s $$f charts/llmscale/files/crds/$$(basename $$f) || { echo "verify: charts/llmscale/files/crds/$$(basename $$f) differs from $$f; run make generate" >&2; exit 1; }; done
+	$(PY) charts/llmscale/hack/gen_schema.py --check
+	$(PY) charts/llmscale/hack/gen_readme.py --check
 
 test-unit: setup ## Unit and integration tiers: pure, no cluster, seconds
 	$(VENV)/bin/pytest -q tests/unit tests/integration
@@ -52,7 +57,7 @@ cluster-build: setup ## Build (or reuse cached) control-plane binaries, kwok and
 test-e2e: setup cluster-build ## End-to-end tier against the real local control plane (minutes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
 
-test: lint test-unit test-e2e ## Everything CI runs: lint, unit, e2e
+test: lint verify test-unit test-e2e ## Everything CI runs: lint, generated-file check, unit, e2e
 
 cluster-up: setup cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
 	$(LLMSCALE) cluster up
