@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import secrets
 from typing import Any
 
 from llmscale.errors import EnvironmentSetupError
@@ -27,6 +28,13 @@ def register(subparsers: Any) -> None:
         "--liveness",
         metavar="URL",
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz (default: off)",
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="kopf peering priority of this replica (highest is active); default: random when --peering"
+        " is given, so exactly one of several replicas works",
     )
     p.add_argument(
         "--peering",
@@ -103,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
         if configure is not None and settings_from_args is not None:
             configure(settings_from_args(args))
     namespaces = tuple(args.namespace or ())
+    # kopf pauses every operator that sees a live peer of the same priority, so replicas that all
+    # ran at one priority would all stand still; a random one per process elects one active peer.
+    priority = args.priority if args.priority is not None else secrets.randbelow(1_000_000) + 1
     kopf.run(
+        priority=priority,
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.peering is None,
