@@ -143,7 +143,11 @@ def test_events_recorded_for_scaling(stack: Stack, namespace: str, core_v1: Any,
     def scale_event() -> list[Any]:
         events = core_v1.list_namespaced_event(namespace).items
         return [
-            e for e in events if e.involved_object.name == name and (e.message or "").startswith("Scaled up")
+            e
+            for e in events
+            if e.involved_object.kind == "LLMDeployment"
+            and e.involved_object.name == name
+            and (e.message or "").startswith("Scaled up")
         ]
 
     found = wait_for(scale_event, 30, "a 'Scaled up' Event on the LLMDeployment")
