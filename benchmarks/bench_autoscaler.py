@@ -97,9 +97,14 @@ def main() -> int:
     for tick in range(5):
         for i, policy in enumerate(policies):
             rps = demand(i, tick)
-            inputs = DecisionInputs(current_replicas=2, ready_replicas=2, request_rate_rps=rps,
-                                    prompt_tokens_per_second=rps * 1000, generation_tokens_per_second=rps * 200,
-                                    gateway_arrivals_rps=rps)  # fmt: skip
+            inputs = DecisionInputs(
+                current_replicas=2,
+                ready_replicas=2,
+                request_rate_rps=rps,
+                prompt_tokens_per_second=rps * 1000,
+                generation_tokens_per_second=rps * 200,
+                gateway_arrivals_rps=rps,
+            )
             states[i] = decide(inputs, policy, states[i], 1_800_000_000.0 + tick * 5).next_state
     decide_only = (time.perf_counter() - base_started) / 5
 
