@@ -24,8 +24,8 @@ from llmscale.controller.autoscale_settings import AutoscalerSettings
 from llmscale.controller.coldstart import parse_time
 from llmscale.controller.opmetrics import OperatorMetrics
 from llmscale.errors import LLMScaleError, MetricsUnavailableError
-from llmscale.metrics import DeploymentKey, DeploymentMetrics, MetricsSource
-from llmscale.scaling import Decision, ScalingPolicy, decide, reasons
+from llmscale.metrics import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
+from llmscale.scaling import Decision, ScalingPolicy, decide, forecast, reasons
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ ACTIVATION_HOLD_SECONDS = 120.0
 """After an activation, ticks tell the core `activation_requested` this long (or until Ready)."""
 YIELD_EVERY = 50
 """Give the event loop (kopf's watches) a turn every this many deployments."""
+HISTORY_SECONDS = 3 * 86_400.0
+"""Demand history read from Prometheus at start to seed the time-of-day profile of deployments
+that have no saved scaler state (new ones, or a status that was lost)."""
+HISTORY_STEP_SECONDS = 60.0
+HISTORY_RETRY_SECONDS = 600.0
 
 
 class AutoscaleCluster(Protocol):
@@ -116,6 +121,9 @@ class Autoscaler:
         self.clock = clock
         self.tracked: dict[DeploymentKey, Tracked] = {}
         self.failures = 0
+        self.history: dict[DeploymentKey, DemandHistory] | None = None
+        self._history_task: asyncio.Task[None] | None = None
+        self._history_next_attempt = 0.0
 
     # --- registry (fed by the kopf watch) ---------------------------------------------------
 
@@ -155,9 +163,37 @@ class Autoscaler:
                 delay = min(self.settings.max_backoff_seconds, delay * 2 ** min(self.failures, 6))
             await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
+    def _maybe_load_history(self, now: float) -> None:
+        if self.history is None and self._history_task is None and now >= self._history_next_attempt:
+            self._history_task = asyncio.create_task(self._load_history(now), name="llmscale-demand-history")
+
+    async def _load_history(self, now: float) -> None:
+        """Off the tick's path: range queries over days can take seconds."""
+        try:
+            self.history = await self.source.fetch_history(now - HISTORY_SECONDS, now, HISTORY_STEP_SECONDS)
+            log.info("demand history loaded for %d deployment(s)", len(self.history))
+        except (MetricsUnavailableError, ValueError) as exc:
+            log.warning("demand history unavailable (retry in %.0fs): %s", HISTORY_RETRY_SECONDS, exc)
+            self._history_next_attempt = self.clock() + HISTORY_RETRY_SECONDS
+        finally:
+            self._history_task = None
+
+    def _seed(self, tracked: Tracked, memory: LoopMemory, policy: ScalingPolicy) -> None:
+        """Seed a fresh deployment's time-of-day profile from Prometheus history (once)."""
+        memory.needs_seed = False
+        history = (self.history or {}).get((tracked.namespace, tracked.name))
+        if history is None:
+            return
+        samples = history_load(history, policy)
+        used = forecast.seed_profile(memory.state.forecast, policy, samples)
+        log.info(
+            "%s/%s: time-of-day profile seeded from %d history points", tracked.namespace, tracked.name, used
+        )
+
     async def tick(self) -> TickReport:
         started = time.perf_counter()
         now = self.clock()
+        self._maybe_load_history(now)
         snapshot: dict[DeploymentKey, DeploymentMetrics] = {}
         prometheus_ok = True
         error = ""
@@ -202,6 +238,8 @@ class Autoscaler:
         memory = self._memory(tracked)
         ns, name = tracked.namespace, tracked.name
         policy = tracked.policy(self.settings.overrides)
+        if memory.needs_seed and self.history is not None:
+            self._seed(tracked, memory, policy)
         memory.cold_start.observe(workload.pods)
         activation = now < tracked.activation_until and workload.ready_replicas == 0
         inputs = gather.build_inputs(
@@ -432,3 +470,31 @@ class Autoscaler:
         except LLMScaleError as exc:
             log.warning("status after activation of %s/%s: %s", tracked.namespace, tracked.name, exc)
         return True
+
+
+def history_load(history: DemandHistory, policy: ScalingPolicy) -> list[tuple[float, float]]:
+    """(unix time, load in replica-units) per history point, as `decide` measures load.
+
+    Token rates give the load directly (prompt/P + generated/G); where they are missing
+    (e.g. at zero replicas) the gateway's arrivals x the work of a default-length request.
+    """
+    from llmscale.scaling.demand import DEFAULT_GENERATION_TOKENS, DEFAULT_PROMPT_TOKENS, work_per_request
+
+    per_request = work_per_request(policy, DEFAULT_PROMPT_TOKENS, DEFAULT_GENERATION_TOKENS)
+    samples: list[tuple[float, float]] = []
+    demand = history.demand_rps()
+    for index, when in enumerate(history.timestamps_seconds):
+        prompt = history.prompt_tokens_per_second[index]
+        generated = history.generation_tokens_per_second[index]
+        if prompt is not None and generated is not None:
+            load = prompt / policy.capacity_prompt_tokens_per_second
+            load += generated / policy.capacity_generation_tokens_per_second
+            arrivals = history.gateway_arrivals_rps[index]
+            if arrivals is not None:
+                load = max(load, arrivals * per_request)
+        elif demand[index] is not None:
+            load = float(demand[index] or 0.0) * per_request
+        else:
+            continue
+        samples.append((when, load))
+    return samples

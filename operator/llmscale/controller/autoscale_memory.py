@@ -102,6 +102,8 @@ class LoopMemory:
     scale_downs: int = 0
     last_reason: str | None = None
     last_desired: int | None = None
+    needs_seed: bool = True
+    """No saved forecast state: seed the time-of-day profile from Prometheus history once."""
 
     def record(self, record: dict[str, Any]) -> None:
         self.decisions = ([*self.decisions, record])[-MAX_LAST_DECISIONS:]
@@ -133,6 +135,7 @@ class LoopMemory:
             slo=SloTracker.from_dict(loop.get("slo")),
             decisions=decisions[-MAX_LAST_DECISIONS:],
         )
+        memory.needs_seed = memory.state.forecast.first_time is None
         for name in ("scaleUps", "scaleDowns"):
             value = loop.get(name)
             if isinstance(value, int) and value >= 0:

@@ -227,3 +227,60 @@ def test_bursty_load_does_not_flap(cluster: FakeCluster, clock: Clock) -> None:
     )
     assert replicas, "the bursts must scale the deployment up"
     assert reversals <= 2, replicas
+
+
+def test_fresh_deployment_is_seeded_from_prometheus_history(cluster: FakeCluster, clock: Clock) -> None:
+    import math
+
+    from llmscale.metrics import DemandHistory
+
+    loop, source = make(cluster, clock)
+    step = 60.0
+    times = tuple(clock.now - 2 * 86_400 + i * step for i in range(int(2 * 86_400 / step)))
+    rps = tuple(5.0 + 4.0 * math.sin(2 * math.pi * t / 86_400) for t in times)
+    source.set_history(
+        DemandHistory(
+            "ns", "chat", step, times,
+            request_rate_rps=rps,
+            prompt_tokens_per_second=tuple(r * 1000 for r in rps),
+            generation_tokens_per_second=tuple(r * 200 for r in rps),
+            gateway_arrivals_rps=rps,
+        )
+    )  # fmt: skip
+    loop.observe(llmdeployment())
+    restored = llmdeployment(name="old")
+    loop.observe(restored)
+    cluster.set_workload("ns", "chat", 1)
+    busy(source, 5.0)
+
+    async def go() -> None:
+        for _ in range(3):
+            await loop.tick()
+            await asyncio.sleep(0)  # the history read runs off the tick's path
+            clock.advance(5.0)
+
+    run(go())
+    assert source.history_calls and source.history_calls[0][2] == 60.0
+    memory = loop.tracked[("ns", "chat")].memory
+    assert memory is not None and not memory.needs_seed
+    assert sum(w > 0 for w in memory.state.forecast.profile_weight) > 90  # nearly every 15-min bin
+
+
+def test_history_outage_is_retried_later(cluster: FakeCluster, clock: Clock) -> None:
+    loop, source = make(cluster, clock)
+    source.fail()
+    loop.observe(llmdeployment())
+    cluster.set_workload("ns", "chat", 1)
+
+    async def go(count: int) -> None:
+        for _ in range(count):
+            await loop.tick()
+            await asyncio.sleep(0)
+            clock.advance(5.0)
+
+    run(go(3))
+    assert len(source.history_calls) == 1 and loop.history is None
+    source.recover()
+    clock.advance(601.0)
+    run(go(2))
+    assert len(source.history_calls) == 2 and loop.history == {}
