@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,9 +74,9 @@ class Tracked:
     cached_policy: ScalingPolicy | None = None
     """Rebuilt only when the watch delivers a new body (`Autoscaler.observe` clears it)."""
 
-    def policy(self, overrides: Mapping[str, float]) -> ScalingPolicy:
+    def policy(self, settings: AutoscalerSettings) -> ScalingPolicy:
         if self.cached_policy is None:
-            self.cached_policy = policy_for(self.body, overrides)
+            self.cached_policy = policy_for(self.body, settings.overrides, settings.gpu_prices)
         return self.cached_policy
 
     @property
@@ -237,7 +237,7 @@ class Autoscaler:
     ) -> bool:
         memory = self._memory(tracked)
         ns, name = tracked.namespace, tracked.name
-        policy = tracked.policy(self.settings.overrides)
+        policy = tracked.policy(self.settings)
         if memory.needs_seed and self.history is not None:
             self._seed(tracked, memory, policy)
         memory.cold_start.observe(workload.pods)
@@ -431,7 +431,7 @@ class Autoscaler:
             current = await self.cluster.get_replicas(tracked.namespace, tracked.name)
             if current is None or current > 0:
                 return False
-            policy = tracked.policy(self.settings.overrides)
+            policy = tracked.policy(self.settings)
             target = min(max(1, policy.min_replicas), policy.max_replicas)
             await self.cluster.wake(tracked.namespace, tracked.name, target)
             tracked.activated_at = time.monotonic()

@@ -48,10 +48,15 @@ def capacity_fields(
     return tuple(sorted(prior.items()))
 
 
-def gpu_price_per_hour(spec: Mapping[str, Any], product: str) -> float:
+def gpu_price_per_hour(
+    spec: Mapping[str, Any], product: str, operator_prices: Mapping[str, float] | None = None
+) -> float:
+    """spec.gpuPricePerHour, else the operator's price list (chart values.gpuPrices), else the catalog."""
     price = spec.get("gpuPricePerHour")
     if isinstance(price, int | float) and price >= 0:
         return float(price)
+    if operator_prices and product in operator_prices:
+        return float(operator_prices[product])
     return catalog_price_per_hour(product)
 
 
@@ -75,7 +80,11 @@ def gpus_per_replica(spec: Mapping[str, Any], status: Mapping[str, Any]) -> int:
     return 1
 
 
-def policy_for(body: Mapping[str, Any], overrides: Mapping[str, float]) -> ScalingPolicy:
+def policy_for(
+    body: Mapping[str, Any],
+    overrides: Mapping[str, float],
+    gpu_prices: Mapping[str, float] | None = None,
+) -> ScalingPolicy:
     """The ScalingPolicy of one LLMDeployment body (dict as the API server returns it)."""
     spec = body.get("spec") or {}
     status = body.get("status") or {}
@@ -107,7 +116,7 @@ def policy_for(body: Mapping[str, Any], overrides: Mapping[str, float]) -> Scali
         if itl
         else parse_duration_seconds(DEFAULT_ITL_P95),
         slo_objective=float(slo.get("objective") or 0.99),
-        gpu_price_per_hour_usd=gpu_price_per_hour(spec, product),
+        gpu_price_per_hour_usd=gpu_price_per_hour(spec, product, gpu_prices),
         gpus_per_replica=gpus_per_replica(spec, status),
     )
     fields.update(overrides)

@@ -24,6 +24,8 @@ ENV_METRICS_PORT = "LLMSCALE_OPERATOR_METRICS_PORT"
 ENV_OVERRIDES = "LLMSCALE_SCALING_OVERRIDES"
 ENV_STATUS_INTERVAL = "LLMSCALE_STATUS_INTERVAL"
 ENV_RATE_WINDOW = "LLMSCALE_RATE_WINDOW"
+ENV_METRICS_HOST = "LLMSCALE_OPERATOR_METRICS_HOST"
+ENV_GPU_PRICES = "LLMSCALE_GPU_PRICES"
 
 OVERRIDES_ANNOTATION = "llmscale.dev/scaling-overrides"
 """Per-deployment JSON object of ScalingPolicy fields (seconds), e.g. {"scale_down_delay_seconds": 20}."""
@@ -62,6 +64,8 @@ class AutoscalerSettings:
     """Longest wait between Prometheus retries while it is down."""
     overrides: dict[str, float] = field(default_factory=dict)
     """ScalingPolicy fields for every deployment (per-deployment annotation wins)."""
+    gpu_prices: dict[str, float] = field(default_factory=dict)
+    """USD per GPU-hour by GPU catalog name, over the catalog's list prices (spec.gpuPricePerHour wins)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -74,6 +78,11 @@ class AutoscalerSettings:
             if not value > 0:
                 raise UserInputError(f"{name}: value {value!r} must be > 0")
         validate_overrides(self.overrides, "--scaling-overrides")
+        for product, price in self.gpu_prices.items():
+            if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+                raise UserInputError(
+                    f"{ENV_GPU_PRICES}: price of {product!r} is {price!r}; expected a number >= 0"
+                )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> AutoscalerSettings:
@@ -93,6 +102,10 @@ class AutoscalerSettings:
             kwargs["metrics_port"] = (
                 None if port in ("0", "off", "none") else int(_number(port, ENV_METRICS_PORT))
             )
+        if env.get(ENV_METRICS_HOST):
+            kwargs["metrics_host"] = env[ENV_METRICS_HOST]
+        if env.get(ENV_GPU_PRICES):
+            kwargs["gpu_prices"] = parse_gpu_prices(env[ENV_GPU_PRICES])
         if env.get(ENV_OVERRIDES):
             kwargs["overrides"] = parse_overrides(env[ENV_OVERRIDES], ENV_OVERRIDES)
         return cls(**kwargs)
@@ -103,6 +116,21 @@ def _number(text: str, name: str) -> float:
         return float(text)
     except ValueError:
         raise UserInputError(f"{name}: value {text!r} is not a number") from None
+
+
+def parse_gpu_prices(text: str) -> dict[str, float]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise UserInputError(f"{ENV_GPU_PRICES}: value {text!r} is not a JSON object") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{ENV_GPU_PRICES}: value {text!r} is not a JSON object")
+    for product, price in data.items():
+        if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+            raise UserInputError(
+                f"{ENV_GPU_PRICES}: price of {product!r} is {price!r}; expected a number >= 0"
+            )
+    return {str(k): float(v) for k, v in data.items()}
 
 
 def parse_overrides(text: str, where: str) -> dict[str, float]:

@@ -153,3 +153,19 @@ def test_fast_state_serialisation_matches_the_core() -> None:
         state = decide(inputs, ScalingPolicy(), state, 1000.0 + 5 * step).next_state
     assert _state_dict(state) == state.to_dict()
     assert ScalerState.from_dict(_state_dict(state)).to_dict() == state.to_dict()
+
+
+def test_operator_price_list_and_metrics_host_from_env() -> None:
+    from llmscale.controller.autoscale_policy import policy_for
+    from llmscale.controller.autoscale_settings import AutoscalerSettings
+
+    settings = AutoscalerSettings.from_env(
+        {"LLMSCALE_GPU_PRICES": '{"H100-80GB": 1.25}', "LLMSCALE_OPERATOR_METRICS_HOST": "0.0.0.0"}
+    )
+    assert settings.metrics_host == "0.0.0.0"
+    body = {"spec": {"model": {"name": "x"}, "resources": {"gpu": {"product": "H100-80GB"}}}}
+    assert policy_for(body, {}, settings.gpu_prices).gpu_price_per_hour_usd == 1.25
+    body["spec"]["gpuPricePerHour"] = 3.0  # the spec wins
+    assert policy_for(body, {}, settings.gpu_prices).gpu_price_per_hour_usd == 3.0
+    with pytest.raises(UserInputError, match="LLMSCALE_GPU_PRICES"):
+        AutoscalerSettings.from_env({"LLMSCALE_GPU_PRICES": '{"L4": -1}'})
