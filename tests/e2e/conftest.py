@@ -24,7 +24,9 @@ Function scope:
 Modes (env ``LLMSCALE_CLUSTER``): ``local`` (default) starts the local control plane from
 ``.localcluster/`` of this checkout (``llmscale cluster build`` must have run) unless it runs
 already; concurrent sessions share it, and the last one to finish stops it unless it was
-started by hand (``llmscale cluster up``), which is then left running;
+started by hand (``llmscale cluster up``), which is then left running. For an isolated cluster
+set ``LLMSCALE_LOCALCLUSTER_ROOT`` (a directory for its ``.localcluster/``) and
+``LLMSCALE_LOCALCLUSTER_PORT_OFFSET`` (e.g. 10000);
 ``existing`` uses ``$KUBECONFIG`` and ``$LLMSCALE_PROMETHEUS_URL`` (optional); ``kind`` uses
 pytest-kind and is skipped, with the reason, when Docker is absent.
 Pods never run real containers here: tests needing container logs or exec must skip in local mode.
@@ -51,7 +53,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from llmscale.localcluster import LocalCluster
+from llmscale.localcluster import ClusterPorts, LocalCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODES = ("local", "existing", "kind")
@@ -175,7 +177,10 @@ def cluster() -> Iterator[E2ECluster]:
         finally:
             kind.delete()
         return
-    local = LocalCluster(REPO_ROOT)
+    # an isolated cluster beside the shared one: another root and every port shifted
+    root = Path(os.environ.get("LLMSCALE_LOCALCLUSTER_ROOT") or REPO_ROOT)
+    offset = int(os.environ.get("LLMSCALE_LOCALCLUSTER_PORT_OFFSET") or 0)
+    local = LocalCluster(root, ports=ClusterPorts().shifted(offset))
     # attach() starts the cluster unless it runs and registers this session as a user; the
     # last session to detach stops a cluster that a session started, one started by hand
     # with `llmscale cluster up` keeps running.

@@ -26,15 +26,7 @@ from llmscale.localcluster import cli as cluster_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-SHIFTED = ClusterPorts(
-    etcd_client=29379,
-    etcd_peer=29380,
-    apiserver=29443,
-    controller_manager=29257,
-    scheduler=29259,
-    kwok=29247,
-    prometheus=29090,
-)
+SHIFTED = ClusterPorts().shifted(10000)
 
 
 @pytest.fixture

@@ -377,7 +377,11 @@ class LocalCluster:
             (
                 "kwok",
                 kwok_config.kwok_command(
-                    str(self.bin_dir / "kwok"), str(self.kubeconfig), str(stages), self.ports.kwok
+                    str(self.bin_dir / "kwok"),
+                    str(self.kubeconfig),
+                    str(stages),
+                    self.ports.kwok,
+                    self.ports.pod_cidr,
                 ),
                 lambda: health.http_ok(f"http://127.0.0.1:{self.ports.kwok}/healthz"),
             ),

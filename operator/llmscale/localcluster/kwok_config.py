@@ -290,13 +290,15 @@ def render_stages_yaml() -> str:
     return yaml.safe_dump_all(render_stages(), sort_keys=False)
 
 
-def kwok_command(kwok_binary: str, kubeconfig: str, stages_file: str, server_port: int) -> list[str]:
+def kwok_command(
+    kwok_binary: str, kubeconfig: str, stages_file: str, server_port: int, pod_cidr: str = POD_CIDR
+) -> list[str]:
     return [
         kwok_binary,
         f"--kubeconfig={kubeconfig}",
         f"--config={stages_file}",
         f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}",
-        f"--cidr={POD_CIDR}",
+        f"--cidr={pod_cidr}",
         f"--node-ip={NODE_IP}",
         f"--node-lease-duration-seconds={NODE_LEASE_DURATION_SECONDS}",
         f"--server-address=127.0.0.1:{server_port}",

@@ -151,11 +151,10 @@ class Reconciler:
     def _dicts(self, listing: Any) -> list[dict[str, Any]]:
         return [self.api.sanitize_for_serialization(item) for item in listing.items]
 
-    def reconcile(self) -> None:
+    def reconcile(self, services: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
+        """Make our slices match `services` x `pods` (the watch caches)."""
         from kubernetes.client.exceptions import ApiException
 
-        services = self._dicts(self.core.list_service_for_all_namespaces())
-        pods = self._dicts(self.core.list_pod_for_all_namespaces())
         existing = {
             (s["metadata"]["namespace"], s["metadata"]["name"]): s
             for s in self._dicts(
@@ -237,32 +236,61 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def watch_loop(list_fn: Any) -> None:
+    # uid -> object, per kind, kept current by list+watch: a reconcile reads these instead of
+    # listing every pod again (that cost a CPU core during the demo's bursts)
+    caches: dict[str, dict[str, dict[str, Any]]] = {"pods": {}, "services": {}}
+    synced: set[str] = set()
+    lock = threading.Lock()
+
+    def watch_loop(kind: str, list_fn: Any) -> None:
+        cache = caches[kind]
         while not stop.is_set():
             try:
-                version = list_fn(limit=1).metadata.resource_version
+                listing = list_fn()
+                fresh = {o.metadata.uid: api.sanitize_for_serialization(o) for o in listing.items}
+                with lock:
+                    cache.clear()
+                    cache.update(fresh)
+                    synced.add(kind)
                 dirty.set()
+                version = listing.metadata.resource_version
                 while not stop.is_set():
                     watch_class: Any = watch.Watch  # untyped in the kubernetes package
                     for event in watch_class().stream(list_fn, resource_version=version, timeout_seconds=30):
-                        version = event["object"].metadata.resource_version or version
+                        obj = api.sanitize_for_serialization(event["object"])
+                        version = obj["metadata"].get("resourceVersion", version)
+                        with lock:
+                            if event["type"] == "DELETED":
+                                cache.pop(obj["metadata"].get("uid"), None)
+                            elif event["type"] in ("ADDED", "MODIFIED"):
+                                cache[obj["metadata"].get("uid")] = obj
                         dirty.set()
                         if stop.is_set():
                             break
-            except Exception as exc:  # 410 Gone, apiserver restart: start over after a pause
+            except Exception as exc:  # 410 Gone, apiserver restart: relist after a pause
                 if not stop.is_set():
-                    log.warning("watch interrupted (%s); restarting", exc)
+                    log.warning("%s watch interrupted (%s); relisting", kind, exc)
                     stop.wait(1.0)
 
-    for list_fn in (core.list_pod_for_all_namespaces, core.list_service_for_all_namespaces):
-        threading.Thread(target=watch_loop, args=(list_fn,), daemon=True).start()
+    for kind, list_fn in (
+        ("pods", core.list_pod_for_all_namespaces),
+        ("services", core.list_service_for_all_namespaces),
+    ):
+        threading.Thread(target=watch_loop, args=(kind, list_fn), daemon=True).start()
     while not stop.is_set():
         dirty.wait(timeout=RESYNC_SECONDS)
         if stop.is_set():
             break
+        with lock:
+            ready_to_reconcile = synced == {"pods", "services"}
+            services = list(caches["services"].values())
+            pods = list(caches["pods"].values())
+        if not ready_to_reconcile:
+            stop.wait(0.1)  # first lists still running
+            continue
         dirty.clear()
         try:
-            reconciler.reconcile()
+            reconciler.reconcile(services, pods)
         except Exception as exc:  # the apiserver going away must not end the process
             log.warning("reconcile failed: %s", exc)
             stop.wait(1.0)

@@ -23,6 +23,8 @@ class ClusterPorts:
     scheduler: int = 19259
     kwok: int = 19247
     prometheus: int = 19090
+    # KWOK's pod IP range (loopback, so pod IPs answer here); two clusters need two ranges
+    pod_cidr: str = "127.64.0.0/16"
 
     def by_component(self) -> dict[str, int]:
         """Component name (as in `llmscale cluster status`) -> port, for messages and checks."""
@@ -35,6 +37,17 @@ class ClusterPorts:
             "kwok": self.kwok,
             "prometheus": self.prometheus,
         }
+
+    def shifted(self, offset: int) -> ClusterPorts:
+        """Every port moved by `offset` and the pod range moved by offset // 10000 (127.65.0.0/16
+        for 10000): a second cluster beside the default one."""
+        moved = {name: port + offset for name, port in self._ports().items()}
+        first, second = self.pod_cidr.split(".")[:2]
+        pod_cidr = f"{first}.{(int(second) + offset // 10000) % 256}.0.0/16"
+        return ClusterPorts(**moved, pod_cidr=pod_cidr)
+
+    def _ports(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", int)}
 
     def validate(self) -> None:
         """Raise EnvironmentSetupError when two components share a port or one is out of range."""

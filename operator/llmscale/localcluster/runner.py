@@ -162,6 +162,7 @@ class PodRunner:
             log.warning(
                 "pod %s asks for unknown runner rule %r (known: %s)", key, rule, ", ".join(self.rules)
             )
+            self.exited.add(uid)  # say it once, not on every event of the pod
             return
         ip = pp.pod_ip(pod) or ""
         if self._ip_busy(ip):

@@ -36,3 +36,11 @@ def test_a_listening_socket_is_a_clash_named_in_one_line() -> None:
     message = str(exc.value)
     assert f"port {port}" in message and "kube-apiserver" in message and "\n" not in message
     assert not port_in_use(port)
+
+
+def test_a_shifted_cluster_uses_other_ports_and_another_pod_range() -> None:
+    default, second = ClusterPorts(), ClusterPorts().shifted(10000)
+    second.validate()
+    assert second.apiserver == default.apiserver + 10000
+    assert second.pod_cidr == "127.65.0.0/16" and default.pod_cidr == "127.64.0.0/16"
+    assert not set(default.by_component().values()) & set(second.by_component().values())
