@@ -1,10 +1,11 @@
 """`LocalCluster`: start, stop and inspect the local control plane (the Python API).
 
-cluster = LocalCluster(Path("."))      # state in ./.localcluster
-cluster.up()                            # idempotent; returns start-up seconds per component
+cluster = LocalCluster(Path("."))  # state in ./.localcluster
+cluster.up()                       # idempotent; returns start-up seconds per component
 cluster.kubeconfig, cluster.prometheus_url
 cluster.stop_prometheus(); cluster.start_prometheus()
-cluster.down()                          # stops everything, removes state (keeps bin/)
+cluster.down()                     # stops everything, removes state (keeps bin/ and pki/)
+cluster.attach(); cluster.detach() # shared use: the last user stops what attach started
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from llmscale.localcluster.layout import STATE_DIR_NAME, StateLayout
 from llmscale.localcluster.pki import ADMIN, CLIENT_IDENTITIES, generate_pki, pki_is_usable, write_kubeconfig
 from llmscale.localcluster.ports import ClusterPorts, check_ports_free
 
-# Start order; `down` stops in reverse. The pod runner is last so every pod it sees is real.
+# Status order. `up` starts etcd, then the apiserver, then all the others at once; `down`
+# stops in the waves below.
 COMPONENTS = (
     "etcd",
     "kube-apiserver",
