@@ -2,7 +2,8 @@
 
 Run as `python -m llmscale.localcluster.runner --kubeconfig K --pods-dir D`; `cluster up`
 starts it. A watch thread feeds pod events into a queue; the main thread starts processes
-as soon as a pod has an IP (so they are serving by the time KWOK marks the pod Ready), sends
+as soon as a pod has an IP, writes the annotation `llmscale.dev/ready-at` once the process
+accepts connections (KWOK marks the pod Ready at that time, never before it listens), sends
 SIGTERM when the pod gets a deletion timestamp or disappears, and SIGKILL after the pod's
 terminationGracePeriodSeconds. A process that exits on its own is logged and not restarted:
 a crash must stay visible, not be papered over.
