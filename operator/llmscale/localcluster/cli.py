@@ -92,13 +92,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running; state removed")
     else:
         components = cluster.status()
-        result = {"components": [c.to_json_dict() for c in components], "kubeconfig": str(cluster.kubeconfig)}
+        result = {
+            "components": [c.to_json_dict() for c in components],
+            "kubeconfig": str(cluster.kubeconfig),
+            "users": cluster.users(),
+        }
         status = 0 if all(c.running for c in components) else 1
         if not args.json:
             for c in components:
                 state = f"running (pid {c.pid})" if c.running else "stopped"
                 port = f"127.0.0.1:{c.port}" if c.port else "-"
                 print(f"{c.name:<24} {state:<22} {port:<18} {c.log}")
+            if result["users"]:
+                print(f"attached sessions (pids): {', '.join(map(str, result['users']))}")
     if args.json:
         print(json.dumps(result, indent=2))
     return status
