@@ -66,6 +66,8 @@ class AutoscalerSettings:
     """ScalingPolicy fields for every deployment (per-deployment annotation wins)."""
     gpu_prices: dict[str, float] = field(default_factory=dict)
     """USD per GPU-hour by GPU catalog name, over the catalog's list prices (spec.gpuPricePerHour wins)."""
+    namespaces: tuple[str, ...] = ()
+    """The operator's --namespace list: the loop lists Deployments and pods only there (empty: all)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -195,6 +197,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         kwargs["metrics_port"] = port or None
     if getattr(args, "scaling_overrides", None):
         kwargs["overrides"] = parse_overrides(args.scaling_overrides, "--scaling-overrides")
+    if getattr(args, "namespace", None):
+        kwargs["namespaces"] = tuple(args.namespace)
     if not kwargs:
         return base
     merged = {f.name: getattr(base, f.name) for f in fields(base)} | kwargs

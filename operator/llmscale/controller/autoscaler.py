@@ -61,7 +61,7 @@ async def start_autoscaler(**_: Any) -> None:
     source = PrometheusMetricsSource(
         settings.prometheus_url, windows=QueryWindows(rate_window_seconds=settings.rate_window_seconds)
     )
-    cluster = KubeAutoscaleCluster(api, api.api_client)
+    cluster = KubeAutoscaleCluster(api, api.api_client, namespaces=settings.namespaces)
     metrics = OperatorMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)

@@ -169,3 +169,15 @@ def test_operator_price_list_and_metrics_host_from_env() -> None:
     assert policy_for(body, {}, settings.gpu_prices).gpu_price_per_hour_usd == 3.0
     with pytest.raises(UserInputError, match="LLMSCALE_GPU_PRICES"):
         AutoscalerSettings.from_env({"LLMSCALE_GPU_PRICES": '{"L4": -1}'})
+
+
+def test_operator_namespaces_scope_the_loop() -> None:
+    """With --namespace the loop must list only there (a namespaced Role grants nothing more)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--namespace", action="append")
+    add_cli_arguments(parser)
+    scoped = settings_from_args(
+        parser.parse_args(["--namespace", "team-a", "--namespace", "team-b"]), environ={}
+    )
+    assert scoped.namespaces == ("team-a", "team-b")
+    assert settings_from_args(parser.parse_args([]), environ={}).namespaces == ()
