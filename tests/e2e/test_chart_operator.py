@@ -257,14 +257,5 @@ def test_operator_and_gateway_with_the_chart_service_accounts_serve_end_to_end(
     logs = operator.text() + (gateway.text() if gateway is not None else "")
     assert "Traceback" not in logs, logs[-4000:]
     denied = [line for line in logs.splitlines() if "forbidden" in line.lower() or " 403" in line]
-    # Known operator bug, not an RBAC gap: the scaling loop (controller/autoscaler.py) builds
-    # KubeAutoscaleCluster without the operator's --namespace list, so it lists deployments and
-    # pods in ALL namespaces. Granting that would defeat watchNamespaces; until the loop lists
-    # per namespace this test reports it as an expected failure (and passes once fixed).
-    scaling_loop = [line for line in denied if "scaling tick failed: list " in line]
-    others = [line for line in denied if line not in scaling_loop]
-    assert others == [], "the chart's RBAC denied the operator or the gateway:\n" + "\n".join(others[:20])
-    if scaling_loop:
-        pytest.xfail(
-            "scaling loop lists deployments/pods cluster-wide despite --namespace: " + scaling_loop[0]
-        )
+    # the scaling loop lists only in the operator's --namespace list, so a namespaced Role suffices
+    assert denied == [], "the chart's RBAC denied the operator or the gateway:\n" + "\n".join(denied[:20])
