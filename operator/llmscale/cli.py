@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from llmscale import __version__
 from llmscale.errors import LLMScaleError, UserInputError
@@ -40,15 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"llmscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for _name, module_name in COMMAND_MODULES:
+    for name, module_name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # command not built yet in this checkout
-        module.register(subparsers)
+            importlib.import_module(module_name).register(subparsers)
+        except Exception as exc:  # one broken command must not take the others down
+            _register_broken(subparsers, name, module_name, exc)
     return parser
+
+
+def _register_broken(
+    subparsers: Any,
+    name: str,
+    module_name: str,
+    error: Exception,
+) -> None:
+    """Keep a command whose module fails to load visible, failing with the reason when used."""
+    reason = f"{type(error).__name__}: {error}"
+
+    def run(_args: argparse.Namespace) -> int:
+        raise LLMScaleError(f"this command is unavailable: loading {module_name} failed ({reason})")
+
+    # no option prefix: every argument lands in `rest`, so the user sees the real reason
+    parser = subparsers.add_parser(name, help=f"(unavailable: {reason})", add_help=False, prefix_chars="\0")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
