@@ -140,10 +140,10 @@ class Demo:
             self.options.trace, duration_seconds=self.options.duration_seconds, speedup=self.options.speedup
         )
         cluster = LocalCluster(self.root)
-        started_cluster = not cluster.is_up()
-        if started_cluster:
+        if not cluster.is_up():
             self.say("starting the local control plane and Prometheus (about a minute) ...")
-            cluster.up()
+        # attach, not up: a cluster that test sessions share stays up for them when the demo ends
+        cluster.attach()
         api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
         core = client.CoreV1Api(api_client)
         namespace = f"llmscale-demo-{uuid.uuid4().hex[:5]}"
@@ -193,9 +193,8 @@ class Demo:
             stack.stop_all()
             with contextlib.suppress(client.exceptions.ApiException):
                 core.delete_namespace(namespace, propagation_policy="Background")
-            if started_cluster and not self.options.keep_cluster:
-                self.say("stopping the local control plane ...")
-                cluster.down()
+            if not self.options.keep_cluster and cluster.detach():
+                self.say("stopped the local control plane (the demo had started it)")
 
     async def _replay(self, schedule: Schedule, stack: Any, api_client: Any, namespace: str) -> Run:
         import aiohttp
