@@ -86,18 +86,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
     from kubernetes import config
 
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        try:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError) as exc:
-            raise EnvironmentSetupError(
-                f"no Kubernetes configuration: set KUBECONFIG or run in a pod ({exc})"
-            ) from exc
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json else kopf.LogFormat.FULL)
-    if args.install_crd:
-        _install_crd()
+    # flags and settings first: a bad value is a one-line usage error even without a cluster
     importlib.import_module("llmscale.controller.handlers")
     for name in OPTIONAL_HANDLER_MODULES:
         try:
@@ -110,6 +99,18 @@ def run(args: argparse.Namespace) -> int:
         settings_from_args = getattr(module, "settings_from_args", None)
         if configure is not None and settings_from_args is not None:
             configure(settings_from_args(args))
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        try:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as exc:
+            raise EnvironmentSetupError(
+                f"no Kubernetes configuration: set KUBECONFIG or run in a pod ({exc})"
+            ) from exc
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json else kopf.LogFormat.FULL)
+    if args.install_crd:
+        _install_crd()
     namespaces = tuple(args.namespace or ())
     # kopf pauses every operator that sees a live peer of the same priority, so replicas that all
     # ran at one priority would all stand still; a random one per process elects one active peer.

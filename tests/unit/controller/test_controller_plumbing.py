@@ -77,3 +77,14 @@ def test_operator_without_kubeconfig_is_one_line_and_status_1(tmp_path: Path) ->
     assert completed.returncode == 1
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llmscale operator: error: no Kubernetes configuration")
+
+
+def test_bad_scaling_flag_is_a_usage_error_before_any_cluster_access(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmscale.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    assert main(["operator", "--scaling-overrides", '{"bogus": 1}']) == 2
+    err = capsys.readouterr().err
+    assert "--scaling-overrides" in err and "'bogus'" in err and "Kubernetes configuration" not in err
