@@ -34,14 +34,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as one line and exit status 2 (its default)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[tuple[str, str]] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="llmscale",
         description="Serve LLMs on Kubernetes at the lowest GPU cost that meets a latency SLO.",
     )
     parser.add_argument("--version", action="version", version=f"llmscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module_name in COMMAND_MODULES:
+    for name, module_name in commands:
         try:
             importlib.import_module(module_name).register(subparsers)
         except Exception as exc:  # one broken command must not take the others down
@@ -67,8 +67,10 @@ def _register_broken(
     parser.set_defaults(func=run)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, commands: Sequence[tuple[str, str]] = COMMAND_MODULES) -> int:
+    """Run one command line; `commands` narrows the dispatcher (`python -m llmscale.emulator`
+    loads only the emulator, so a process per pod starts fast and depends on nothing else)."""
+    parser = build_parser(commands)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

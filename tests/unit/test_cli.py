@@ -17,15 +17,9 @@ def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[st
     assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
 
 
-def test_a_broken_command_module_leaves_the_others_working(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import llmscale.cli as cli
-
-    monkeypatch.setattr(
-        cli, "COMMAND_MODULES", (("plan", "llmscale.planner.cli"), ("broken", "llmscale.no_such_module"))
-    )
-    assert main(["broken", "--anything"]) == 1
+def test_a_broken_command_module_leaves_the_others_working(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = (("plan", "llmscale.planner.cli"), ("broken", "llmscale.no_such_module"))
+    assert main(["broken", "--anything"], commands=commands) == 1
     assert "loading llmscale.no_such_module failed" in capsys.readouterr().err
-    assert main(["plan", "--model", "llama-3-8b", "--gpu", "H100-80GB", "--json"]) == 0
+    assert main(["plan", "--model", "llama-3-8b", "--gpu", "H100-80GB", "--json"], commands=commands) == 0
     assert '"fits": true' in capsys.readouterr().out

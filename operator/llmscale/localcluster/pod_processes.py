@@ -22,7 +22,7 @@ _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m":
 def rule_commands(python: str = sys.executable) -> dict[str, list[str]]:
     """Rule name (value of the `llmscale.dev/runner` label) -> argv."""
     return {
-        "emulator": [python, "-m", "llmscale", "emulate", "--pod-env"],
+        "emulator": [python, "-m", "llmscale.emulator", "--pod-env"],
         "http-echo": [python, "-m", "llmscale.localcluster.echo_server"],
     }
 

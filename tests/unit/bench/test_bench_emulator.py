@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from bench_helpers import emulator_thread
 
-from llmscale.bench.__main__ import main  # `llmscale bench` without the other commands
 from llmscale.bench.load import Level
 from llmscale.bench.report import Progress
 from llmscale.bench.run import BenchSettings, run_sync
 from llmscale.bench.stats import Slo
 from llmscale.bench.workload import fixed_workload
+from llmscale.cli import main
 from llmscale.emulator.config import EmulatorConfig
 from llmscale.emulator.expect import replay
 from llmscale.sim.engine import ContinuousBatchingEngine
@@ -105,7 +105,7 @@ def test_measured_ttft_and_itl_agree_with_the_model() -> None:
 def run_cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        status = main(list(argv))
+        status = main(["bench", *argv], commands=(("bench", "llmscale.bench.cli"),))
     return status, out.getvalue(), err.getvalue()
 
 

@@ -74,7 +74,7 @@ def test_only_labelled_pods_with_an_ip_and_not_terminating_want_a_process() -> N
     unlabelled = _pod()
     unlabelled["metadata"]["labels"] = {}
     assert not pp.wants_process(unlabelled)
-    assert pp.rule_commands("py")["emulator"] == ["py", "-m", "llmscale", "emulate", "--pod-env"]
+    assert pp.rule_commands("py")["emulator"] == ["py", "-m", "llmscale.emulator", "--pod-env"]
 
 
 def _drain(runner: PodRunner, condition: Any, timeout: float = 10.0) -> None:
