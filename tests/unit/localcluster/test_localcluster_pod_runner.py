@@ -120,14 +120,18 @@ def test_a_recycled_ip_waits_for_the_draining_process(tmp_path: Path) -> None:
         str(marker),
     ]
     runner = PodRunner(_FakeCore(), tmp_path, {"sleep": ignore_term})
-    runner.handle(_pod("old"), deleted=False)
-    _drain(runner, marker.exists)  # the child ignores SIGTERM from here on
-    runner.handle(_pod("old"), deleted=True)
-    runner.handle(_pod("new"), deleted=False)
-    assert "new" in runner.waiting and "new" not in runner.processes
-    _drain(runner, lambda: "new" in runner.processes, timeout=10)  # after the SIGKILL at 2 s
-    assert "old" not in runner.processes
-    runner.stop_all(0.5)
+    try:
+        runner.handle(_pod("old"), deleted=False)
+        old = runner.processes["old"].process
+        _drain(runner, marker.exists)  # the child ignores SIGTERM from here on
+        runner.handle(_pod("old"), deleted=True)
+        runner.handle(_pod("new"), deleted=False)
+        assert "new" in runner.waiting and "new" not in runner.processes
+        _drain(runner, lambda: "new" in runner.processes, timeout=10)  # after the SIGKILL at 2 s
+        # the new pod's process starts only once the old one is dead (it may be reaped a tick later)
+        assert old.poll() == -9
+    finally:
+        runner.stop_all(0.5)
 
 
 def _free_port() -> int:
