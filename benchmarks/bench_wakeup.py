@@ -74,9 +74,7 @@ def main() -> int:
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     namespace = f"bench-wakeup-{uuid.uuid4().hex[:5]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    logs = cluster.state_dir / "logs" / namespace
-    stack = Stack(cluster.kubeconfig, cluster.prometheus_url, namespace, logs,
-                  cluster.layout.prometheus_dir, cluster.apiserver_url, cluster.layout)  # fmt: skip
+    stack = Stack.on_local_cluster(cluster, namespace)
     rows: list[dict[str, float]] = []
     direct: list[float] = []
     try:

@@ -83,15 +83,7 @@ def stack(cluster: Any, namespace: str) -> Iterator[Stack]:
     if cluster.local is None:
         pytest.skip("needs the local cluster's pod runner (emulated vLLM pods)")
     local = cluster.local
-    stack = Stack(
-        kubeconfig=cluster.kubeconfig,
-        prometheus_url=local.prometheus_url,
-        namespace=namespace,
-        log_dir=local.state_dir / "logs" / namespace,
-        prometheus_dir=local.layout.prometheus_dir,
-        apiserver_url=local.apiserver_url,
-        layout=local.layout,
-    )
+    stack = Stack.on_local_cluster(local, namespace)
     try:
         stack.start_operator(interval_seconds=1.0)
         stack.start_gateway(hold_timeout_seconds=90.0)

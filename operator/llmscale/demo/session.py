@@ -148,15 +148,7 @@ class Demo:
         core = client.CoreV1Api(api_client)
         namespace = f"llmscale-demo-{uuid.uuid4().hex[:5]}"
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-        stack = Stack(
-            kubeconfig=cluster.kubeconfig,
-            prometheus_url=cluster.prometheus_url,
-            namespace=namespace,
-            log_dir=cluster.state_dir / "logs" / namespace,
-            prometheus_dir=cluster.layout.prometheus_dir,
-            apiserver_url=cluster.apiserver_url,
-            layout=cluster.layout,
-        )
+        stack = Stack.on_local_cluster(cluster, namespace)
         try:
             self.say(
                 f"namespace {namespace}: starting the operator and the gateway (logs in {stack.log_dir})"

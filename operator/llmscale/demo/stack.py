@@ -59,6 +59,20 @@ class Stack:
     operator_metrics_port: int | None = None
     _target_file: Path | None = None
 
+    @classmethod
+    def on_local_cluster(cls, local: Any, namespace: str) -> Stack:
+        """A stack wired to a running `LocalCluster`: its kubeconfig, Prometheus (whose gateway
+        scrape job the stack maintains) and a log folder per namespace."""
+        return cls(
+            kubeconfig=local.kubeconfig,
+            prometheus_url=local.prometheus_url,
+            namespace=namespace,
+            log_dir=local.state_dir / "logs" / namespace,
+            prometheus_dir=local.layout.prometheus_dir,
+            apiserver_url=local.apiserver_url,
+            layout=local.layout,
+        )
+
     def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
