@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LLMSCALE_CLUSTER ?= local
 export LLMSCALE_CLUSTER
 
-.PHONY: help setup lint typecheck test test-unit test-e2e generate verify cluster-build cluster-up \
+.PHONY: help setup system-deps lint typecheck test test-unit test-e2e generate verify cluster-build cluster-up \
         cluster-down cluster-status demo bench image e2e-kind clean
 
 help: ## List every target with one line each
@@ -26,6 +26,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv/ with llmscale and its test tools installed (idempotent)
+
+system-deps: ## Install Debian's prometheus package when it is missing (needs root and apt-get)
+	@command -v prometheus >/dev/null && exit 0; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's prometheus package (the e2e tier and the demo run a real Prometheus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+	    || { echo "make system-deps: apt-get install prometheus failed" >&2; exit 1; }; \
+	  systemctl stop prometheus >/dev/null 2>&1 || true; \
+	else \
+	  echo "make: prometheus is missing; install it (Debian: apt-get install prometheus) and retry" >&2; exit 1; \
+	fi
 
 lint: setup ## ruff, mypy (strict) and the import-layer contracts
 	$(VENV)/bin/ruff check operator tests benchmarks charts/llmscale/hack
@@ -54,12 +65,12 @@ test-unit: setup ## Unit and integration tiers: pure, no cluster, seconds
 cluster-build: setup ## Build (or reuse cached) control-plane binaries, kwok and helm
 	$(LLMSCALE) cluster build
 
-test-e2e: setup cluster-build ## End-to-end tier against the real local control plane (minutes)
+test-e2e: setup system-deps cluster-build ## End-to-end tier against the real local control plane (minutes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
 
 test: lint verify test-unit test-e2e ## Everything CI runs: lint, generated-file check, unit, e2e
 
-cluster-up: setup cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
+cluster-up: setup system-deps cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
 	$(LLMSCALE) cluster up
 
 cluster-down: setup ## Stop the local control plane and remove its state
@@ -68,7 +79,7 @@ cluster-down: setup ## Stop the local control plane and remove its state
 cluster-status: setup ## Show what of the local control plane is running
 	$(LLMSCALE) cluster status
 
-demo: setup cluster-build ## Run the end-to-end demo (trace replay through gateway, operator, emulated pods)
+demo: setup system-deps cluster-build ## Run the end-to-end demo (trace replay through gateway, operator, emulated pods)
 	$(LLMSCALE) demo
 
 bench: setup ## Run the benchmarks in benchmarks/ and print their figures
