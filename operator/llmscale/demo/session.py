@@ -297,10 +297,9 @@ class Demo:
             "scale_downs": downs,
             "scaled_to_zero": to_zero,
             "wake_ups": wakes,
-            # Both counts are upper bounds (the live view lags by up to 1 s; the gateway counts
-            # re-holds after a refusing replica): the smaller one is the tighter.
-            "held_requests": run.sent_at_zero if held is None else min(run.sent_at_zero, int(held)),
-            "gateway_hold_episodes": None if held is None else int(held),
+            # the gateway's own count (each request once); the client-side estimate (sent while
+            # the live view showed zero ready replicas) only when the gateway cannot be read
+            "held_requests": run.sent_at_zero if held is None else int(held),
             "gpu_hours": round(gpu_hours, 5),
             "gpu_hours_always_on_at_max": round(MAX_REPLICAS * elapsed / 3600.0, 5),
             "peak_replicas": max(replicas, default=0),

@@ -178,8 +178,9 @@ class Gateway:
         while True:
             endpoint = self.table.acquire(key, frozenset(excluded))
             if endpoint is None:
-                if hold_deadline is None:
+                if hold_deadline is None:  # first hold of this request: counted once
                     hold_deadline = loop.time() + self.config.hold_timeout_seconds
+                    self.metrics.held.labels(*key).inc()
                 outcome, sse = await self._hold(request, key, stream, hold_deadline, excluded, sse)
                 if isinstance(outcome, str):
                     return await self._reject(key, outcome, sse)
@@ -214,7 +215,6 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self._held[key] = self.held(key) + 1
         self.metrics.queue_depth.labels(*key).inc()
-        self.metrics.held.labels(*key).inc()
         started = loop.time()
         try:
             if stream and sse is None:

@@ -381,3 +381,29 @@ def test_before_the_first_listing_a_request_waits_instead_of_404() -> None:
                 assert resp.status == 200
 
     asyncio.run(main())
+
+
+def test_a_request_held_twice_counts_once_in_held_requests() -> None:
+    """A replica that refuses right after Ready re-holds the request: still one held request."""
+
+    async def main() -> None:
+        a, b = FakeUpstream("a", chunks=1), FakeUpstream("b", chunks=1)
+        a.status = 503
+        async with (
+            serving_upstream(a),
+            serving_upstream(b),
+            running_gateway(GatewayConfig(port=0), source_with_model()) as gw,
+        ):
+            async with aiohttp.ClientSession() as client:
+                pending = asyncio.ensure_future(client.post(gw.url + "/v1/completions", json=completion()))
+                await eventually(lambda: gw.gateway.held((NS, NAME)) == 1)
+                gw.source.set_endpoints(NS, NAME, [a.endpoint])  # wakes it; `a` refuses -> held again
+                await eventually(lambda: len(a.requests) == 1)
+                gw.source.set_endpoints(NS, NAME, [a.endpoint, b.endpoint])
+                resp = await asyncio.wait_for(pending, 5)
+                assert resp.status == 200
+                resp.release()
+            held = gw.gateway.metrics.held.labels(NS, NAME)._value.get()
+            assert held == 1.0
+
+    asyncio.run(main())
