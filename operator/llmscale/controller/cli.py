@@ -84,7 +84,8 @@ def _install_crd() -> None:
 
 def run(args: argparse.Namespace) -> int:
     import kopf
-    from kubernetes import config
+
+    from llmscale.kubeconfig import load_kube_config
 
     # flags and settings first: a bad value is a one-line usage error even without a cluster
     importlib.import_module("llmscale.controller.handlers")
@@ -99,15 +100,7 @@ def run(args: argparse.Namespace) -> int:
         settings_from_args = getattr(module, "settings_from_args", None)
         if configure is not None and settings_from_args is not None:
             configure(settings_from_args(args))
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        try:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError) as exc:
-            raise EnvironmentSetupError(
-                f"no Kubernetes configuration: set KUBECONFIG or run in a pod ({exc})"
-            ) from exc
+    load_kube_config()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json else kopf.LogFormat.FULL)
     if args.install_crd:
         _install_crd()
