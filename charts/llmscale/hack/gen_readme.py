@@ -15,7 +15,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from values_doc import CHART_DIR, ValuesDocError, documented_paths, is_group, load_values
+from values_doc import CHART_DIR, documented_paths, is_group, load_values, write_or_check
 
 README_PATH = CHART_DIR / "README.md"
 
@@ -110,18 +110,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        text = render()
-    except ValuesDocError as exc:
-        print(f"gen_readme: {exc}", file=sys.stderr)
-        return 2
-    if "--check" in argv:
-        if not README_PATH.exists() or README_PATH.read_text() != text:
-            print(f"gen_readme: {README_PATH} is stale; run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    README_PATH.write_text(text)
-    return 0
+    return write_or_check("gen_readme", README_PATH, render, argv)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from values_doc import CHART_DIR, KeyDoc, ValuesDocError, documented_paths, is_group, load_values
+from values_doc import (
+    CHART_DIR,
+    KeyDoc,
+    ValuesDocError,
+    documented_paths,
+    is_group,
+    load_values,
+    write_or_check,
+)
 
 SCHEMA_PATH = CHART_DIR / "values.schema.json"
 
@@ -158,18 +166,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        text = render()
-    except ValuesDocError as exc:
-        print(f"gen_schema: {exc}", file=sys.stderr)
-        return 2
-    if "--check" in argv:
-        if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != text:
-            print(f"gen_schema: {SCHEMA_PATH} is stale; run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_PATH.write_text(text)
-    return 0
+    return write_or_check("gen_schema", SCHEMA_PATH, render, argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,19 @@ def documented_paths(
         if path not in known and not under_leaf:
             raise ValuesDocError(f"values.yaml line {doc.line}: '{'.'.join(path)}' is not a value")
     return found
+
+
+def write_or_check(tool: str, path: Path, render: Callable[[], str], argv: list[str]) -> int:
+    """The generators' main: write `render()` to `path`, or with --check fail (1) when stale."""
+    try:
+        text = render()
+    except ValuesDocError as exc:
+        print(f"{tool}: {exc}", file=sys.stderr)
+        return 2
+    if "--check" in argv:
+        if not path.exists() or path.read_text() != text:
+            print(f"{tool}: {path} is stale; run {tool}.py", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    return 0
