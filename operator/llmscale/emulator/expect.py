@@ -9,6 +9,7 @@ milliseconds and is exactly reproducible.
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -95,3 +96,20 @@ def replay(
             ):
                 add(now, *next_request(started))
     return [timelines[request_id] for request_id in order]
+
+
+def closed_loop_medians(
+    engine: StepEngine, *, concurrency: int, total_requests: int, prompt_tokens: int, output_tokens: int
+) -> tuple[float, float]:
+    """The model's median TTFT and median inter-token gap (seconds) for a closed-loop load of
+    fixed-size requests: what a benchmark client at that concurrency should measure."""
+    timelines = replay(
+        engine,
+        [],
+        concurrency=concurrency,
+        total_requests=total_requests,
+        next_request=lambda _index: (prompt_tokens, output_tokens),
+    )
+    ttft = statistics.median(t.ttft_seconds for t in timelines)
+    itl = statistics.median(gap for t in timelines for gap in t.itl_seconds)
+    return ttft, itl

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import statistics
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
@@ -18,7 +17,7 @@ from llmscale.bench.stats import Slo
 from llmscale.bench.workload import fixed_workload
 from llmscale.cli import main
 from llmscale.emulator.config import EmulatorConfig
-from llmscale.emulator.expect import replay
+from llmscale.emulator.expect import closed_loop_medians
 from llmscale.sim.engine import ContinuousBatchingEngine
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
 
@@ -58,17 +57,14 @@ def settings(url: str, levels: list[Level], requests: int, **extra: Any) -> Benc
 
 
 def model_medians(concurrency: int, total: int) -> tuple[float, float]:
-    perf = ReplicaPerformanceModel.for_deployment(MODEL, GPU)
-    timelines = replay(
-        ContinuousBatchingEngine(perf),
-        [],
+    engine = ContinuousBatchingEngine(ReplicaPerformanceModel.for_deployment(MODEL, GPU))
+    return closed_loop_medians(
+        engine,
         concurrency=concurrency,
         total_requests=total,
-        next_request=lambda _i: (PROMPT_TOKENS, OUTPUT_TOKENS),
+        prompt_tokens=PROMPT_TOKENS,
+        output_tokens=OUTPUT_TOKENS,
     )
-    ttft = statistics.median(t.ttft_seconds for t in timelines)
-    itl = statistics.median(g for t in timelines for g in t.itl_seconds)
-    return ttft, itl
 
 
 def test_measured_ttft_and_itl_agree_with_the_model() -> None:

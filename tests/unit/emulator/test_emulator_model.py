@@ -23,7 +23,7 @@ import aiohttp
 
 from llmscale.emulator.app import start_emulator
 from llmscale.emulator.config import EmulatorConfig
-from llmscale.emulator.expect import replay
+from llmscale.emulator.expect import closed_loop_medians
 from llmscale.sim.engine import ContinuousBatchingEngine
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
 
@@ -74,17 +74,14 @@ async def closed_loop(url: str, concurrency: int, total: int) -> list[tuple[floa
 
 
 def model_says(concurrency: int, total: int) -> tuple[float, float]:
-    perf = ReplicaPerformanceModel.for_deployment(MODEL, GPU)
-    timelines = replay(
-        ContinuousBatchingEngine(perf),
-        [],
+    engine = ContinuousBatchingEngine(ReplicaPerformanceModel.for_deployment(MODEL, GPU))
+    return closed_loop_medians(
+        engine,
         concurrency=concurrency,
         total_requests=total,
-        next_request=lambda _i: (PROMPT_TOKENS, OUTPUT_TOKENS),
+        prompt_tokens=PROMPT_TOKENS,
+        output_tokens=OUTPUT_TOKENS,
     )
-    ttft = statistics.median(t.ttft_seconds for t in timelines)
-    itl = statistics.median(gap for t in timelines for gap in t.itl_seconds)
-    return ttft, itl
 
 
 def close_to(measured: float, expected: float) -> bool:
