@@ -119,6 +119,22 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             sustainable_load_per_replica=per_replica,
         )
 
+    def recommend(*, floor_replicas: int) -> scaler.ScaleRecommendation:
+        """The 1<->N scaler on this tick's measurements, never below `floor_replicas`."""
+        return scaler.recommend(
+            next_state.scaler,
+            policy,
+            load_replicas=measured.load_replicas,
+            burst_load_replicas=measured.burst_load_replicas,
+            backlog_replicas=measured.backlog_replicas,
+            forecast_upper_replicas=upper,
+            current_replicas=inputs.current_replicas,
+            ready_replicas=inputs.ready_replicas,
+            sustainable_load_per_replica=per_replica,
+            floor_replicas=floor_replicas,
+            now=now,
+        )
+
     floor = max(1, policy.min_replicas)
     if choice.strategy is Strategy.WARM:
         activation.step(
@@ -133,19 +149,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         peak = max(next_state.workload.peak_load, upper)
         warm = max(floor, math.ceil(peak / per_replica - 1e-9))
         # Warm never drops below what the load needs right now.
-        result = scaler.recommend(
-            next_state.scaler,
-            policy,
-            load_replicas=measured.load_replicas,
-            burst_load_replicas=measured.burst_load_replicas,
-            backlog_replicas=measured.backlog_replicas,
-            forecast_upper_replicas=upper,
-            current_replicas=inputs.current_replicas,
-            ready_replicas=inputs.ready_replicas,
-            sustainable_load_per_replica=per_replica,
-            floor_replicas=warm,
-            now=now,
-        )
+        result = recommend(floor_replicas=warm)
         return finish(
             result.replicas,
             reasons.WARM_PEAK if result.replicas == warm else result.reason,
@@ -168,19 +172,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         next_state.scaler.recommendations.clear()
         return finish(0, gate.reason, gate.message)
 
-    result = scaler.recommend(
-        next_state.scaler,
-        policy,
-        load_replicas=measured.load_replicas,
-        burst_load_replicas=measured.burst_load_replicas,
-        backlog_replicas=measured.backlog_replicas,
-        forecast_upper_replicas=upper,
-        current_replicas=inputs.current_replicas,
-        ready_replicas=inputs.ready_replicas,
-        sustainable_load_per_replica=per_replica,
-        floor_replicas=floor,
-        now=now,
-    )
+    result = recommend(floor_replicas=floor)
     if inputs.current_replicas == 0 and gate.reason in (
         reasons.ACTIVATION_REQUESTED,
         reasons.GATEWAY_QUEUE,
