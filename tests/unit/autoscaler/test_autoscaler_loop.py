@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import Clock, FakeCluster, llmdeployment
+from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
 from llmscale.controller.autoscale_gather import rfc3339
 from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from conftest import RPS_PER_REPLICA
+from scaling_timeline_kit import RPS_PER_REPLICA
 
 from llmscale.scaling import ScalingPolicy, Strategy, reasons
 from llmscale.scaling.activation import ZERO
