@@ -39,11 +39,12 @@ class ClusterPorts:
         }
 
     def shifted(self, offset: int) -> ClusterPorts:
-        """Every port moved by `offset` and the pod range moved by offset // 10000 (127.65.0.0/16
-        for 10000): a second cluster beside the default one."""
+        """Every port moved by `offset` and the pod range moved by offset // 1000 (127.74.0.0/16
+        for 10000): a second cluster beside the default one. Offsets that differ by at least 1000
+        give clusters whose ports and pod ranges never collide (the default ports span < 400)."""
         moved = {name: port + offset for name, port in self._ports().items()}
         first, second = self.pod_cidr.split(".")[:2]
-        pod_cidr = f"{first}.{(int(second) + offset // 10000) % 256}.0.0/16"
+        pod_cidr = f"{first}.{(int(second) + offset // 1000) % 256}.0.0/16"
         return ClusterPorts(**moved, pod_cidr=pod_cidr)
 
     def _ports(self) -> dict[str, int]:

@@ -42,5 +42,6 @@ def test_a_shifted_cluster_uses_other_ports_and_another_pod_range() -> None:
     default, second = ClusterPorts(), ClusterPorts().shifted(10000)
     second.validate()
     assert second.apiserver == default.apiserver + 10000
-    assert second.pod_cidr == "127.65.0.0/16" and default.pod_cidr == "127.64.0.0/16"
+    assert second.pod_cidr == "127.74.0.0/16" and default.pod_cidr == "127.64.0.0/16"
+    assert ClusterPorts().shifted(5000).pod_cidr == "127.69.0.0/16"
     assert not set(default.by_component().values()) & set(second.by_component().values())
