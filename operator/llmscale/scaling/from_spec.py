@@ -78,20 +78,26 @@ class PolicySettings:
         validate_overrides(self.overrides, "--scaling-overrides")
 
 
-def policy_from_spec(spec: LLMDeploymentSpec, settings: PolicySettings) -> ScalingPolicy:
-    """The ScalingPolicy of one LLMDeployment spec (the operator's and the simulator's alike)."""
-    scaling = spec.scaling
-    product = spec.resources.gpu.product
+def performance_model(spec: LLMDeploymentSpec) -> ReplicaPerformanceModel | None:
+    """The replica performance model of the spec's model, GPU, tensor parallel size, quantisation
+    and context length; None when the catalog does not know the model or it does not fit."""
     engine = spec.engine
-    model = _performance_model(
+    return _performance_model(
         spec.model.name,
         _inline_architecture(spec.model.architecture),
-        product,
+        spec.resources.gpu.product,
         spec.resources.gpu.count or engine.tensor_parallel_size,
         engine.quantization,
         engine.max_model_len,
         engine.gpu_memory_utilization,
     )
+
+
+def policy_from_spec(spec: LLMDeploymentSpec, settings: PolicySettings) -> ScalingPolicy:
+    """The ScalingPolicy of one LLMDeployment spec (the operator's and the simulator's alike)."""
+    scaling = spec.scaling
+    engine = spec.engine
+    model = performance_model(spec)
     fields: dict[str, Any] = {}
     gpus = spec.resources.gpu.count or engine.tensor_parallel_size or defaults.GPU_COUNT_WHEN_UNPLANNED
     if model is not None:

@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
-from llmscale.api import LLMDeployment, defaults
+from llmscale.api import GPU_PRODUCTS, LLMDeployment, defaults
 from llmscale.errors import UserInputError
+from llmscale.planner.perfmodel import ReplicaPerformanceModel
+from llmscale.scaling.from_spec import performance_model
 
 DEFAULT_NAME = "simulated"
 
@@ -59,12 +61,17 @@ def default_deployment(
     resource = LLMDeployment.parse(
         {
             "metadata": {"name": DEFAULT_NAME},
-            "spec": {"model": {"name": model}, "resources": {"gpu": {"product": gpu}}},
+            "spec": {
+                "model": {"name": defaults.SIMULATE_MODEL},
+                "resources": {"gpu": {"product": defaults.SIMULATE_GPU}},
+            },
         },
-        "--model/--gpu",
+        "LLMDeployment",
     )
     return with_overrides(
         resource,
+        model=model,
+        gpu=gpu,
         gpus=gpus,
         strategy=strategy,
         min_replicas=min_replicas,
@@ -90,20 +97,25 @@ def with_overrides(
 ) -> LLMDeployment:
     """`resource` with single fields replaced (None keeps the manifest's value); re-validated, so a
     combination the API would reject (minReplicas 1 with ScaleToZero, ...) is one line naming it."""
-    body: dict[str, Any] = resource.model_dump(by_alias=True, exclude_none=True, exclude={"status"})
+    # exclude_unset: what the manifest left to the API's defaults stays unset (model_fields_set).
+    body: dict[str, Any] = resource.model_dump(by_alias=True, exclude_unset=True, exclude={"status"})
     spec = body["spec"]
     flags: list[str] = []
+    if gpu is not None and gpu not in GPU_PRODUCTS:
+        raise UserInputError(
+            f"--gpu: value {gpu!r} is not a GPU of the catalog; expected one of {', '.join(GPU_PRODUCTS)}"
+        )
     if model is not None:
-        spec["model"]["name"] = model
+        spec.setdefault("model", {})["name"] = model
         flags.append("--model")
     if gpu is not None:
-        spec["resources"]["gpu"]["product"] = gpu
+        spec.setdefault("resources", {}).setdefault("gpu", {})["product"] = gpu
         flags.append("--gpu")
     if gpus is not None:
-        spec["resources"]["gpu"]["count"] = gpus
-        spec["engine"].pop("tensorParallelSize", None)
+        spec.setdefault("resources", {}).setdefault("gpu", {})["count"] = gpus
+        spec.get("engine", {}).pop("tensorParallelSize", None)
         flags.append("--gpus")
-    scaling = spec["scaling"]
+    scaling = spec.setdefault("scaling", {})
     if strategy is not None:
         scaling["strategy"] = strategy
         flags.append("--strategy")
@@ -131,3 +143,54 @@ def duration_text(seconds: float) -> str:
     if seconds < 1.0:
         return f"{seconds * 1000:.3f}".rstrip("0").rstrip(".") + "ms"
     return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
+
+
+def simulated_deployment(
+    path: str | None,
+    *,
+    model: str | None = None,
+    gpu: str | None = None,
+    gpus: int | None = None,
+    max_replicas: int | None = None,
+    slo_ttft_p95_seconds: float | None = None,
+    slo_itl_p95_seconds: float | None = None,
+) -> tuple[LLMDeployment, ReplicaPerformanceModel]:
+    """`simulate`'s deployment (the manifest at `path`, else the default one) with the flags
+    applied, and the replica performance model the fleet runs for it."""
+    if path is None:
+        resource = default_deployment(
+            model or defaults.SIMULATE_MODEL,
+            gpu or defaults.SIMULATE_GPU,
+            gpus=gpus,
+            max_replicas=max_replicas or defaults.SIMULATE_MAX_REPLICAS,
+            slo_ttft_p95_seconds=slo_ttft_p95_seconds,
+            slo_itl_p95_seconds=slo_itl_p95_seconds,
+        )
+    else:
+        resource = with_overrides(
+            load_deployment(path),
+            model=model,
+            gpu=gpu,
+            gpus=gpus,
+            max_replicas=max_replicas,
+            slo_ttft_p95_seconds=slo_ttft_p95_seconds,
+            slo_itl_p95_seconds=slo_itl_p95_seconds,
+        )
+    spec = resource.spec
+    replica = performance_model(spec)
+    if replica is None:
+        # Not in the catalog (e.g. --model config.json): the planner reads it, or names the problem.
+        # The llmscale policy then keeps the default capacity, as the operator does.
+        replica = ReplicaPerformanceModel.for_deployment(
+            spec.model.name,
+            spec.resources.gpu.product,
+            spec.resources.gpu.count or spec.engine.tensor_parallel_size,
+        )
+    return resource, replica
+
+
+def scored_itl_seconds(resource: LLMDeployment) -> float | None:
+    """The ITL target the fleet scores: only one the manifest or a flag set explicitly (the API's
+    default 100 ms is the policy's prior, not a target every simulation is judged by)."""
+    slo = resource.spec.scaling.slo
+    return slo.itl_p95_seconds if "itl_p95" in slo.model_fields_set else None

@@ -32,19 +32,24 @@ from llmscale.sim.policy import FleetObservation, SimContext
 
 __all__ = ["LLMScalePolicy", "capacity_prior", "inputs_from_observation"]
 
-_ENGINE_DEMAND_SIGNALS = IDLE_PROOF_SIGNALS - {"gateway_arrivals_rps", "gateway_queue_depth"}
+_GATEWAY_DEMAND_SIGNALS = frozenset({"gateway_arrivals_rps", "gateway_queue_depth"})
+_ENGINE_DEMAND_SIGNALS = IDLE_PROOF_SIGNALS - _GATEWAY_DEMAND_SIGNALS
 
 
 def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
     """The operator's gather (controller/autoscale_gather.build_inputs) on the simulator's view.
 
-    The simulated gateway always reports, as the chart's does; engine signals exist when an
-    engine was scraped in the window. Availability follows the same rule as the operator's
-    (`llmscale.scaling.core.metrics_usable`). The gateway's activation request is what a real
+    Engine signals exist when an engine was scraped in the window (`metrics_available`), the
+    gateway's when Prometheus has its series (`gateway_reporting`). Availability follows the
+    operator's rule (`llmscale.scaling.core.metrics_usable`). The gateway's activation request is what a real
     gateway does when it holds a request at zero: `activation_requested` while nothing is Ready
     and requests wait or arrive.
     """
     engine_reporting = bool(observation.metrics_available)
+    gateway_reporting = bool(observation.gateway_reporting)
+    missing = set() if engine_reporting else set(_ENGINE_DEMAND_SIGNALS)
+    if not gateway_reporting:
+        missing |= _GATEWAY_DEMAND_SIGNALS
     at_zero_with_demand = observation.ready_replicas == 0 and (
         observation.gateway_queue_depth > 0 or observation.gateway_arrivals_last_tick > 0
     )
@@ -60,15 +65,17 @@ def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
         kv_cache_usage=float(observation.kv_cache_usage) if engine_reporting else None,
         ttft_p95_seconds=_optional(observation.ttft_p95_seconds),
         itl_p95_seconds=_optional(observation.itl_p95_seconds),
-        gateway_arrivals_rps=float(observation.gateway_arrivals_rps),
-        gateway_queue_depth=int(observation.gateway_queue_depth),
+        gateway_arrivals_rps=float(observation.gateway_arrivals_rps) if gateway_reporting else None,
+        gateway_queue_depth=int(observation.gateway_queue_depth) if gateway_reporting else 0,
         metrics_available=metrics_usable(
-            int(observation.ready_replicas), engine_reporting=engine_reporting, gateway_reporting=True
+            int(observation.ready_replicas),
+            engine_reporting=engine_reporting,
+            gateway_reporting=gateway_reporting,
         ),
         cold_start_p50_seconds=_optional(observation.cold_start_p50_seconds),
         cold_start_p95_seconds=_optional(observation.cold_start_p95_seconds),
         activation_requested=at_zero_with_demand,
-        missing_demand_signals=frozenset() if engine_reporting else _ENGINE_DEMAND_SIGNALS,
+        missing_demand_signals=frozenset(missing),
     )
 
 
@@ -109,6 +116,8 @@ class LLMScalePolicy:
         self.state = ScalerState()
         self.decisions: list[tuple[float, Decision]] = []
         self.record_decisions = False
+        self.fixed_replicas: int | None = None
+        """Set for a strategy the loop does not own (Warm): reconcile keeps this count, no decisions."""
 
     def resource(self, context: SimContext) -> LLMDeployment:
         """The simulated LLMDeployment for this run."""
@@ -130,12 +139,17 @@ class LLMScalePolicy:
         return resource
 
     def prepare(self, context: SimContext) -> None:
-        self.policy = policy_for_resource(self.resource(context), self.settings)
+        resource = self.resource(context)
+        self.policy = policy_for_resource(resource, self.settings)
+        scaling = resource.spec.scaling
+        self.fixed_replicas = None if scaling.loop_owned else scaling.fixed_replicas
         self.tick_seconds = self.policy.decision_interval_seconds
         self.state = ScalerState()
         self.decisions = []
 
     def decide(self, observation: FleetObservation) -> int:
+        if self.fixed_replicas is not None:
+            return self.fixed_replicas  # as in the cluster: the scaling loop does not run
         inputs = inputs_from_observation(observation)
         decision = decide(inputs, self.policy, self.state, observation.now)
         self.state = decision.next_state
