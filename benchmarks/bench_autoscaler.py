@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "autoscaler"))
 
-from conftest import Clock, FakeCluster, llmdeployment
+from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
 from llmscale.controller.autoscale_loop import Autoscaler
 from llmscale.controller.autoscale_policy import policy_for
