@@ -14,7 +14,7 @@ from llmscale.controller.autoscale_policy import policy_for
 from llmscale.controller.autoscale_settings import AutoscalerSettings
 from llmscale.sim.deployment import load_deployment, scored_itl_seconds, simulated_deployment
 from llmscale.sim.llmscale_policy import LLMScalePolicy
-from llmscale.sim.policy import SimContext
+from llmscale.sim.policy import FleetObservation, SimContext
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "traces"
 CODE_TRACE = str(SHARED / "AzureLLMInferenceTrace_code.csv")
@@ -142,3 +142,11 @@ def test_a_warm_manifest_runs_at_its_fixed_count_as_in_the_cluster(tmp_path: Pat
         )
     )
     assert policy.fixed_replicas == 2
+    busy = FleetObservation(
+        now=10.0, current_replicas=2, ready_replicas=2, request_rate_rps=500.0, prompt_tokens_rate=5e5,
+        generation_tokens_rate=1e5, num_requests_waiting=300.0, num_requests_running=256.0,
+        kv_cache_usage=0.99, ttft_p95_seconds=30.0, itl_p95_seconds=0.1, gateway_arrivals_rps=500.0,
+        gateway_queue_depth=0, metrics_available=True, cold_start_p50_seconds=None,
+        cold_start_p95_seconds=None,
+    )  # fmt: skip
+    assert policy.decide(busy) == 2  # overload changes nothing: no loop owns a Warm deployment
