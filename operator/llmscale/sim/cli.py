@@ -40,7 +40,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--rate-scale", type=_positive("--rate-scale"), default=1.0, help="multiply the request rate"
     )
-    p.add_argument("--policy", default="all", help="llmscale, hpa, keda, kpa, warm, oracle, or all (default)")
+    p.add_argument(
+        "--policy",
+        default="all",
+        help="llmscale, hpa, keda, kpa, warm, oracle, hpa-tuned, keda-tuned, kpa-tuned, or all (default)",
+    )
     p.add_argument(
         "--slo-ttft-p95", type=_positive("--slo-ttft-p95"), default=1.0, help="TTFT target, seconds"
     )
@@ -83,9 +87,10 @@ def _policies(selection: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from llmscale.sim.fleet import FleetConfig, simulate
+    from llmscale.sim.fleet import FleetConfig
     from llmscale.sim.perfmodel import ReplicaPerformanceModel
-    from llmscale.sim.policies import PolicyUnavailableError, get_policy
+    from llmscale.sim.policies import PolicyUnavailableError
+    from llmscale.sim.runner import run_policy
     from llmscale.sim.traces import read_trace
 
     names = _policies(args.policy)
@@ -107,14 +112,12 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[str] = []
     for name in names:
         try:
-            policy = get_policy(name)
+            results.append(run_policy(name, trace, config))
         except PolicyUnavailableError as exc:
             if len(names) == 1:
                 raise
             skipped.append(name)
             print(f"llmscale simulate: skipping {name}: {exc}", file=sys.stderr)
-            continue
-        results.append(simulate(trace, policy, config))
     if args.plot:
         from llmscale.sim.plot import write_plot
 
@@ -140,13 +143,13 @@ def run(args: argparse.Namespace) -> int:
         f"(rate x{args.rate_scale:g}); {model.model_name} on {model.gpus}x {model.gpu_name}, "
         f"cold start {config.effective_cold_start_seconds:.0f} s, SLO TTFT <= {args.slo_ttft_p95:g} s"
     )
-    header = f"{'policy':<10} {'SLO attain':>10} {'TTFT p95 s':>10} {'GPU-hours':>10} {'cold starts':>11} "
+    header = f"{'policy':<11} {'SLO attain':>10} {'TTFT p95 s':>10} {'GPU-hours':>10} {'cold starts':>11} "
     header += f"{'scale events':>12} {'failed':>7}"
     print(header)
     for result in results:
         ttft = "-" if result.ttft_p95_s is None else f"{result.ttft_p95_s:.3f}"
         print(
-            f"{result.name:<10} {result.slo_attainment * 100:>9.2f}% {ttft:>10} {result.gpu_hours:>10.3f} "
+            f"{result.name:<11} {result.slo_attainment * 100:>9.2f}% {ttft:>10} {result.gpu_hours:>10.3f} "
             f"{result.cold_starts:>11} {result.scale_events:>12} {result.failed_requests:>7}"
         )
     if args.plot:
