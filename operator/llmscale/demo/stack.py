@@ -128,6 +128,8 @@ class Stack:
             "--keepalive-interval", "2",
             "--activation-refresh", "1",
             "--log-level", "WARNING",
+            # the demo's gateway listens on loopback of a throwaway cluster: no API keys
+            "--auth", "none",
         ]  # fmt: skip
         self._spawn("gateway", argv, {})
         self.gateway_port = port

@@ -16,6 +16,9 @@ INFERENCE_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings")
 
 async def _models(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
+    api_key, denial = gateway.authenticate(request)
+    if denial is not None:
+        return denial
     created = int(time.time())
     data = [
         {
@@ -32,6 +35,7 @@ async def _models(request: web.Request) -> web.Response:
             },
         }
         for route in gateway.table.routes()
+        if api_key is None or api_key.permits(route)
     ]
     return web.json_response({"object": "list", "data": data})
 

@@ -96,7 +96,13 @@ def test_planner_picks_tensor_parallel_and_gpu_count_when_unset() -> None:
     r = resource(model={"name": "meta-llama/Llama-3.1-70B-Instruct"}, engine={"maxModelLen": 8192})
     c = container(deployment(r))
     assert c["args"][c["args"].index("--tensor-parallel-size") + 1] == "2"
-    assert c["resources"] == {"limits": {"nvidia.com/gpu": "2"}, "requests": {"nvidia.com/gpu": "2"}}
+    # Llama-3.1-70B: 70,553,706,496 parameters x 2 bytes = 131.42 GiB of weights.
+    # memory = 4 base + 2 x 2 GPUs + 131.42 weights + 2 x 1 GiB /dev/shm = 141.42 -> 142Gi
+    # cpu = 2 + 1 x 2 GPUs = 4
+    assert c["resources"] == {
+        "limits": {"nvidia.com/gpu": "2", "memory": "142Gi"},
+        "requests": {"nvidia.com/gpu": "2", "cpu": "4", "memory": "142Gi"},
+    }
 
 
 def test_gpu_scheduling_affinity_tolerations_and_shm() -> None:
@@ -174,7 +180,12 @@ def test_hf_token_cache_and_user_env() -> None:
     )
     c = container(deployment(r))
     assert c["env"] == [
-        {"name": "HF_HOME", "value": "/root/.cache/huggingface"},
+        {"name": "HF_HOME", "value": "/var/cache/huggingface"},
+        {"name": "HOME", "value": "/home/vllm"},
+        {"name": "TMPDIR", "value": "/tmp"},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "HF_TOKEN"}}},
         {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
     ]
@@ -183,7 +194,7 @@ def test_hf_token_cache_and_user_env() -> None:
         "name": "model-cache",
         "persistentVolumeClaim": {"claimName": "cache", "readOnly": True},
     }
-    assert {"name": "model-cache", "mountPath": "/root/.cache/huggingface", "readOnly": True} in c[
+    assert {"name": "model-cache", "mountPath": "/var/cache/huggingface", "readOnly": True} in c[
         "volumeMounts"
     ]
     default_cache = deployment(resource())["spec"]["template"]["spec"]["volumes"][1]
