@@ -70,8 +70,9 @@ $(SCAN_STAMP): tests/scan/requirements.txt
 
 scan: setup cluster-build $(SCAN_STAMP) ## checkov, hadolint, Kubernetes-schema checks of chart, examples' children, images/ (fails on a new finding)
 	$(PY) tests/scan/render.py build/scan .localcluster/bin/helm
-	$(SCAN_VENV)/bin/python tests/scan/scan.py build/scan \
-	  "$$(cd tests/localcluster && GOTOOLCHAIN=local GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)/api/openapi-spec/swagger.json"
+	@swagger="$$(cd tests/localcluster && GOTOOLCHAIN=local GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)/api/openapi-spec/swagger.json"; \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger" --self-test && \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger"
 
 test-unit: setup ## Unit and integration tiers: pure, no cluster, seconds
 	$(VENV)/bin/pytest -q tests/unit tests/integration

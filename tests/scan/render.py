@@ -80,7 +80,8 @@ def render_examples(out: Path) -> list[Path]:
         for body in yaml.safe_load_all(example.read_text()):
             if not body or body.get("kind") != "LLMDeployment":
                 continue
-            body.setdefault("metadata", {}).setdefault("namespace", "default")
+            # as `kubectl apply -n team-a -f examples/...` would create it (not in "default")
+            body.setdefault("metadata", {}).setdefault("namespace", "team-a")
             resource = LLMDeployment.from_body(body)
             path = out / f"example-{example.stem}-{resource.metadata.name}.yaml"
             path.write_text(yaml.safe_dump_all(children(resource), sort_keys=False))

@@ -14,7 +14,8 @@ Every finding must match an entry of tests/scan/allowlist.yaml (id, a glob over
 "<file>::<resource>", reason), and every entry's id must be listed in docs/install.md with its
 reason; a new finding, an entry that matches nothing any more, or an undocumented entry fails.
 
-Usage: scan.py RENDERED_DIR SWAGGER_JSON [--report]
+Usage: scan.py RENDERED_DIR SWAGGER_JSON [--report | --self-test]
+(--self-test scans a deliberately careless Deployment and fails unless the scanners flag it.)
 """
 
 from __future__ import annotations
@@ -154,7 +155,48 @@ def load_allowlist() -> list[dict[str, str]]:
     return entries
 
 
+SELF_TEST_MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: careless, namespace: team-a}
+spec:
+  selector: {matchLabels: {app: careless}}
+  template:
+    metadata: {labels: {app: careless}}
+    spec:
+      containers:
+        - name: c
+          image: nginx:latest
+          securityContext: {privileged: true}
+          resourcez: {}
+"""
+
+
+def self_test() -> int:
+    """The step must be able to fail: a careless Deployment gives new checkov and schema findings."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "careless.yaml").write_text(SELF_TEST_MANIFEST)
+        skipped: Counter[str] = Counter()
+        swagger = Path(sys.argv[2])
+        findings = checkov(Path(tmp)) + schema_findings(Path(tmp), swagger, skipped)
+    ids = {f.id for f in findings}
+    expected = {"CKV_K8S_16", "K8S_SCHEMA"}  # privileged container; unknown field `resourcez`
+    if not expected <= ids:
+        print(
+            f"scan: self-test: expected {sorted(expected)} among the findings, got {sorted(ids)}",
+            file=sys.stderr,
+        )
+        return 1
+    schema = [f.message for f in findings if f.id == "K8S_SCHEMA"]
+    print(f"scan: self-test ok: a careless Deployment gives {len(findings)} findings (e.g. {schema[0]})")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if "--self-test" in argv:
+        return self_test()
     report_all = "--report" in argv
     args = [a for a in argv if a != "--report"]
     if len(args) != 2:

@@ -43,9 +43,14 @@ HOME_MOUNT_PATH: Final = "/home/vllm"
 TMP_MOUNT_PATH: Final = "/tmp"
 # Pinned non-root identity of the vLLM container (restricted Pod Security Standard); the volumes
 # are group-owned by FS_GROUP so the user can write them. spec.podSecurityContext overrides.
-RUN_AS_USER: Final = 1000
-RUN_AS_GROUP: Final = 1000
-FS_GROUP: Final = 1000
+# A high id (>= 10000) cannot collide with a host account; the same as the operator image's.
+RUN_AS_USER: Final = 65532
+RUN_AS_GROUP: Final = 65532
+FS_GROUP: Final = 65532
+# The Hugging Face token is a file, not an environment variable (environment variables leak into
+# child processes, /proc/<pid>/environ and crash reports); huggingface_hub reads $HF_TOKEN_PATH.
+HF_TOKEN_MOUNT_PATH: Final = "/var/run/secrets/huggingface"
+HF_TOKEN_FILE: Final = "token"
 
 # Seconds between the pod being marked terminating and SIGTERM reaching vLLM: long enough for
 # kube-proxy/EndpointSlice consumers and the gateway to stop sending new requests (vLLM has no

@@ -143,7 +143,8 @@ class LLMDeploymentSpec(ApiModel):
     )
     hf_token_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding a Hugging Face token, exposed to vLLM as HF_TOKEN (gated models).",
+        description="Secret key holding a Hugging Face token (gated models), mounted read-only as a file"
+        " that vLLM's downloader reads through HF_TOKEN_PATH (never an environment variable).",
         examples=[{"name": "hf-token", "key": "HF_TOKEN"}],
     )
     model_cache: ModelCacheSpec | None = Field(

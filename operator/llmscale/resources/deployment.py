@@ -12,6 +12,7 @@ from llmscale.resources.serving import ServingConfig, shm_gib
 SHM_VOLUME = "dshm"
 CACHE_VOLUME = "model-cache"
 HOME_VOLUME = "home"
+TOKEN_VOLUME = "hf-token"
 TMP_VOLUME = "tmp"
 # HOME holds vLLM's, Triton's and torch.compile's caches (compiled kernels: hundreds of MiB)
 HOME_SIZE_LIMIT = "4Gi"
@@ -55,11 +56,9 @@ def _env(resource: LLMDeployment) -> list[dict[str, Any]]:
         {"name": "HF_HOME", "value": defaults.MODEL_CACHE_MOUNT_PATH},
         *podsecurity.writable_env(),
     ]
-    token = resource.spec.hf_token_secret_ref
-    if token is not None:
-        env.append(
-            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}}
-        )
+    if resource.spec.hf_token_secret_ref is not None:
+        token_file = f"{defaults.HF_TOKEN_MOUNT_PATH}/{defaults.HF_TOKEN_FILE}"
+        env.append({"name": "HF_TOKEN_PATH", "value": token_file})
     managed = {item["name"] for item in env}
     # User env comes after ours; a user entry with a managed name is dropped (ours wins).
     env += [dict(item) for item in resource.spec.env or () if item.get("name") not in managed]
@@ -115,6 +114,13 @@ def _volumes(resource: LLMDeployment, serving: ServingConfig) -> list[dict[str, 
     # the root filesystem is read-only: these are the only other places vLLM writes
     volumes.append({"name": HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE_LIMIT}})
     volumes.append({"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}})
+    token = resource.spec.hf_token_secret_ref
+    if token is not None:
+        # readable by the pod's group only (fsGroup owns projected Secret files)
+        items = [{"key": token.key, "path": defaults.HF_TOKEN_FILE}]
+        volumes.append(
+            {"name": TOKEN_VOLUME, "secret": {"secretName": token.name, "items": items, "defaultMode": 0o440}}
+        )
     return volumes
 
 
@@ -151,6 +157,9 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
     container: dict[str, Any] = {
         "name": labels.CONTAINER_NAME,
         "image": spec.engine.image,
+        # explicit (checkov CKV_K8S_15 wants Always; docs/install.md says why not: a 10 GB engine
+        # image re-checked at every cold start, and a registry outage would block scale-ups)
+        "imagePullPolicy": "IfNotPresent",
         "command": ["vllm", "serve"],
         "args": vllm_args(resource, serving),
         "ports": [
@@ -159,16 +168,7 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
         "env": _env(resource),
         "resources": _resources(serving),
         "securityContext": podsecurity.container_security_context(resource),
-        "volumeMounts": [
-            {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
-            {"name": HOME_VOLUME, "mountPath": defaults.HOME_MOUNT_PATH},
-            {"name": TMP_VOLUME, "mountPath": defaults.TMP_MOUNT_PATH},
-            {
-                "name": CACHE_VOLUME,
-                "mountPath": defaults.MODEL_CACHE_MOUNT_PATH,
-                **({"readOnly": True} if _cache_read_only(resource) else {}),
-            },
-        ],
+        "volumeMounts": _volume_mounts(resource),
         # Downloading and loading weights takes minutes: the startup probe holds off liveness
         # until /health answers, for up to the model-sized budget.
         "startupProbe": _probe("/health", defaults.PROBE_PERIOD_SECONDS, startup_failures),
@@ -206,6 +206,22 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": ref.name} for ref in spec.image_pull_secrets]
     return {"metadata": {"labels": pod_labels, "annotations": pod_annotations}, "spec": pod_spec}
+
+
+def _volume_mounts(resource: LLMDeployment) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        {"name": HOME_VOLUME, "mountPath": defaults.HOME_MOUNT_PATH},
+        {"name": TMP_VOLUME, "mountPath": defaults.TMP_MOUNT_PATH},
+        {
+            "name": CACHE_VOLUME,
+            "mountPath": defaults.MODEL_CACHE_MOUNT_PATH,
+            **({"readOnly": True} if _cache_read_only(resource) else {}),
+        },
+    ]
+    if resource.spec.hf_token_secret_ref is not None:
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": defaults.HF_TOKEN_MOUNT_PATH, "readOnly": True})
+    return mounts
 
 
 def _cache_read_only(resource: LLMDeployment) -> bool:

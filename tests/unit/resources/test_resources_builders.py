@@ -186,8 +186,17 @@ def test_hf_token_cache_and_user_env() -> None:
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "HF_TOKEN"}}},
+        {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"},
         {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
+    ]
+    # the token is a read-only file (group-readable), never an environment variable
+    token_volume = deployment(r)["spec"]["template"]["spec"]["volumes"][-1]
+    assert token_volume == {
+        "name": "hf-token",
+        "secret": {"secretName": "hf", "items": [{"key": "HF_TOKEN", "path": "token"}], "defaultMode": 0o440},
+    }
+    assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in c[
+        "volumeMounts"
     ]
     volumes = deployment(r)["spec"]["template"]["spec"]["volumes"]
     assert volumes[1] == {

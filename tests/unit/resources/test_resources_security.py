@@ -49,7 +49,9 @@ def test_pod_meets_every_restricted_pod_security_check() -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["runAsNonRoot"] is True and sc["privileged"] is False
     # beyond restricted: pinned non-root ids, read-only root, no token, no hostPath
-    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["fsGroup"]) == (1000, 1000)
+    # a high uid (>= 10000) cannot collide with a host account
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["fsGroup"]) == (65532, 65532)
+    assert sc["runAsUser"] == 65532
     assert sc["readOnlyRootFilesystem"] is True
     assert pod["automountServiceAccountToken"] is False
     assert all("hostPath" not in v for v in pod["volumes"])
