@@ -44,7 +44,11 @@ async def _health(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     if not gateway.table.synced:
         return web.json_response({"status": "syncing"}, status=503)
-    return web.json_response({"status": "ok", "deployments": len(gateway.table.routes())})
+    body: dict[str, object] = {"status": "ok", "deployments": len(gateway.table.routes())}
+    if gateway.config.auth == "api-key":
+        # 0 means every request is refused: say so where probes and humans look
+        body["api_keys"] = len(gateway.keys.keys)
+    return web.json_response(body)
 
 
 async def _metrics(request: web.Request) -> web.Response:

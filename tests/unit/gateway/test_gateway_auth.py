@@ -189,5 +189,7 @@ def test_with_auth_on_and_no_key_source_everything_is_refused() -> None:
             async with c.post(gw.url + "/v1/completions", json=body("llama-8b"), headers=auth(GOOD)) as r:
                 assert r.status == 401
             assert gw.signaller.calls == []
+            async with c.get(gw.url + "/health") as r:
+                assert (await r.json())["api_keys"] == 0
 
     asyncio.run(main())
