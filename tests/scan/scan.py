@@ -195,6 +195,8 @@ def self_test() -> int:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and not Path(argv[1]).is_file():
+        sys.exit(f"scan: no Kubernetes OpenAPI document at {argv[1]} (the k8s.io/kubernetes Go module)")
     if "--self-test" in argv:
         return self_test()
     report_all = "--report" in argv
