@@ -96,7 +96,13 @@ def _strict(node: Any) -> Any:
         return node
     if node.get("format") == "int-or-string":
         return dict(_INT_OR_STRING)
-    out = {key: _strict(value) for key, value in node.items() if not key.startswith("x-kubernetes-")}
+    # extension keywords go; a "properties" map keeps every field name (CRD schemas have fields
+    # named x-kubernetes-validations, ...)
+    out = {
+        key: ({name: _strict(sub) for name, sub in value.items()} if key == "properties" else _strict(value))
+        for key, value in node.items()
+        if not key.startswith("x-kubernetes-")
+    }
     if "properties" in out and "additionalProperties" not in out:
         out["additionalProperties"] = False
     return out
