@@ -114,6 +114,8 @@ def test_default_render_objects_and_hardening() -> None:
         + ["ClusterRoleBinding"] * 2
         + ["Deployment"] * 2
         + ["Service"] * 2
+        + ["NetworkPolicy"] * 2  # operator, gateway (networkPolicy.enabled)
+        + ["Role", "RoleBinding"]  # the gateway's API key Secrets (gateway.auth.enabled)
     )
     crd = one(objects, "CustomResourceDefinition", "llmdeployments.llmscale.dev")
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -378,17 +380,6 @@ def test_auth_off_is_explicit_and_noted() -> None:
     args = container(one(objects, "Deployment", "llmscale-gateway"))["args"]
     assert "--auth=none" in args
     assert [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("api-keys")] == []
-    notes = helm(
-        "install", "llmscale", str(CHART), "--namespace", RELEASE_NAMESPACE, "--dry-run=client",
-        "--set", "gateway.auth.enabled=false",
-    ).stdout  # fmt: skip
-    assert "WARNING: gateway.auth.enabled=false" in notes
-    assert (
-        "WARNING"
-        not in helm(
-            "install", "llmscale", str(CHART), "--namespace", RELEASE_NAMESPACE, "--dry-run=client"
-        ).stdout
-    )
 
 
 def test_network_policies_admit_only_what_each_component_serves() -> None:

@@ -184,6 +184,22 @@ def test_gateway_keys_401_never_wakes_403_other_model_valid_key_wakes_and_answer
     assert 'llmscale_gateway_api_keys{state="valid"} 2.0' in metrics
 
 
+def test_notes_warn_only_when_authentication_is_off(cluster: Any, namespace: str) -> None:
+    """NOTES.txt (printed by `helm install`) warns when gateway.auth.enabled=false."""
+    from test_chart_support import CHART, helm_for
+
+    helm = helm_for(cluster)
+
+    def notes(*flags: str) -> str:
+        args = ("install", "notes-check", str(CHART), "--namespace", namespace, "--dry-run=client", *flags)
+        return str(helm.run(*args).stdout)
+
+    assert "WARNING: gateway.auth.enabled=false" in notes("--set", "gateway.auth.enabled=false")
+    default = notes()
+    assert "WARNING" not in default
+    assert "llmscale.dev/gateway-api-key=true" in default and "Authorization: Bearer" in default
+
+
 def stack_metrics(stack: Stack) -> str:
     import urllib.request
 
