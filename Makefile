@@ -72,7 +72,7 @@ scan: setup cluster-build $(SCAN_STAMP) ## checkov, hadolint, Kubernetes-schema 
 	$(PY) tests/scan/render.py build/scan .localcluster/bin/helm
 	@# the Kubernetes OpenAPI of the version the local cluster builds (its Go module; no other download)
 	@swagger="$$(cd tests/localcluster && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes \
-	    | $(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/api/openapi-spec/swagger.json"; \
+	    | $(CURDIR)/$(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/api/openapi-spec/swagger.json"; \
 	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger" --self-test && \
 	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger"
 
