@@ -19,10 +19,22 @@ _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def rule_commands(python: str = sys.executable) -> dict[str, list[str]]:
-    """Rule name (value of the `llmscale.dev/runner` label) -> argv."""
+ENGINES = ("emulator", "vllm")
+
+
+def rule_commands(python: str = sys.executable, engine: str = "emulator") -> dict[str, list[str]]:
+    """Rule name (value of the `llmscale.dev/runner` label) -> argv.
+
+    `vllm` runs real vLLM (llmscale.localcluster.vllm_pod). `engine` is the cluster session's
+    choice for pods labelled `emulator`: "vllm" runs real vLLM for them too (the runner reads
+    it from LLMSCALE_POD_ENGINE), so one switch moves a whole demo or test session.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"LLMSCALE_POD_ENGINE: value {engine!r} is unknown; expected emulator or vllm")
+    vllm = [python, "-m", "llmscale.localcluster.vllm_pod"]
     return {
-        "emulator": [python, "-m", "llmscale.emulator", "--pod-env"],
+        "emulator": vllm if engine == "vllm" else [python, "-m", "llmscale.emulator", "--pod-env"],
+        "vllm": vllm,
         "http-echo": [python, "-m", "llmscale.localcluster.echo_server"],
     }
 

@@ -243,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     api = new_client(config_file=str(args.kubeconfig))
     core = client.CoreV1Api(api)
     args.pods_dir.mkdir(parents=True, exist_ok=True)
-    runner = PodRunner(core, args.pods_dir, pp.rule_commands())
+    try:
+        rules = pp.rule_commands(engine=os.environ.get("LLMSCALE_POD_ENGINE", "emulator"))
+    except ValueError as exc:
+        print(f"llmscale-pod-runner: {exc}", file=sys.stderr)
+        return 2
+    runner = PodRunner(core, args.pods_dir, rules)
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
 
