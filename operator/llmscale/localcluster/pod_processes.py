@@ -73,6 +73,14 @@ def grace_seconds(pod: Mapping[str, Any]) -> float:
     return float(value) if value is not None else DEFAULT_GRACE_SECONDS
 
 
+def pre_stop_sleep_seconds(pod: Mapping[str, Any]) -> float:
+    """The first container's `lifecycle.preStop.sleep.seconds` (0 when it has none)."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    sleep = ((containers[0].get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    seconds = sleep.get("seconds")
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else 0.0
+
+
 def pod_args(pod: Mapping[str, Any]) -> list[str]:
     """The first container's command followed by its args (what a kubelet would exec)."""
     containers = (pod.get("spec") or {}).get("containers") or [{}]
