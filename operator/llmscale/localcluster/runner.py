@@ -3,10 +3,11 @@
 Run as `python -m llmscale.localcluster.runner --kubeconfig K --pods-dir D`; `cluster up`
 starts it. A watch thread feeds pod events into a queue; the main thread starts processes
 as soon as a pod has an IP, writes the annotation `llmscale.dev/ready-at` once the process
-accepts connections (KWOK marks the pod Ready at that time, never before it listens), runs
-the container's preStop sleep (the process keeps serving) then sends SIGTERM when the pod gets a
-deletion timestamp or disappears, and SIGKILL after the pod's terminationGracePeriodSeconds. A process that exits on its own is logged and not restarted:
-a crash must stay visible, not be papered over.
+accepts connections (KWOK marks the pod Ready at that time, never before it listens). When the
+pod gets a deletion timestamp or disappears it runs the container's preStop sleep (the process
+keeps serving), then sends SIGTERM, and SIGKILL once the pod's terminationGracePeriodSeconds
+(counted from the deletion) is over. A process that exits on its own is logged and not
+restarted: a crash must stay visible, not be papered over.
 """
 
 from __future__ import annotations
