@@ -36,7 +36,8 @@ def post(server: Server, path: str, body: Any) -> tuple[int, Any]:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 def test_models_lists_the_served_name_with_its_context(server: Server) -> None:
@@ -168,10 +169,20 @@ def test_chat_logprobs_shape(server: Server) -> None:
         assert item.bytes == list(item.token.encode())
 
 
-def test_n_two_serves_two_choices(server: Server) -> None:
-    answer = client(server).completions.create(model=SERVED, prompt="Hi", max_tokens=3, n=2, **GREEDY)
+def test_n_two_serves_two_choices_when_sampling(server: Server) -> None:
+    answer = client(server).completions.create(
+        model=SERVED, prompt="Hi", max_tokens=3, n=2, temperature=1.0, extra_body={"ignore_eos": True}
+    )
     assert [c.index for c in answer.choices] == [0, 1]
     assert answer.usage is not None and answer.usage.completion_tokens == 6
+
+
+def test_n_two_with_greedy_sampling_is_400(server: Server) -> None:
+    # n identical greedy answers would be waste: vLLM refuses them
+    status, body = post(server, "/v1/completions", {"model": SERVED, "prompt": "Hi", "max_tokens": 3, "n": 2,
+                                                    "temperature": 0})  # fmt: skip
+    assert status == 400 and body["error"]["type"] == "BadRequestError"
+    assert "greedy" in body["error"]["message"]
 
 
 def test_unknown_model_is_404_not_found(server: Server) -> None:
@@ -218,8 +229,9 @@ def test_unknown_route_is_json_404(server: Server) -> None:
     try:
         urllib.request.urlopen(f"{server.url}/v1/nothing-here", timeout=30)
     except urllib.error.HTTPError as error:
-        assert error.code == 404
-        assert error.headers["Content-Type"].startswith("application/json")
-        assert json.loads(error.read()) == {"detail": "Not Found"}
+        with error:
+            assert error.code == 404
+            assert error.headers["Content-Type"].startswith("application/json")
+            assert json.loads(error.read()) == {"detail": "Not Found"}
     else:
         pytest.fail("an unknown route answered 2xx")

@@ -187,6 +187,9 @@ def parse_request(
     logprobs = sampling.parse_logprobs(body, chat=endpoint == "chat")
 
     n = _int_field(body, "n", minimum=1) or 1
+    if n > 1 and body.get("temperature") == 0:
+        # vLLM: n identical greedy samples are refused, not served
+        raise RequestError(f"n must be 1 when using greedy sampling, got {n}.", param="n")
     min_tokens = _int_field(body, "min_tokens", minimum=0)
     ignore_eos = _bool_field(body, "ignore_eos")
     stream = _bool_field(body, "stream")

@@ -165,6 +165,7 @@ TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "ob
         ({"stop": 5}, "stop"),
         ({"logprobs": 21}, "logprobs"),
         ({"n": 0}, "n"),
+        ({"n": 2, "temperature": 0}, "n"),
     ],
 )
 def test_invalid_sampling_values_are_refused_as_vllm_refuses_them(body: dict[str, Any], param: str) -> None:
