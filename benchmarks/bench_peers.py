@@ -47,8 +47,8 @@ def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
     out = run(
         [
             str(Path(sys.executable).parent / "llmscale"), "bench", "--url", args.url, "--model", args.model,
-            "--concurrency", str(level), "--requests", str(args.requests), "--input-tokens", str(PROMPT_TOKENS),
-            "--output-tokens", str(OUTPUT_TOKENS), "--no-progress", "--json",
+            "--concurrency", str(level), "--requests", str(args.requests),
+            "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS), "--no-progress", "--json",
         ],
         work,
     )  # fmt: skip
@@ -115,7 +115,7 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
                 "std_dev": 0,
                 "type": "fixed",
             },
-        },  # fmt: skip
+        },
         "load": {
             "type": "concurrent",
             "stages": [{"num_requests": args.requests, "concurrency_level": level}],
@@ -165,7 +165,8 @@ def main() -> int:
                 rows.append({"concurrency": level, "tool": tool, **figures})
                 print(f"c={level} {tool}: {figures}", file=sys.stderr, flush=True)
     print(
-        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | e2e p50 ms | vs llmscale bench (TTFT / ITL / e2e) |"
+        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | e2e p50 ms "
+        "| vs llmscale bench (TTFT / ITL / e2e) |"
     )
     print("|---|---|---|---|---|---|")
     for row in rows:
