@@ -48,7 +48,8 @@ def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
         [
             str(Path(sys.executable).parent / "llmscale"), "bench", "--url", args.url, "--model", args.model,
             "--concurrency", str(level), "--requests", str(args.requests),
-            "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS), "--no-progress", "--json",
+            "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS),
+            "--no-progress", "--json",
         ],
         work,
     )  # fmt: skip
