@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 PROMPT_TOKENS = 200
-OUTPUT_TOKENS = 180
+OUTPUT_TOKENS = 180  # --output-tokens overrides (real CPU vLLM: fewer keeps a run in minutes)
 EMULATOR_CHARS_RATIO = 2.67
 
 
@@ -151,8 +151,11 @@ def main() -> int:
     parser.add_argument("--emulator", action="store_true")
     parser.add_argument("--levels", default="1,4,16")
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--output-tokens", type=int, default=OUTPUT_TOKENS)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    global OUTPUT_TOKENS
+    OUTPUT_TOKENS = args.output_tokens
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         work = Path(tmp)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -139,7 +140,7 @@ class Load:
 
 
 @pytest.fixture
-def stack(cluster: Any, namespace: str) -> Iterator[Stack]:
+def stack(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[Stack]:
     if cluster.local is None:
         pytest.skip("needs the local cluster's pod runner (it runs real vLLM for the pods)")
     if not vllm_env.is_ready(vllm_env.env_dir()):
@@ -151,6 +152,10 @@ def stack(cluster: Any, namespace: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop_all()
+        # the cluster's state (and these logs) go when the session ends: keep them with the test
+        shutil.copytree(stack.log_dir, tmp_path / "stack-logs", dirs_exist_ok=True)
+        for pod_log in Path(cluster.local.pods_dir).glob(f"{namespace}_*.log"):
+            shutil.copy(pod_log, tmp_path / pod_log.name)
 
 
 def _status(custom_objects: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -220,6 +225,7 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
                 assert found, signal
         assert warm.failed == [] and warm.ok > 0
 
+        assert _replicas(apps_v1, namespace, name) == (1, 1)
         # 4. more streams than the engine's batch: real vllm:num_requests_waiting -> 2 replicas
         with Load(stack.gateway_url, name, concurrency=10) as load:
             waiting = prometheus.wait_for_series(
@@ -227,10 +233,17 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
             )
             assert waiting
             wait_for(lambda: _replicas(apps_v1, namespace, name)[0] == 2, 180, "scale-up to 2 under load")
-            reasons = {
-                d["reason"] for d in _status(custom_objects, namespace, name).get("lastDecisions") or ()
-            }
-            assert reasons & SCALE_UP_REASONS, reasons
+            # the decision's record reaches status at the end of the operator's tick
+            to_two = wait_for(
+                lambda: [
+                    d
+                    for d in _status(custom_objects, namespace, name).get("lastDecisions") or ()
+                    if d.get("desiredReplicas") == 2 and d.get("replicas") == 1
+                ],
+                30,
+                "the 1 -> 2 decision in status.lastDecisions",
+            )
+            assert to_two[0]["reason"] in SCALE_UP_REASONS, to_two
             wait_for(lambda: _replicas(apps_v1, namespace, name) == (2, 2), START_BUDGET_SECONDS,
                      "the second real engine Ready")  # fmt: skip
             # 5. load falls but continues: the extra replica goes, gracefully
