@@ -14,8 +14,8 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LLMSCALE_CLUSTER ?= local
 export LLMSCALE_CLUSTER
 
-.PHONY: help setup system-deps lint typecheck test test-unit test-e2e generate verify scan cluster-build cluster-up \
-        cluster-down cluster-status demo bench backtest image e2e-kind clean
+.PHONY: help setup system-deps lint typecheck test test-unit test-e2e test-vllm vllm generate verify scan \
+        cluster-build cluster-up cluster-down cluster-status demo bench backtest image e2e-kind clean
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -83,9 +83,15 @@ cluster-build: setup ## Build (or reuse cached) control-plane binaries, kwok and
 	$(LLMSCALE) cluster build
 
 test-e2e: setup system-deps cluster-build ## End-to-end tier against the real local control plane (minutes)
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not vllm" tests/e2e
 
-test: lint verify scan test-unit test-e2e ## Everything CI runs: lint, generated-file check, scanners, unit, e2e
+vllm: setup ## Install (or reuse) the cached real-vLLM CPU environment and its tiny model (~6 GB, minutes)
+	$(LLMSCALE) cluster vllm
+
+test-vllm: setup system-deps cluster-build vllm ## Real-vLLM tier: emulator/vLLM conformance suite, e2e with real engine pods
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m vllm tests/conformance tests/e2e
+
+test: lint verify scan test-unit test-e2e test-vllm ## Everything CI runs: lint, generated-file check, scanners, unit, e2e, real vLLM
 
 cluster-up: setup system-deps cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
 	$(LLMSCALE) cluster up

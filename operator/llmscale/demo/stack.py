@@ -222,8 +222,11 @@ def emulated_llmdeployment(
     ttft_p95: str = "2s",
     pod_annotations: Mapping[str, str] | None = None,
     scaling_overrides: Mapping[str, float] | None = None,
+    runner: str = "emulator",
+    extra_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """An LLMDeployment whose pods the local pod runner serves with the vLLM emulator."""
+    """An LLMDeployment whose pods the local pod runner serves with the vLLM emulator, or with
+    real CPU vLLM (`runner="vllm"`: its start-up is vLLM's own, so no startup delay is added)."""
     scaling: dict[str, Any] = {"strategy": strategy, "maxReplicas": max_replicas, "mode": mode}
     scaling["slo"] = {"ttftP95": ttft_p95}
     if min_replicas is not None:
@@ -239,10 +242,10 @@ def emulated_llmdeployment(
         "metadata": metadata,
         "spec": {
             "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "servedName": name},
-            "engine": {"maxModelLen": 8192},
+            "engine": {"maxModelLen": 8192, **({"extraArgs": list(extra_args)} if extra_args else {})},
             "resources": {"gpu": {"product": gpu, "count": 1}},
             "scaling": scaling,
-            "podLabels": {"llmscale.dev/runner": "emulator"},
+            "podLabels": {"llmscale.dev/runner": runner},
             "podAnnotations": {"llmscale.dev/startup-delay": startup_delay, **dict(pod_annotations or {})},
             "terminationGracePeriodSeconds": 30,
         },
