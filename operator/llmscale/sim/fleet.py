@@ -137,6 +137,8 @@ class _Simulation:
         self.prometheus: PrometheusModel = (
             own_view if isinstance(own_view, PrometheusModel) else config.prometheus
         )
+        # Policies that never read latency quantiles (the baselines) skip their computation.
+        self.wants_latency = bool(getattr(policy, "reads_latency_quantiles", True))
         self._sorted_samples: list[float] = []
         self._sorted_count = 0
         self.last_tick_arrivals = 0.0
@@ -197,14 +199,16 @@ class _Simulation:
         # The operator's rule (autoscale_gather.metrics_usable): with Ready replicas the engine
         # series must be there, at zero the gateway's must.
         available = engine_ok if ready > 0 else gateway_span is not None
+        ttft_p95 = itl_p95 = None
         if engine_ok and engine_span is not None:
             at = metrics.index_at(engine_span[1])
-            ttft_p95 = histogram_quantile(
-                0.95, TTFT_BUCKETS_SECONDS, bucket_increase(metrics, metrics.ttft_counts, engine_span)
-            )
-            itl_p95 = histogram_quantile(
-                0.95, ITL_BUCKETS_SECONDS, bucket_increase(metrics, metrics.itl_counts, engine_span)
-            )
+            if self.wants_latency:
+                ttft_p95 = histogram_quantile(
+                    0.95, TTFT_BUCKETS_SECONDS, bucket_increase(metrics, metrics.ttft_counts, engine_span)
+                )
+                itl_p95 = histogram_quantile(
+                    0.95, ITL_BUCKETS_SECONDS, bucket_increase(metrics, metrics.itl_counts, engine_span)
+                )
             request_rate = counter_rate(metrics, metrics.success, engine_span)
             prompt_rate = counter_rate(metrics, metrics.prompt_tokens, engine_span)
             generation_rate = counter_rate(metrics, metrics.generation_tokens, engine_span)
@@ -212,7 +216,6 @@ class _Simulation:
             running = float(metrics.running[at])
             kv_usage = float(metrics.kv_usage[at])
         else:
-            ttft_p95 = itl_p95 = None
             request_rate = prompt_rate = generation_rate = waiting = running = kv_usage = 0.0
         return FleetObservation(
             now=now,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from llmscale.errors import UserInputError
 from llmscale.sim.results import PolicyResult
@@ -26,11 +27,26 @@ def write_plot(
 
     matplotlib.use("Agg")  # no display here, and never one in CI
     import matplotlib.pyplot as plt
-    import numpy as np
 
     target = Path(path)
     if target.parent and not target.parent.exists():
         raise UserInputError(f"--plot: directory {str(target.parent)!r} does not exist")
+    figure = build_figure(trace, results, slo_ttft_seconds, title)
+    try:
+        figure.savefig(target, dpi=90)
+    except OSError as exc:
+        raise UserInputError(f"--plot: cannot write {path!r}: {exc.strerror or exc}") from exc
+    finally:
+        plt.close(figure)
+
+
+def build_figure(
+    trace: Trace, results: Sequence[PolicyResult], slo_ttft_seconds: float, title: str | None = None
+) -> Any:
+    """The matplotlib Figure (axes: load, replicas, cost); the caller saves and closes it."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     hours = trace.duration_seconds > HOURS_AFTER_SECONDS
     scale, unit = (3600.0, "hours") if hours else (60.0, "minutes")
     figure = plt.figure(figsize=(12, 11))
@@ -66,9 +82,4 @@ def write_plot(
     cost_axis.grid(alpha=0.3)
     cost_axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     figure.tight_layout()
-    try:
-        figure.savefig(target, dpi=90)
-    except OSError as exc:
-        raise UserInputError(f"--plot: cannot write {path!r}: {exc.strerror or exc}") from exc
-    finally:
-        plt.close(figure)
+    return figure
