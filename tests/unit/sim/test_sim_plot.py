@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from llmscale.sim.plot import build_figure  # noqa: E402
-from llmscale.sim.results import PolicyResult  # noqa: E402
-from llmscale.sim.traces import Trace  # noqa: E402
+from llmscale.sim.plot import build_figure
+from llmscale.sim.results import PolicyResult
+from llmscale.sim.traces import Trace
 
 
 def _trace(hours: float) -> Trace:
@@ -23,6 +19,10 @@ def _result(name: str, hours: float) -> PolicyResult:
     times = [float(t) for t in np.arange(0.0, hours * 3600.0, 60.0)]
     series = {"time": times, "replicas": [1.0] * len(times)}
     return PolicyResult(name, 500, 0.99, 0.2, 1.0 + len(name) / 10, 1, 1, 0, series=series)
+
+
+def setup_module() -> None:
+    plt.switch_backend("Agg")  # never a display in tests
 
 
 def test_a_three_day_run_is_in_hours_with_a_shared_axis() -> None:
