@@ -59,6 +59,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--cold-start", type=_positive("--cold-start"), default=None, help="seconds; default from size"
     )
+    p.add_argument("--start", type=float, default=0.0, help="skip the first SECONDS (clock restarts there)")
     p.add_argument("--duration", type=_positive("--duration"), default=None, help="only the first SECONDS")
     p.add_argument("--max-replicas", type=int, default=64, help="upper bound for every policy (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (ServeGen sampling, cold-start jitter)")
@@ -99,7 +100,17 @@ def run(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise UserInputError(f"--gpus: value {args.gpus} is invalid; expected >= 1")
     model = ReplicaPerformanceModel.for_deployment(args.model, args.gpu, args.gpus)
-    trace = read_trace(args.trace, rate_scale=args.rate_scale, duration_seconds=args.duration, seed=args.seed)
+    if args.plot:
+        from llmscale.sim.plot import check_writable
+
+        check_writable(args.plot)  # before the run, not after it
+    trace = read_trace(
+        args.trace,
+        rate_scale=args.rate_scale,
+        duration_seconds=args.duration,
+        seed=args.seed,
+        start_seconds=args.start,
+    )
     config = FleetConfig(
         model=model,
         slo_ttft_p95_seconds=args.slo_ttft_p95,

@@ -4,6 +4,7 @@ labelled marker per policy (labels listed in the legend, so they never overlap).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,19 @@ from llmscale.sim.traces import Trace
 
 HOURS_AFTER_SECONDS = 3 * 3600.0
 MARKERS = "osD^vP*Xh<>p"
+
+
+def check_writable(path: str) -> None:
+    """One UserInputError line when `path` cannot be written (checked before a run)."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise UserInputError(f"--plot: directory {str(target.parent)!r} does not exist")
+    if (
+        target.is_dir()
+        or not os.access(target.parent, os.W_OK)
+        or (target.exists() and not os.access(target, os.W_OK))
+    ):
+        raise UserInputError(f"--plot: value {path!r} is not a writable file path")
 
 
 def write_plot(
