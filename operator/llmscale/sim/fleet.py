@@ -172,6 +172,12 @@ class _Simulation:
             else:
                 replica.state = DRAINING
 
+    def _idle(self) -> bool:
+        for replica in self.fleet.replicas:
+            if replica.running or replica.waiting or replica.prefill_work_seconds > 0:
+                return False
+        return True
+
     def _delete(self, replica: SimReplica, now: float) -> None:
         self.fleet.gpu_seconds += (now - replica.created_seconds) * self.model.gpus
         self.fleet.replicas.remove(replica)
@@ -308,11 +314,21 @@ class _Simulation:
                 self.series["arrival_rps"].append(observation.gateway_arrivals_rps)
                 self.series["replicas"].append(float(len(self.fleet.replicas)))
                 self.series["ready"].append(float(ready_count))
+            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
+            if lo == hi and self.gateway_head == len(self.gateway) and self._idle():
+                # Nothing arrives, nothing is held, no replica has work: only the gauges move.
+                self.metrics.record(
+                    step, success=0, prompt_tokens=0.0, generation_tokens=0.0, arrivals=0,
+                    ttft_counts=None, itl_counts=None, running=0, waiting=0, kv_usage=0.0,
+                    ready=ready_count, provisioned=len(self.fleet.replicas), gateway_queue=0,
+                )  # fmt: skip
+                if (done_requests >= total and now >= trace.duration_seconds) or step == last_step:
+                    break
+                continue
             ready = [r for r in self.fleet.replicas if r.state == READY]
             ttft_counts = [0.0] * nb_ttft
             itl_counts = [0.0] * nb_itl
             prompt_tokens = 0.0
-            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
             # Gateway: hold while nothing is ready; otherwise release the held queue first.
             if ready:
                 pending = self.gateway[self.gateway_head :] + order[lo:hi]
