@@ -79,13 +79,21 @@ def build_figure(
     )
     load_axis.tick_params(labelbottom=False)
     for result in results:
-        times = [t / scale for t in result.series.get("time", [])]
-        replicas_axis.step(
-            times, result.series.get("replicas", []), where="post", label=result.name, linewidth=1
-        )
-    replicas_axis.set_ylabel("replicas (provisioned)")
+        times = np.asarray(result.series.get("time", []), dtype=np.float64)
+        replicas = np.asarray(result.series.get("replicas", []), dtype=np.float64)
+        if hours and len(times):
+            # Days of 5-s ticks do not fit a panel: the mean count per bin, as a line.
+            bin_of_tick = (times // bin_seconds).astype(np.int64)
+            counts = np.bincount(bin_of_tick)
+            sums = np.bincount(bin_of_tick, weights=replicas)
+            kept = counts > 0
+            centres = (np.flatnonzero(kept) + 0.5) * bin_seconds / scale
+            replicas_axis.plot(centres, sums[kept] / counts[kept], label=result.name, linewidth=1)
+        else:
+            replicas_axis.step(times / scale, replicas, where="post", label=result.name, linewidth=1)
+    replicas_axis.set_ylabel("replicas (provisioned)" + (", mean per bin" if hours else ""))
     replicas_axis.set_xlabel(unit)
-    replicas_axis.legend(loc="upper left", ncol=min(5, max(1, len(results))), fontsize="small")
+    replicas_axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     for index, result in enumerate(results):
         cost_axis.scatter(
             result.gpu_hours, result.slo_attainment * 100, marker=MARKERS[index % len(MARKERS)], s=60,
