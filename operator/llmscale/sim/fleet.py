@@ -376,8 +376,12 @@ class _Simulation:
             completed = 0
             running = waiting = 0
             kv_used = 0.0
+            end_of_step = now + dt
             for replica in list(self.fleet.replicas):
                 if replica.state == STARTING:
+                    continue
+                if not replica.running and not replica.waiting and replica.state == READY:
+                    replica.prefill_work_seconds = 0.0  # an idle replica: nothing to advance
                     continue
                 finished.clear()
                 produced = replica.advance(now, dt, finished)
@@ -409,11 +413,20 @@ class _Simulation:
                 if replica.state == DRAINING and replica.outstanding == 0:
                     self._delete(replica, now + dt)
                     continue
-                queued_prefills = replica.waiting_for_prefill(now + dt)
+                # (SimReplica.waiting_for_prefill and context_tokens, inlined: per replica and step)
+                starts = replica.prefill_starts
+                while starts and starts[0] <= end_of_step:
+                    starts.popleft()
+                queued_prefills = len(starts)
                 running += replica.running - queued_prefills
                 waiting += len(queue) + queued_prefills
-                kv_used += min(1.0, max(0.0, replica.context_tokens) / kv_limit)
-            ready_now = sum(1 for r in self.fleet.replicas if r.state == READY)
+                context = replica.batch_context_offset + replica.decoding * replica.clock
+                if context > 0:
+                    kv_used += context / kv_limit if context < kv_limit else 1.0
+            ready_now = 0
+            for replica in self.fleet.replicas:
+                if replica.state == READY:
+                    ready_now += 1
             self.metrics.record(
                 step,
                 success=completed,
