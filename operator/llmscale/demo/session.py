@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmscale.demo import STRATEGIES
+from llmscale.demo.live import DemoView, Totals
 from llmscale.demo.workload import Schedule
 from llmscale.errors import UserInputError
 
@@ -125,9 +126,10 @@ class Demo:
         self.options = options
         self.out = sys.stderr if options.json_output else sys.stdout
         self.root = repo_root()
+        self.view = DemoView(self.out, f"llmscale demo: {options.strategy}")
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self.view.say(text)
 
     def execute(self) -> dict[str, Any]:
         from kubernetes import client, config
@@ -168,7 +170,8 @@ class Demo:
                 f"{self.options.duration_seconds:.0f}s from {schedule.trace_name} "
                 f"(x{schedule.speedup:g} speed, every {schedule.keep_every}. request)"
             )
-            run = asyncio.run(self._replay(schedule, stack, api_client, namespace))
+            with self.view:
+                run = asyncio.run(self._replay(schedule, stack, api_client, namespace))
             held = _gateway_counter(stack.gateway_url, "llmscale_gateway_held_requests_total")
             status = _status(api_client, namespace)
             summary = self._summary(run, schedule, held, status, namespace)
@@ -262,12 +265,9 @@ class Demo:
                 "ttft_p95_s": _percentile(recent, 0.95),
             }
             run.timeline.append(sample)
-            ttft = "-" if sample["ttft_p95_s"] is None else f"{sample['ttft_p95_s']:.2f}s"
-            self.say(
-                f"t={now:5.0f}s  load {sample['load_rps']:3d} req/s  in-flight {run.in_flight:3d}  "
-                f"replicas desired {sample['desired']} provisioned {spec_replicas} ready {ready}  "
-                f"{sample['strategy']:<11} {sample['reason']:<20} TTFT p95 {ttft}"
-            )
+            succeeded = sum(1 for r in run.results if r.ok)
+            failed = len(run.results) - succeeded
+            self.view.show(sample, Totals(len(run.sent_times), succeeded, failed, run.in_flight))
             await asyncio.sleep(max(0.0, 1.0 - ((time.monotonic() - start) - now)))
 
     def _summary(
