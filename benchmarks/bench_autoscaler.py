@@ -93,7 +93,7 @@ def main() -> int:
     total = time.perf_counter() - started
 
     # Baseline: decide() alone for the same number of calls.
-    policies = [policy_for(t.body, {}) for t in loop.tracked.values()]
+    policies = [policy_for(t.body, settings) for t in loop.tracked.values()]
     states: list[Any] = [ScalerState() for _ in policies]
     base_started = time.perf_counter()
     for tick in range(5):
