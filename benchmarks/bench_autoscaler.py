@@ -1,6 +1,6 @@
 """Scaling-loop benchmark: one tick over 1000 LLMDeployments, its time and the process memory.
 
-The real loop (`llmscale.controller.autoscale_loop.Autoscaler`: policy from spec, inputs,
+The real loop (`llmscale.controller.autoscaling.loop.Autoscaler`: policy from spec, inputs,
 `llmscale.scaling.decide`, idleness guard, status and /metrics bookkeeping) runs against
 `FakeMetricsSource` (one snapshot for all deployments, as the Prometheus adapter returns it)
 and an in-memory cluster (no API server: the figure is the operator's own CPU per tick; the
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / 
 from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
 from benchkit import SMOKE, verdict
-from llmscale.controller.autoscale_loop import Autoscaler
-from llmscale.controller.autoscale_policy import policy_for
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling.loop import Autoscaler
+from llmscale.controller.autoscaling.policy import policy_for
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.scaling import DecisionInputs, ScalerState, decide
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from llmscale.errors import EnvironmentSetupError
 
-OPTIONAL_HANDLER_MODULES = ("llmscale.controller.autoscaler",)
+OPTIONAL_HANDLER_MODULES = ("llmscale.controller.autoscaling.handlers",)
 
 
 def register(subparsers: Any) -> None:
@@ -50,9 +50,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--verbose", action="store_true", help="debug logging")
     p.add_argument("--json", action="store_true", help="log as JSON lines")
     try:  # the scaling loop's own flags, when that module is part of this build
-        from llmscale.controller.autoscale_settings import add_cli_arguments
+        from llmscale.controller.autoscaling.settings import add_cli_arguments
     except ModuleNotFoundError as exc:
-        if exc.name != "llmscale.controller.autoscale_settings":
+        if exc.name != "llmscale.controller.autoscaling.settings":
             raise
     else:
         add_cli_arguments(p)

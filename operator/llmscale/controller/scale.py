@@ -1,6 +1,6 @@
 """The seam for the autoscaling loop: how it changes the replica count of an LLMDeployment.
 
-The loop (controller/autoscaler.py) never patches the Deployment itself. It calls
+The loop (controller/autoscaling/handlers.py) never patches the Deployment itself. It calls
 `scale_to(api, namespace, name, replicas, events)`, which records the decision in
 `status.desiredReplicas` and runs a reconcile; the reconcile applies that number (clamped to
 [minReplicas, maxReplicas]) with the same field manager as everything else, so the loop and

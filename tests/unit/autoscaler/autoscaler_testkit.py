@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmscale.controller.autoscale_gather import WorkloadSnapshot
+from llmscale.controller.autoscaling.gather import WorkloadSnapshot
 from llmscale.metrics import DeploymentKey
 
 

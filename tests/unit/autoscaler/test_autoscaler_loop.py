@@ -8,9 +8,9 @@ from typing import Any
 
 from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
-from llmscale.controller.autoscale_gather import rfc3339
-from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling.gather import rfc3339
+from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.metrics.fake import FakeMetricsSource
 
 FAST = {

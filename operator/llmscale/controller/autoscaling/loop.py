@@ -2,11 +2,11 @@
 
 Per tick: ONE Prometheus read (one query per signal for all deployments, `MetricsSource`),
 ONE list of Deployments and ONE list of pods (`AutoscaleCluster.list_workloads`); then for each
-tracked LLMDeployment with a loop-owned strategy: inputs (`autoscale_gather.build_inputs`) ->
+tracked LLMDeployment with a loop-owned strategy: inputs (`gather.build_inputs`) ->
 `llmscale.scaling.decide` -> apply `Decision.replicas_to_apply` verbatim -> Events, status,
 /metrics. Nothing between gather and apply is decided here: the idle guard, waking from zero and
 DryRun are inside `decide` (the simulator runs the same; tests/unit/parity keeps them equal).
-The kopf glue (llmscale.controller.autoscaler) feeds `observe`/`forget` from a watch and calls
+The kopf glue (llmscale.controller.autoscaling.handlers) feeds `observe`/`forget` from a watch and calls
 `activate` when the gateway's annotation changes: that only hands the signal to the next
 decision and starts that tick at once.
 """
@@ -21,15 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmscale.controller import autoscale_gather as gather
-from llmscale.controller.autoscale_memory import LoopMemory
-from llmscale.controller.autoscale_policy import LOOP_OWNED, policy_for
-from llmscale.controller.autoscale_settings import AutoscalerSettings
-from llmscale.controller.coldstart import parse_time
-from llmscale.controller.opmetrics import OperatorMetrics
+from llmscale.controller.autoscaling import gather
+from llmscale.controller.autoscaling.memory import LoopMemory
+from llmscale.controller.autoscaling.operator_metrics import OperatorMetrics
+from llmscale.controller.autoscaling.policy import LOOP_OWNED, policy_for
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.errors import LLMScaleError, MetricsUnavailableError
 from llmscale.metrics import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
 from llmscale.scaling import Decision, ScalingPolicy, decide, forecast, reasons
+from llmscale.scaling.coldstart import parse_time
 
 log = logging.getLogger(__name__)
 

@@ -31,14 +31,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from urllib3.exceptions import HTTPError
 
 from llmscale.api import Condition
-from llmscale.controller.autoscale_gather import WorkloadSnapshot
-from llmscale.controller.coldstart import pod_is_ready
+from llmscale.controller.autoscaling.gather import WorkloadSnapshot
 from llmscale.controller.kube import ClusterApi
 from llmscale.controller.scale import scale_to
 from llmscale.controller.status import write_status
 from llmscale.errors import LLMScaleError, TransientError
 from llmscale.metrics import DeploymentKey
 from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER
+from llmscale.scaling.coldstart import pod_is_ready
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Importing this module registers:
 - a cleanup handler that stops the ticker.
 
 Settings: `configure(AutoscalerSettings(...))` before kopf starts (controller/cli.py may call it
-with `settings_from_args`), else the LLMSCALE_* environment (controller/autoscale_settings.py).
+with `settings_from_args`), else the LLMSCALE_* environment (controller/autoscaling/settings.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 import kopf
 
-from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler
-from llmscale.controller.autoscale_settings import AutoscalerSettings, add_cli_arguments, settings_from_args
+from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
+from llmscale.controller.autoscaling.settings import AutoscalerSettings, add_cli_arguments, settings_from_args
 
 __all__ = ["ACTIVATION_ANNOTATION", "Autoscaler", "add_cli_arguments", "configure", "settings_from_args"]
 
@@ -50,9 +50,9 @@ def current() -> Autoscaler | None:
 @kopf.on.startup()
 async def start_autoscaler(**_: Any) -> None:
     global _loop, _task
-    from llmscale.controller.autoscale_kube import KubeAutoscaleCluster
+    from llmscale.controller.autoscaling.cluster import KubeAutoscaleCluster
+    from llmscale.controller.autoscaling.operator_metrics import OperatorMetrics
     from llmscale.controller.handlers import cluster_api
-    from llmscale.controller.opmetrics import OperatorMetrics
     from llmscale.metrics.prometheus import PrometheusMetricsSource
     from llmscale.metrics.promql import QueryWindows
 
