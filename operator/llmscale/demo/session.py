@@ -20,6 +20,7 @@ from llmscale.demo import STRATEGIES
 from llmscale.demo.live import DemoView, Totals
 from llmscale.demo.workload import Schedule
 from llmscale.errors import UserInputError
+from llmscale.percentile import percentile
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 SERVED_NAME = "demo-llama"
@@ -112,13 +113,6 @@ class Run:
     in_flight: int = 0
     sent_at_zero: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
 class Demo:
@@ -262,7 +256,7 @@ class Demo:
                 "ready": int(ready),
                 "strategy": status.get("strategy") or "-",
                 "reason": decisions[-1].get("reason") or "-",
-                "ttft_p95_s": _percentile(recent, 0.95),
+                "ttft_p95_s": percentile(recent, 95),
             }
             run.timeline.append(sample)
             succeeded = sum(1 for r in run.results if r.ok)
@@ -284,7 +278,7 @@ class Demo:
             gpu_hours += a["replicas"] * (b["t"] - a["t"]) / 3600.0
         elapsed = run.timeline[-1]["t"] - run.timeline[0]["t"] if len(run.timeline) > 1 else 0.0
         ttfts = [r.ttft_seconds for r in ok if r.ttft_seconds is not None]
-        p95 = _percentile(ttfts, 0.95)
+        p95 = percentile(ttfts, 95)
         return {
             "strategy": self.options.strategy,
             "requests": len(run.sent_times),
@@ -292,7 +286,7 @@ class Demo:
             "failed": len(run.sent_times) - len(ok),
             "errors": sorted({f"{r.error}: {r.error_detail}"[:120] for r in run.results if not r.ok})[:5],
             "ttft_p95_s": None if p95 is None else round(p95, 3),
-            "ttft_p50_s": None if not ttfts else round(_percentile(ttfts, 0.5) or 0.0, 3),
+            "ttft_p50_s": None if not ttfts else round(percentile(ttfts, 50) or 0.0, 3),
             "scale_ups": ups,
             "scale_downs": downs,
             "scaled_to_zero": to_zero,

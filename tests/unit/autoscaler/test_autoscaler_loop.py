@@ -8,10 +8,10 @@ from typing import Any
 
 from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
-from llmscale.controller.autoscaling.gather import rfc3339
 from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.metrics.fake import FakeMetricsSource
+from llmscale.timestamps import rfc3339
 
 FAST = {
     "scale_down_delay_seconds": 20.0,

@@ -36,7 +36,6 @@ from autoscaler_testkit import Clock, FakeCluster
 
 from llmscale.api import LLMDeployment
 from llmscale.controller.autoscaling import loop as autoscale_loop
-from llmscale.controller.autoscaling.gather import rfc3339
 from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.metrics.fake import FakeMetricsSource
@@ -45,6 +44,7 @@ from llmscale.sim import llmscale_policy
 from llmscale.sim.llmscale_policy import LLMScalePolicy
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
 from llmscale.sim.policy import FleetObservation, SimContext
+from llmscale.timestamps import rfc3339
 
 NS, NAME = "ns", "chat"
 INTERVAL = 5.0

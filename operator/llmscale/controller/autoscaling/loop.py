@@ -29,7 +29,7 @@ from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.errors import LLMScaleError, MetricsUnavailableError
 from llmscale.metrics import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
 from llmscale.scaling import Decision, ScalingPolicy, decide, forecast, reasons
-from llmscale.scaling.coldstart import parse_time
+from llmscale.timestamps import parse_rfc3339, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ class Autoscaler:
         if changed or reason != memory.last_reason:
             memory.record(
                 {
-                    "time": gather.rfc3339(now),
+                    "time": rfc3339(now),
                     "replicas": current,
                     "desiredReplicas": desired,
                     "strategy": decision.strategy.value,
@@ -436,7 +436,7 @@ class Autoscaler:
             return False
         tracked.activation_seen = value
         now = self.clock()
-        requested = parse_time(value)
+        requested = parse_rfc3339(value)
         if requested is None or now - requested > ACTIVATION_FRESH_SECONDS or not tracked.loop_owned:
             return False
         tracked.activation_until = now + ACTIVATION_HOLD_SECONDS
