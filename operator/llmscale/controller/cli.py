@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     # flags and settings first: a bad value is a one-line usage error even without a cluster
     importlib.import_module("llmscale.controller.handlers")
+    memo = kopf.Memo()
     for name in OPTIONAL_HANDLER_MODULES:
         try:
             module = importlib.import_module(name)
@@ -96,10 +97,9 @@ def run(args: argparse.Namespace) -> int:
             if exc.name != name:
                 raise
             continue
-        configure = getattr(module, "configure", None)
         settings_from_args = getattr(module, "settings_from_args", None)
-        if configure is not None and settings_from_args is not None:
-            configure(settings_from_args(args))
+        if settings_from_args is not None:
+            memo.autoscaler_settings = settings_from_args(args)
     load_kube_config()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.json else kopf.LogFormat.FULL)
     if args.install_crd:
@@ -115,5 +115,6 @@ def run(args: argparse.Namespace) -> int:
         standalone=args.peering is None,
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
+        memo=memo,
     )
     return 0

@@ -1,75 +1,80 @@
-"""The scaling loop's kopf glue (imported by `llmscale operator`, controller/cli.py).
+"""The scaling loop under kopf's lifecycle (imported by `llmscale operator`, controller/cli.py).
 
 Importing this module registers:
-- a startup handler that builds the loop (Prometheus adapter, Kubernetes I/O, the operator's
-  /metrics server) and starts ONE global ticker task (every `interval_seconds`, all
-  deployments at once: one Prometheus query per signal per tick, not one per deployment);
-- a watch (`on.event`) on LLMDeployments that keeps the loop's registry current and reacts to
-  the gateway's `llmscale.dev/activation-requested-at` annotation at once (0 -> 1 without
-  waiting for a tick);
-- a cleanup handler that stops the ticker.
+- a startup handler that builds the shared `Autoscaler` (Prometheus adapter, Kubernetes I/O
+  through the operator's `ReconcileQueue`, the operator's /metrics server) into kopf's memo;
+- one kopf daemon per LLMDeployment (`scale_llmdeployment`): it decides for its object on every
+  tick (`Autoscaler.serve`), and all daemons of a tick share ONE batched Prometheus read and
+  ONE list of Deployments and pods (`Autoscaler.read_cluster`). kopf starts a daemon when it
+  first sees the object and stops it on deletion, so the loop's registry is kopf's own watch;
+- a watch (`on.event`) on LLMDeployments that hands the gateway's
+  `llmscale.dev/activation-requested-at` annotation to the loop at once (0 -> 1 without waiting
+  for a tick);
+- a cleanup handler that closes the adapters.
 
-Settings: `configure(AutoscalerSettings(...))` before kopf starts (controller/cli.py may call it
-with `settings_from_args`), else the LLMSCALE_* environment (controller/autoscaling/settings.py).
+High availability: with peering (`--peering`, several operator replicas), kopf pauses every
+replica but the one with the highest priority: it closes their watches and stops their daemons,
+so a paused replica neither reads nor scales. A stopped daemon forgets its object's in-memory
+state; when the replica becomes active again (the active one died), kopf re-lists, restarts the
+daemons, and each rebuilds its state from the object's status (`scalerState`, `lastDecisions`),
+which the previous active replica kept current, so decision history and the scaler's windows
+carry over and the first decision continues from where the other replica stopped.
+
+Settings: `kopf.run(memo=kopf.Memo(autoscaler_settings=...))` (controller/cli.py builds them
+from the flags), else the LLMSCALE_* environment (controller/autoscaling/settings.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import kopf
 
+from llmscale.api import defaults
 from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
 from llmscale.controller.autoscaling.settings import AutoscalerSettings, add_cli_arguments, settings_from_args
 
-__all__ = ["ACTIVATION_ANNOTATION", "Autoscaler", "add_cli_arguments", "configure", "settings_from_args"]
+__all__ = ["ACTIVATION_ANNOTATION", "Autoscaler", "add_cli_arguments", "settings_from_args"]
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = "llmscale.dev", "v1alpha1", "llmdeployments"
-
-_settings: AutoscalerSettings | None = None
-_loop: Autoscaler | None = None
-_task: asyncio.Task[None] | None = None
-_closers: list[Any] = []
+GROUP, VERSION, PLURAL = defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL
+DAEMON_CANCELLATION_SECONDS = 10.0
+"""How long a stopping daemon may finish its current decision before kopf cancels it."""
 
 
-def configure(settings: AutoscalerSettings) -> None:
-    global _settings
-    _settings = settings
-
-
-def current() -> Autoscaler | None:
-    """The running loop (None before startup)."""
-    return _loop
+def plain(body: Any) -> dict[str, Any]:
+    """A detached copy of what the loop reads of a kopf body (kopf's body is a live view)."""
+    return {
+        "metadata": dict(body.get("metadata") or {}),
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
 
 
 @kopf.on.startup()
-async def start_autoscaler(**_: Any) -> None:
-    global _loop, _task
+async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     from llmscale.controller.autoscaling.cluster import KubeAutoscaleCluster
     from llmscale.controller.autoscaling.operator_metrics import OperatorMetrics
-    from llmscale.controller.handlers import cluster_api
+    from llmscale.controller.handlers import operator_context
     from llmscale.metrics.prometheus import PrometheusMetricsSource
     from llmscale.metrics.promql import QueryWindows
 
-    settings = _settings or AutoscalerSettings.from_env()
-    api = cluster_api()
+    settings: AutoscalerSettings = getattr(memo, "autoscaler_settings", None) or AutoscalerSettings.from_env()
+    context = operator_context(memo)
     source = PrometheusMetricsSource(
         settings.prometheus_url, windows=QueryWindows(rate_window_seconds=settings.rate_window_seconds)
     )
-    cluster = KubeAutoscaleCluster(api, api.api_client, namespaces=settings.namespaces)
+    cluster = KubeAutoscaleCluster(context.api, context.reconciles, namespaces=settings.namespaces)
     metrics = OperatorMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)
-    _loop = Autoscaler(source, cluster, settings, metrics)
-    _closers[:] = [source.close, cluster.close]
-    _task = asyncio.create_task(_loop.run(), name="llmscale-autoscaler")
+    memo.autoscaler = Autoscaler(source, cluster, settings, metrics)
+    memo.autoscaler_closers = [source.close, cluster.close]
     log.info(
-        "scaling loop started: every %gs, Prometheus %s, /metrics on %s",
+        "scaling loop ready: a daemon per LLMDeployment, every %gs, Prometheus %s, /metrics on %s",
         settings.interval_seconds,
         settings.prometheus_url,
         settings.metrics_port or "off",
@@ -77,31 +82,38 @@ async def start_autoscaler(**_: Any) -> None:
 
 
 @kopf.on.cleanup()
-async def stop_autoscaler(**_: Any) -> None:
-    global _task
-    if _task is not None:
-        _task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await _task
-        _task = None
-    for close in _closers:
+async def stop_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+    for close in getattr(memo, "autoscaler_closers", ()):
         close()
 
 
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=DAEMON_CANCELLATION_SECONDS)
+async def scale_llmdeployment(
+    stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """Decide and apply replicas for this LLMDeployment on every tick until kopf stops us
+    (deletion, operator exit, or a peer with higher priority)."""
+    autoscaler: Autoscaler = memo.autoscaler
+    stop = asyncio.Event()
+
+    async def relay_stop() -> None:
+        await stopped.wait()
+        stop.set()
+
+    key = (namespace or "default", name)
+    relay = asyncio.create_task(relay_stop(), name=f"stop relay {key[0]}/{name}")
+    try:
+        await autoscaler.serve(key, lambda: plain(body), stop)
+    finally:
+        relay.cancel()
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def watch_llmdeployment(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    loop = _loop
-    if loop is None:
-        return
+async def activation_signal(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The gateway's activation annotation reaches the loop at once (the daemon wakes)."""
+    autoscaler: Autoscaler | None = getattr(memo, "autoscaler", None)
     meta = body.get("metadata") or {}
-    if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
-        loop.forget(str(meta.get("namespace") or "default"), str(meta.get("name")))
+    if autoscaler is None or event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
         return
-    plain = {
-        "metadata": dict(meta),
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
-    loop.observe(plain)
     if (meta.get("annotations") or {}).get(ACTIVATION_ANNOTATION):
-        await loop.activate(plain)
+        await autoscaler.activate(plain(body))
