@@ -43,6 +43,15 @@ def register(subparsers: Any) -> None:
         " peering CRDs, installed by the Helm chart); default: standalone",
     )
     p.add_argument(
+        "--peering-lifetime",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="with --peering: how long this replica's peering record counts as alive without a refresh"
+        " (kopf's default 60); a replica that dies without saying goodbye is taken over after at most"
+        " this long",
+    )
+    p.add_argument(
         "--install-crd",
         action="store_true",
         help="server-side apply the LLMDeployment CRD (generated from the models) before starting",
@@ -57,6 +66,16 @@ def register(subparsers: Any) -> None:
     else:
         add_cli_arguments(p)
     p.set_defaults(func=run)
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds >= 1")
+    return value
 
 
 def _install_crd() -> None:
@@ -108,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
     # kopf pauses every operator that sees a live peer of the same priority, so replicas that all
     # ran at one priority would all stand still; a random one per process elects one active peer.
     priority = args.priority if args.priority is not None else secrets.randbelow(1_000_000) + 1
+    settings = kopf.OperatorSettings()
+    if args.peering_lifetime is not None:
+        settings.peering.lifetime = args.peering_lifetime
     kopf.run(
+        settings=settings,
         priority=priority,
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -178,6 +178,7 @@ class Autoscaler:
         stopping, a peer taking over), the in-memory state is dropped: it is rebuilt from the
         object's status when serving starts again, so it never goes stale.
         """
+        self.metrics.served.inc()
         try:
             while not stop.is_set():
                 tracked = self.observe(body())
@@ -186,6 +187,7 @@ class Autoscaler:
                 await self.tick_one(key, fresh=woken)
                 await self._until_next_tick(tracked, stop)
         finally:
+            self.metrics.served.dec()
             self.forget(*key)
 
     def seconds_to_next_tick(self) -> float:
@@ -314,6 +316,7 @@ class Autoscaler:
     ) -> bool:
         memory = self._memory(tracked)
         ns, name = tracked.namespace, tracked.name
+        self.metrics.evaluations.labels(ns, name).inc()
         policy = tracked.policy(self.settings)
         if memory.needs_seed and self.history is not None:
             self._seed(tracked, memory, policy)
@@ -490,6 +493,7 @@ class Autoscaler:
             if decision.forecast is not None:
                 status["forecast"] = decision.forecast.to_status()
         await self.cluster.patch_status(tracked.namespace, tracked.name, status, conditions)
+        self.metrics.status_writes.labels(tracked.namespace, tracked.name).inc()
         tracked.last_status_write = now
         for t, v in wanted.items():
             tracked.conditions[t] = (v[0], v[1])
