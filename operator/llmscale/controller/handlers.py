@@ -57,9 +57,6 @@ class OperatorContext:
     seen_uids: set[str] = field(default_factory=set)
     """LLMDeployments this process has seen since it started (see `first_sight`)."""
 
-    def close(self) -> None:
-        self.reconciles.close()
-
 
 def events_for(api: KubeApi) -> Any:
     from kubernetes import client
@@ -124,13 +121,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     operator_context(memo)  # fail at startup, not at the first event, when there is no kubeconfig
-
-
-@kopf.on.cleanup()
-def close_context(memo: kopf.Memo, **_: Any) -> None:
-    context: OperatorContext | None = getattr(memo, "context", None)
-    if context is not None:
-        context.close()
 
 
 @kopf.on.resume(defaults.API_GROUP, defaults.API_VERSION, defaults.PLURAL)

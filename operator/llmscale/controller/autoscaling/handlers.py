@@ -10,7 +10,9 @@ Importing this module registers:
 - a watch (`on.event`) on LLMDeployments that hands the gateway's
   `llmscale.dev/activation-requested-at` annotation to the loop at once (0 -> 1 without waiting
   for a tick);
-- a cleanup handler that closes the adapters.
+- a cleanup handler that stops the serving (the adapters' threads end with the process: kopf can
+  still start a daemon for an object it processes during shutdown, which must not find them
+  closed).
 
 High availability: with peering (`--peering`, several operator replicas), kopf pauses every
 replica but the one with the highest priority: it closes their watches and stops their daemons,
@@ -72,7 +74,6 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)
     memo.autoscaler = Autoscaler(source, cluster, settings, metrics)
-    memo.autoscaler_closers = [source.close, cluster.close]
     log.info(
         "scaling loop ready: a daemon per LLMDeployment, every %gs, Prometheus %s, /metrics on %s",
         settings.interval_seconds,
@@ -83,8 +84,9 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop_autoscaler(memo: kopf.Memo, **_: Any) -> None:
-    for close in getattr(memo, "autoscaler_closers", ()):
-        close()
+    autoscaler: Autoscaler | None = getattr(memo, "autoscaler", None)
+    if autoscaler is not None:
+        autoscaler.close()
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=DAEMON_CANCELLATION_SECONDS)

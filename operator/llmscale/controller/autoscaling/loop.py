@@ -140,6 +140,8 @@ class Autoscaler:
         self._history_next_attempt = 0.0
         self._snapshot: ClusterSnapshot | None = None
         self._snapshot_lock = asyncio.Lock()
+        self.closed = False
+        """Set by `close` (the operator is stopping): `serve` returns, no new decision starts."""
 
     # --- registry (fed by the kopf watch) ---------------------------------------------------
 
@@ -180,7 +182,7 @@ class Autoscaler:
         """
         self.metrics.served.inc()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.closed:
                 tracked = self.observe(body())
                 woken = tracked.wake.is_set()
                 tracked.wake.clear()
@@ -189,6 +191,11 @@ class Autoscaler:
         finally:
             self.metrics.served.dec()
             self.forget(*key)
+
+    def close(self) -> None:
+        """The operator is stopping: serving ends at the next check (kopf may still start a
+        daemon for an object it processes during shutdown; that one returns at once)."""
+        self.closed = True
 
     def seconds_to_next_tick(self) -> float:
         """Until the next wall-clock multiple of the interval: every deployment ticks together."""
