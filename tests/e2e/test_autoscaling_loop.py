@@ -113,6 +113,22 @@ def _deployment(apps_v1: Any, namespace: str, name: str) -> tuple[int, int]:
     return int(deployment.spec.replicas or 0), int(deployment.status.ready_replicas or 0)
 
 
+def _settled_replicas(
+    apps_v1: Any, namespace: str, name: str, wait_for: Callable[..., Any], quiet_seconds: float = 4.0
+) -> int:
+    """spec.replicas once it has not changed for `quiet_seconds` (sampled every 0.5 s)."""
+    history: list[tuple[float, int]] = []
+
+    def settled() -> int | None:
+        now, replicas = time.monotonic(), _deployment(apps_v1, namespace, name)[0]
+        if not history or history[-1][1] != replicas:
+            history.append((now, replicas))
+        since, value = history[-1]
+        return value if now - since >= quiet_seconds else None
+
+    return int(wait_for(settled, 60, "the replica count to settle", interval=0.5))
+
+
 def _ready_one(apps_v1: Any, namespace: str, name: str, wait_for: Callable[..., Any]) -> None:
     wait_for(lambda: _deployment(apps_v1, namespace, name) == (1, 1), 90, "one Ready replica")
 
@@ -136,7 +152,8 @@ def test_load_scales_up_then_down_without_dropping_requests(
             10,
             "a scale-up reason in status.lastDecisions",
         )
-        peak = _deployment(apps_v1, namespace, name)[0]
+        # the ramp may still be climbing (one step per tick): the peak is where it settles
+        peak = _settled_replicas(apps_v1, namespace, name, wait_for)
         # Light traffic continues through the scale-down: one client with 200-token prompts is
         # ~0.1 of the emulated replica (one L4, maxModelLen 8192: ~3,400 prompt and ~260
         # generated tok/s saturated); one client with 2,000-token prompts would be ~0.4, which the

@@ -269,7 +269,8 @@ def test_monitoring_objects_and_dashboard() -> None:
     for topic in ("Load", "Replicas", "Strategy", "TTFT p95", "ITL p95", "SLO attainment", "GPU-hours"):
         assert topic in titles
     queries = " ".join(t["expr"] for panel in board["panels"] for t in panel["targets"])
-    # series the operator, the gateway and vLLM export (operator/llmscale/controller/opmetrics.py,
+    # series the operator, the gateway and vLLM export
+    # (operator/llmscale/controller/autoscaling/operator_metrics.py,
     # operator/llmscale/gateway/metrics.py, DESIGN.md section 4)
     for series in (
         "llmscale_desired_replicas",

@@ -40,10 +40,20 @@ PROMETHEUS = shutil.which("prometheus") or (
     else None
 )
 
+# `make` installs Prometheus before this tier (make system-deps) and sets
+# LLMSCALE_REQUIRE_SYSTEM_DEPS=1: there a missing binary is a failure, not a skip. A bare
+# `pytest` on a laptop without Prometheus still skips, and says why.
+if PROMETHEUS is None and os.environ.get("LLMSCALE_REQUIRE_SYSTEM_DEPS") == "1":
+    raise RuntimeError(
+        "no prometheus binary on PATH, and LLMSCALE_REQUIRE_SYSTEM_DEPS=1: run `make system-deps`"
+    )
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(120),
-    pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary on PATH"),
+    pytest.mark.skipif(
+        PROMETHEUS is None, reason="no prometheus binary on PATH (`make system-deps` installs it)"
+    ),
 ]
 
 NS = "team"

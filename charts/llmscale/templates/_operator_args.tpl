@@ -1,7 +1,7 @@
 {{/*
 Command line of `llmscale operator` (the image's entrypoint is `llmscale`); flags as in
 operator/llmscale/controller/cli.py. Settings of the scaling loop go through its LLMSCALE_*
-environment variables (operator/llmscale/controller/autoscale_settings.py), which the
+environment variables (operator/llmscale/controller/autoscaling/settings.py), which the
 operator reads whether or not the matching flags are given.
 */}}
 {{- define "llmscale.operator.args" -}}

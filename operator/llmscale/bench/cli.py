@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from llmscale.bench.report import Progress, render_table
+    from llmscale.bench.report import Progress, print_report
     from llmscale.bench.run import all_failed, run_sync
     from llmscale.bench.workload import fixed_workload, trace_workload
 
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"bench: {report['model']} at {report['url']} ({report['api']}), workload {info}")
-        print(render_table(report))
+        print_report(report, sys.stdout)
     if all_failed(report["levels"]):
         print("llmscale bench: error: every request failed (see the errors above)", file=sys.stderr)
         return 1

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from llmscale.demo import STRATEGIES
+from llmscale.demo.live import DemoView, Totals
 from llmscale.demo.workload import Schedule
 from llmscale.errors import UserInputError
+from llmscale.percentile import percentile
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 SERVED_NAME = "demo-llama"
@@ -133,21 +135,15 @@ class Run:
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 class Demo:
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
         self.out = sys.stderr if options.json_output else sys.stdout
         self.root = repo_root()
+        self.view = DemoView(self.out, f"llmscale demo: {options.strategy}")
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self.view.say(text)
 
     def execute(self) -> dict[str, Any]:
         from kubernetes import client, config
@@ -194,7 +190,8 @@ class Demo:
                 f"{self.options.duration_seconds:.0f}s from {schedule.trace_name} "
                 f"(x{schedule.speedup:g} speed, every {schedule.keep_every}. request)"
             )
-            run = asyncio.run(self._replay(schedule, stack, api_client, namespace))
+            with self.view:
+                run = asyncio.run(self._replay(schedule, stack, api_client, namespace))
             held = _gateway_counter(stack.gateway_url, "llmscale_gateway_held_requests_total")
             status = _status(api_client, namespace)
             summary = self._summary(run, schedule, held, status, namespace)
@@ -288,15 +285,12 @@ class Demo:
                 "ready": int(ready),
                 "strategy": status.get("strategy") or "-",
                 "reason": decisions[-1].get("reason") or "-",
-                "ttft_p95_s": _percentile(recent, 0.95),
+                "ttft_p95_s": percentile(recent, 95),
             }
             run.timeline.append(sample)
-            ttft = "-" if sample["ttft_p95_s"] is None else f"{sample['ttft_p95_s']:.2f}s"
-            self.say(
-                f"t={now:5.0f}s  load {sample['load_rps']:3d} req/s  in-flight {run.in_flight:3d}  "
-                f"replicas desired {sample['desired']} provisioned {spec_replicas} ready {ready}  "
-                f"{sample['strategy']:<11} {sample['reason']:<20} TTFT p95 {ttft}"
-            )
+            succeeded = sum(1 for r in run.results if r.ok)
+            failed = len(run.results) - succeeded
+            self.view.show(sample, Totals(len(run.sent_times), succeeded, failed, run.in_flight))
             await asyncio.sleep(max(0.0, 1.0 - ((time.monotonic() - start) - now)))
 
     def _summary(
@@ -313,7 +307,7 @@ class Demo:
             gpu_hours += a["replicas"] * (b["t"] - a["t"]) / 3600.0
         elapsed = run.timeline[-1]["t"] - run.timeline[0]["t"] if len(run.timeline) > 1 else 0.0
         ttfts = [r.ttft_seconds for r in ok if r.ttft_seconds is not None]
-        p95 = _percentile(ttfts, 0.95)
+        p95 = percentile(ttfts, 95)
         return {
             "strategy": self.options.strategy,
             "engine": self.options.engine,
@@ -322,7 +316,7 @@ class Demo:
             "failed": len(run.sent_times) - len(ok),
             "errors": sorted({f"{r.error}: {r.error_detail}"[:120] for r in run.results if not r.ok})[:5],
             "ttft_p95_s": None if p95 is None else round(p95, 3),
-            "ttft_p50_s": None if not ttfts else round(_percentile(ttfts, 0.5) or 0.0, 3),
+            "ttft_p50_s": None if not ttfts else round(percentile(ttfts, 50) or 0.0, 3),
             "scale_ups": ups,
             "scale_downs": downs,
             "scaled_to_zero": to_zero,

@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if args.cluster_action == "build":
         started = time.monotonic()
-        timings = build.ensure_binaries(cluster.bin_dir, report=say)
+        from llmscale.localcluster.build_progress import BuildProgress
+
+        progress = BuildProgress(say, stream=None if args.json else sys.stderr)
+        timings = build.ensure_binaries(cluster.bin_dir, report=say, progress=progress)
         result = {
             "binDir": str(cluster.bin_dir),
             "cacheDir": str(build.cache_root()),
