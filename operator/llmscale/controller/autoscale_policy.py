@@ -71,12 +71,15 @@ def catalog_price_per_hour(product: str) -> float:
 
 
 def gpus_per_replica(spec: Mapping[str, Any], status: Mapping[str, Any]) -> int:
+    """All GPUs of one replica: a multi-node replica (a LeaderWorkerSet group) pays for every node's."""
+    nodes = status.get("nodesPerReplica")
+    nodes = nodes if isinstance(nodes, int) and nodes > 0 else 1
     count = ((spec.get("resources") or {}).get("gpu") or {}).get("count")
     if isinstance(count, int) and count > 0:
-        return count
+        return count * nodes
     planned = (status.get("plan") or {}).get("tensorParallelSize")
     if isinstance(planned, int) and planned > 0:
-        return planned
+        return planned * nodes
     return 1
 
 

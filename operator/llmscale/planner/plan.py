@@ -360,17 +360,41 @@ def plan(
             max_nodes,
         )
 
-    if gpus is not None:
-        tp = check_gpu_count(gpus)
-        problem = tensor_parallel_problem(architecture, precision, tp)
-        if problem is not None:
-            raise UserInputError(f"--gpus: value {tp} is not a valid tensor-parallel size: {problem}")
-        return evaluate(tp, nodes or 1)
     candidates = [
         tp
         for tp in AUTO_TENSOR_PARALLEL_SIZES
         if tensor_parallel_problem(architecture, precision, tp) is None
     ]
+
+    def across_nodes(tp: int, single_node: Plan) -> Plan:
+        """vLLM's multi-node layout at `tp` GPUs per node, on as few nodes as fit."""
+        last = single_node
+        for pp in range(2, min(max_nodes, architecture.num_hidden_layers) + 1):
+            last = evaluate(tp, pp)
+            if last.fits:
+                return last
+        scope = (
+            f"{last.tensor_parallel_size} x {spec.name}"
+            if last.nodes_per_replica == 1
+            else f"{last.nodes_per_replica} nodes of {last.tensor_parallel_size} x {spec.name}"
+            " (the most nodes per replica allowed)"
+        )
+        hint = "; multi-node replicas are off (at most 1 node per replica)" if max_nodes == 1 else ""
+        return last.model_copy(update={"reason": f"does not fit on up to {scope}: {last.reason}{hint}"})
+
+    if gpus is not None:
+        tp = check_gpu_count(gpus)
+        problem = tensor_parallel_problem(architecture, precision, tp)
+        if problem is not None:
+            raise UserInputError(f"--gpus: value {tp} is not a valid tensor-parallel size: {problem}")
+        if nodes is not None:
+            return evaluate(tp, nodes)
+        single = evaluate(tp)
+        # Several nodes only with a full node per stage (vLLM: tensor parallel = GPUs per node):
+        # a smaller count that does not fit is the count's problem, and the answer says so.
+        if single.fits or max_nodes == 1 or not candidates or tp != candidates[-1]:
+            return single
+        return across_nodes(tp, single)
     if not candidates:
         raise UserInputError(
             f"--model: {architecture.name} has no valid tensor-parallel size among "
@@ -385,19 +409,7 @@ def plan(
         if last.fits:
             return last
     assert last is not None
-    # vLLM's multi-node layout: a full node per stage, as few stages as fit.
-    for pp in range(2, min(max_nodes, architecture.num_hidden_layers) + 1):
-        last = evaluate(candidates[-1], pp)
-        if last.fits:
-            return last
-    scope = (
-        f"{last.tensor_parallel_size} x {spec.name}"
-        if last.nodes_per_replica == 1
-        else f"{last.nodes_per_replica} nodes of {last.tensor_parallel_size} x {spec.name}"
-        " (the most nodes per replica allowed)"
-    )
-    hint = "; multi-node replicas are off (at most 1 node per replica)" if max_nodes == 1 else ""
-    return last.model_copy(update={"reason": f"does not fit on up to {scope}: {last.reason}{hint}"})
+    return across_nodes(candidates[-1], last)
 
 
 def check_node_count(flag: str, nodes: int) -> int:

@@ -18,13 +18,23 @@ class ServingConfig:
     model_name: str
     served_name: str
     tensor_parallel_size: int
-    pipeline_parallel_size: int  # gpu.count / tensorParallelSize (> 1 only when the user asks)
-    gpu_count: int
+    pipeline_parallel_size: int  # stages: within a pod (gpu.count / TP) or one per node (multi-node)
+    gpu_count: int  # GPUs each pod requests
     gpu_product: str  # catalog name, e.g. H100-80GB
     gfd_product: str  # node label value, e.g. NVIDIA-H100-80GB-HBM3
     max_model_len: int | None  # None: leave it to vLLM (model unknown to the planner)
     startup_budget_seconds: int
     termination_grace_seconds: int
+    nodes_per_replica: int = 1  # > 1: a LeaderWorkerSet group of this many pods, one per node
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes_per_replica > 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """All GPUs of one replica (every pod of a group): what a GPU-hour is counted on."""
+        return self.gpu_count * self.nodes_per_replica
 
 
 def resolve_serving(spec: LLMDeploymentSpec, plan: Plan | None) -> ServingConfig:
@@ -36,6 +46,7 @@ def resolve_serving(spec: LLMDeploymentSpec, plan: Plan | None) -> ServingConfig
         tensor_parallel = plan.tensor_parallel_size if plan is not None else (count or 1)
     if count is None:
         count = tensor_parallel
+    nodes = plan.nodes_per_replica if plan is not None and plan.fits else 1
     max_model_len = spec.engine.max_model_len
     if max_model_len is None and plan is not None:
         max_model_len = plan.max_model_len
@@ -43,13 +54,14 @@ def resolve_serving(spec: LLMDeploymentSpec, plan: Plan | None) -> ServingConfig
         model_name=spec.model.name,
         served_name=spec.model.served_name or spec.model.name,
         tensor_parallel_size=tensor_parallel,
-        pipeline_parallel_size=max(1, count // tensor_parallel),
+        pipeline_parallel_size=nodes if nodes > 1 else max(1, count // tensor_parallel),
         gpu_count=count,
         gpu_product=gpu.name,
         gfd_product=gpu.gfd_product,
         max_model_len=max_model_len,
         startup_budget_seconds=startup_budget_seconds(plan),
         termination_grace_seconds=termination_grace_seconds(spec, max_model_len),
+        nodes_per_replica=nodes,
     )
 
 
