@@ -235,7 +235,15 @@ def _build_component(component: Component, root: Path, logs: Path) -> None:
             # version list to check deprecation, which is not always served).
             module_dir = wrapper_module_dir("lws")
             run_go(
-                ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "lws"), versions.LWS_PACKAGE],
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    f"-s -w -X {versions.LWS_MODULE}/pkg/version.GitVersion={component.version}",
+                    "-o",
+                    str(staging / "lws"),
+                    versions.LWS_PACKAGE,
+                ],
                 cwd=module_dir,
                 log_path=log_path,
                 wrapper=True,
