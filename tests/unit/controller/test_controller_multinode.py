@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from llmscale.controller.autoscale_policy import gpus_per_replica
 from llmscale.controller.reconcile import RetryLater, reconcile
 from llmscale.controller.scale import scale_to
 
@@ -106,11 +105,3 @@ def test_growing_past_one_node_replaces_the_deployment(lws_cluster: Any, events:
     assert ("apps/v1", "Deployment", NS, "big") not in lws_cluster.objects
     assert (*LWS, NS, "big") in lws_cluster.objects
     assert lws_cluster.status(NS, "big")["nodesPerReplica"] == 2
-
-
-def test_cost_counts_every_gpu_of_a_group() -> None:
-    spec: dict[str, Any] = {"resources": {"gpu": {"product": "H100-80GB"}}}
-    status = {"nodesPerReplica": 2, "plan": {"tensorParallelSize": 8}}
-    assert gpus_per_replica(spec, status) == 16
-    assert gpus_per_replica({"resources": {"gpu": {"count": 8}}}, status) == 16
-    assert gpus_per_replica(spec, {"plan": {"tensorParallelSize": 4}}) == 4
