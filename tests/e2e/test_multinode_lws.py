@@ -67,8 +67,12 @@ def ready_condition(custom_objects: Any, namespace: str, name: str) -> dict[str,
 
 
 def leader_worker_set(custom_objects: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """The LeaderWorkerSet of LLMDeployment `name` (named `<name>-lws`: LWS's own headless
+    Service takes its name, and the serving Service already has the LLMDeployment's)."""
     try:
-        return dict(custom_objects.get_namespaced_custom_object(LWS[0], LWS[1], namespace, LWS[2], name))
+        return dict(
+            custom_objects.get_namespaced_custom_object(LWS[0], LWS[1], namespace, LWS[2], f"{name}-lws")
+        )
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -145,9 +149,14 @@ def test_405b_becomes_a_group_of_two_nodes_scales_by_groups_and_is_deleted_whole
     env = {e.name for e in leader.spec.containers[0].env or ()}
     assert {"LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE"} <= env  # injected by the LWS pod webhook
 
-    wait_for(
-        lambda: ready_condition(custom_objects, namespace, name).get("status") == "True", 90, "Ready=True"
-    )
+    try:
+        wait_for(
+            lambda: ready_condition(custom_objects, namespace, name).get("status") == "True", 90, "Ready=True"
+        )
+    except BaseException:
+        lws_status = (leader_worker_set(custom_objects, namespace, name) or {}).get("status")
+        print("Ready:", ready_condition(custom_objects, namespace, name), "LWS status:", lws_status)
+        raise
     current = status(custom_objects, namespace, name)
     assert current["nodesPerReplica"] == 2 and current["readyReplicas"] == 1
     assert current["plan"]["gpus"] == 16 and current["plan"]["pipelineParallelSize"] == 2

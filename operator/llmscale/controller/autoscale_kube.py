@@ -39,7 +39,14 @@ from llmscale.controller.status import write_status
 from llmscale.errors import LLMScaleError, TransientError
 from llmscale.metrics import DeploymentKey
 from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER, ROLE_LABEL, ROLE_WORKER
-from llmscale.resources.leaderworkerset import LWS_API_VERSION, LWS_GROUP, LWS_KIND, LWS_PLURAL, LWS_VERSION
+from llmscale.resources.leaderworkerset import (
+    LWS_API_VERSION,
+    LWS_GROUP,
+    LWS_KIND,
+    LWS_PLURAL,
+    LWS_VERSION,
+    lws_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +212,7 @@ class KubeAutoscaleCluster:
     async def get_replicas(self, namespace: str, name: str) -> int | None:
         deployment = await self._run(self.api.get, "apps/v1", "Deployment", namespace, name)
         if deployment is None and await self._run(self.api.has_api, LWS_API_VERSION, LWS_PLURAL):
-            deployment = await self._run(self.api.get, LWS_API_VERSION, LWS_KIND, namespace, name)
+            deployment = await self._run(self.api.get, LWS_API_VERSION, LWS_KIND, namespace, lws_name(name))
         if deployment is None:
             return None
         replicas = (deployment.get("spec") or {}).get("replicas")
@@ -243,7 +250,7 @@ class KubeAutoscaleCluster:
                     LWS_VERSION,
                     namespace,
                     LWS_PLURAL,
-                    name,
+                    lws_name(name),
                     scale,
                 )
         except (ApiException, HTTPError) as exc:

@@ -23,6 +23,7 @@ from llmscale.resources.leaderworkerset import (
     build_leader_worker_set,
     deployment_view,
     leader_selector_string,
+    lws_name,
 )
 from llmscale.resources.serving import ServingConfig
 
@@ -76,13 +77,13 @@ def apply_workload(
         if not api.has_api(LWS_API_VERSION, LWS_PLURAL):
             raise LeaderWorkerSetMissing(missing_message(serving))
         applied = api.apply(build_leader_worker_set(resource, serving, owner, replicas))
-        _KNOWN_ABSENT.discard((LWS_KIND, meta.namespace, meta.name))
+        _KNOWN_ABSENT.discard((LWS_KIND, meta.namespace, lws_name(meta.name)))
         _delete_once(api, "apps/v1", "Deployment", meta.namespace, meta.name)
         return deployment_view(applied)
     applied = api.apply(build_deployment(resource, serving, owner, replicas))
     _KNOWN_ABSENT.discard(("Deployment", meta.namespace, meta.name))
     if api.has_api(LWS_API_VERSION, LWS_PLURAL):
-        _delete_once(api, LWS_API_VERSION, LWS_KIND, meta.namespace, meta.name)
+        _delete_once(api, LWS_API_VERSION, LWS_KIND, meta.namespace, lws_name(meta.name))
     return applied
 
 

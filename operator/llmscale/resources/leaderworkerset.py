@@ -17,6 +17,7 @@ probes of the worker and the role label differ.
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any, Final
 
 from llmscale.api import LLMDeployment
@@ -49,6 +50,22 @@ LEADER_SCRIPT: Final = (
 WORKER_SCRIPT: Final = (
     f'exec bash {MULTI_NODE_SCRIPT} worker --ray_address="$LWS_LEADER_ADDRESS" --ray_port={RAY_PORT}'
 )
+
+
+LWS_NAME_SUFFIX: Final = "-lws"
+_DNS_LABEL_MAX: Final = 63
+
+
+def lws_name(name: str) -> str:
+    """The LeaderWorkerSet's name: not the LLMDeployment's, because LWS creates a headless Service
+    of its own name (the pods' DNS subdomain) and the serving Service already has that name.
+    Long names keep a digest so the result stays a DNS label (it also names that Service)."""
+    candidate = f"{name}{LWS_NAME_SUFFIX}"
+    if len(candidate) <= _DNS_LABEL_MAX:
+        return candidate
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    keep = _DNS_LABEL_MAX - len(LWS_NAME_SUFFIX) - len(digest) - 1
+    return f"{name[:keep].rstrip('-')}-{digest}{LWS_NAME_SUFFIX}"
 
 
 def role_selector_labels(name: str, role: str) -> dict[str, str]:
@@ -140,12 +157,9 @@ def build_leader_worker_set(
     }
     if replicas is not None:
         spec = {"replicas": replicas, **spec}
-    return {
-        "apiVersion": LWS_API_VERSION,
-        "kind": LWS_KIND,
-        "metadata": labels.child_metadata(name, resource.metadata.namespace, owner),
-        "spec": spec,
-    }
+    metadata = labels.child_metadata(name, resource.metadata.namespace, owner)
+    metadata["name"] = lws_name(name)
+    return {"apiVersion": LWS_API_VERSION, "kind": LWS_KIND, "metadata": metadata, "spec": spec}
 
 
 def deployment_view(leader_worker_set: dict[str, Any]) -> dict[str, Any]:

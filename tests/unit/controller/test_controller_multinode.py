@@ -43,7 +43,7 @@ def lws_cluster(cluster: Any) -> Any:
 
 def test_405b_becomes_a_leader_worker_set_not_a_deployment(lws_cluster: Any, events: Any) -> None:
     reconcile(llmdep(lws_cluster), lws_cluster, events)
-    lws = lws_cluster.objects[(*LWS, NS, "big")]
+    lws = lws_cluster.objects[(*LWS, NS, "big-lws")]
     assert lws["spec"]["replicas"] == 1 and lws["spec"]["leaderWorkerTemplate"]["size"] == 2
     assert ("apps/v1", "Deployment", NS, "big") not in lws_cluster.objects
     service = lws_cluster.objects[("v1", "Service", NS, "big")]
@@ -59,7 +59,7 @@ def test_405b_becomes_a_leader_worker_set_not_a_deployment(lws_cluster: Any, eve
 def test_ready_when_the_groups_are_ready(lws_cluster: Any, events: Any) -> None:
     body = llmdep(lws_cluster)
     reconcile(body, lws_cluster, events)
-    lws_cluster.objects[(*LWS, NS, "big")]["status"] = {
+    lws_cluster.objects[(*LWS, NS, "big-lws")]["status"] = {
         "replicas": 1,
         "readyReplicas": 1,
         "updatedReplicas": 1,
@@ -77,9 +77,9 @@ def test_scale_counts_groups_and_reaches_zero(lws_cluster: Any, events: Any) -> 
         "maxReplicas": 3,
     }
     scale_to(lws_cluster, NS, "big", 2, events)
-    assert lws_cluster.objects[(*LWS, NS, "big")]["spec"]["replicas"] == 2
+    assert lws_cluster.objects[(*LWS, NS, "big-lws")]["spec"]["replicas"] == 2
     scale_to(lws_cluster, NS, "big", 0, events)
-    assert lws_cluster.objects[(*LWS, NS, "big")]["spec"]["replicas"] == 0
+    assert lws_cluster.objects[(*LWS, NS, "big-lws")]["spec"]["replicas"] == 0
     assert ready(lws_cluster)["reason"] == "ScaledToZero"
 
 
@@ -103,5 +103,5 @@ def test_growing_past_one_node_replaces_the_deployment(lws_cluster: Any, events:
     stored["metadata"]["generation"] = 2
     reconcile(lws_cluster.get("llmscale.dev/v1alpha1", "LLMDeployment", NS, "big"), lws_cluster, events)
     assert ("apps/v1", "Deployment", NS, "big") not in lws_cluster.objects
-    assert (*LWS, NS, "big") in lws_cluster.objects
+    assert (*LWS, NS, "big-lws") in lws_cluster.objects
     assert lws_cluster.status(NS, "big")["nodesPerReplica"] == 2

@@ -19,6 +19,7 @@ from llmscale.resources.leaderworkerset import (
     build_leader_worker_set,
     deployment_view,
     leader_selector_string,
+    lws_name,
 )
 
 OWNER = owner_reference("llmscale.dev/v1alpha1", "LLMDeployment", "big", "uid-1")
@@ -64,6 +65,15 @@ def test_group_is_two_nodes_of_eight_gpus() -> None:
         assert anti["topologyKey"] == "kubernetes.io/hostname"
         assert anti["matchLabelKeys"] == ["leaderworkerset.sigs.k8s.io/group-key"]
     assert lws["metadata"]["ownerReferences"] == [OWNER]
+    # not the LLMDeployment's name: LWS makes a headless Service of its own name
+    assert lws["metadata"]["name"] == "big-lws"
+    assert lws["metadata"]["labels"]["llmscale.dev/deployment"] == "big"
+
+
+def test_long_names_stay_dns_labels() -> None:
+    long = "a" * 63
+    name = lws_name(long)
+    assert len(name) == 63 and name.endswith("-lws") and name != lws_name("a" * 62)
 
 
 def test_leader_runs_the_ray_head_then_vllm_with_both_parallel_sizes() -> None:
