@@ -7,12 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LLMSCALE := $(VENV)/bin/llmscale
 STAMP := $(VENV)/.installed
+# the scanners' own virtualenv (never the project's: tests/scan/requirements.txt)
+SCAN_VENV := .scan-venv
+SCAN_STAMP := $(SCAN_VENV)/.installed
 # e2e cluster mode: local (default) | existing | kind
 LLMSCALE_CLUSTER ?= local
 export LLMSCALE_CLUSTER
 
-.PHONY: help setup system-deps lint typecheck test test-unit test-e2e generate verify cluster-build cluster-up \
-        cluster-down cluster-status demo bench image e2e-kind clean
+.PHONY: help setup system-deps lint typecheck test test-unit test-e2e generate verify scan cluster-build cluster-up \
+        cluster-down cluster-status demo bench backtest image e2e-kind clean
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -59,6 +62,20 @@ verify: setup ## Fail when generated files (crds/, chart) are stale
 	$(PY) charts/llmscale/hack/gen_schema.py --check
 	$(PY) charts/llmscale/hack/gen_readme.py --check
 
+$(SCAN_STAMP): tests/scan/requirements.txt
+	@[ -x $(SCAN_VENV)/bin/python ] || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r tests/scan/requirements.txt
+	@touch $(SCAN_STAMP)
+
+scan: setup cluster-build $(SCAN_STAMP) ## checkov, hadolint, Kubernetes-schema checks of chart, examples' children, images/ (fails on a new finding)
+	$(PY) tests/scan/render.py build/scan .localcluster/bin/helm
+	@# the Kubernetes OpenAPI of the version the local cluster builds (its Go module; no other download)
+	@swagger="$$(cd tests/localcluster && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes \
+	    | $(CURDIR)/$(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/api/openapi-spec/swagger.json"; \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger" --self-test && \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger"
+
 test-unit: setup ## Unit and integration tiers: pure, no cluster, seconds
 	$(VENV)/bin/pytest -q tests/unit tests/integration
 
@@ -68,7 +85,7 @@ cluster-build: setup ## Build (or reuse cached) control-plane binaries, kwok and
 test-e2e: setup system-deps cluster-build ## End-to-end tier against the real local control plane (minutes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
 
-test: lint verify test-unit test-e2e ## Everything CI runs: lint, generated-file check, unit, e2e
+test: lint verify scan test-unit test-e2e ## Everything CI runs: lint, generated-file check, scanners, unit, e2e
 
 cluster-up: setup system-deps cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
 	$(LLMSCALE) cluster up
@@ -85,6 +102,9 @@ demo: setup system-deps cluster-build ## Run the end-to-end demo (trace replay t
 bench: setup ## Run the benchmarks in benchmarks/ and print their figures
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+backtest: setup ## Score every policy on the repository's suite (suites/default.yaml); plots in backtest-plots/
+	$(LLMSCALE) backtest --suite suites/default.yaml --jobs 2 --plot-dir backtest-plots
+
 image: ## Build the container images (needs a container engine)
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image: no container engine here; images/ is linted by 'make test' instead" >&2; exit 1; }
 	docker build -f images/operator.Dockerfile -t llmscale/operator:dev .
@@ -93,5 +113,5 @@ image: ## Build the container images (needs a container engine)
 e2e-kind: setup image ## e2e suite against a kind cluster with the Helm chart (needs Docker)
 	LLMSCALE_CLUSTER=kind $(VENV)/bin/pytest -q tests/e2e
 
-clean: cluster-down ## Stop the cluster and remove the venv
-	rm -rf $(VENV)
+clean: cluster-down ## Stop the cluster and remove the venvs
+	rm -rf $(VENV) $(SCAN_VENV)

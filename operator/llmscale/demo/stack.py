@@ -117,8 +117,20 @@ class Stack:
         )
         return process
 
-    def start_gateway(self, *, hold_timeout_seconds: float = 120.0, queue_size: int = 200) -> int:
+    def start_gateway(
+        self,
+        *,
+        hold_timeout_seconds: float = 120.0,
+        queue_size: int = 200,
+        api_key_namespace: str | None = None,
+    ) -> int:
+        """The gateway; with `api_key_namespace` it authenticates API keys from Secrets there."""
         port = free_port()
+        if api_key_namespace is None:
+            # the demo's gateway listens on loopback of a throwaway cluster: no API keys
+            auth = ["--auth", "none"]
+        else:
+            auth = ["--auth", "api-key", "--api-key-namespace", api_key_namespace, "--api-key-refresh", "1"]
         argv = [
             sys.executable, "-m", "llmscale", "gateway",
             "--port", str(port),
@@ -128,6 +140,7 @@ class Stack:
             "--keepalive-interval", "2",
             "--activation-refresh", "1",
             "--log-level", "WARNING",
+            *auth,
         ]  # fmt: skip
         self._spawn("gateway", argv, {})
         self.gateway_port = port
