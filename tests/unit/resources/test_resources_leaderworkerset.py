@@ -144,3 +144,10 @@ def test_max_nodes_one_refuses_the_405b() -> None:
         resource(resources={"gpu": {"product": "H100-80GB"}, "maxNodesPerReplica": 1}).spec
     )
     assert verdict.status == "False" and "at most 1 node" in verdict.message
+
+
+def test_each_pods_host_memory_is_sized_from_its_stage_not_the_whole_model() -> None:
+    # 405B bf16 is ~756 GiB of weights; each of the 2 nodes loads about half of them
+    container = built()["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]
+    memory_gib = int(container["resources"]["requests"]["memory"].removesuffix("Gi"))
+    assert 756 / 2 < memory_gib < 756
