@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives import serialization
 from llmscale.localcluster.layout import StateLayout
 from llmscale.localcluster.pki import _issue, _name, _write_cert, _write_key
 from llmscale.localcluster.ports import LOOPBACK, ClusterPorts
+from llmscale.resources.leaderworkerset import LWS_GROUP, LWS_PLURAL
 
 COMPONENT: Final = "lws"
-LWS_GROUP: Final = "leaderworkerset.x-k8s.io"
-CRD_NAME: Final = f"leaderworkersets.{LWS_GROUP}"
+CRD_NAME: Final = f"{LWS_PLURAL}.{LWS_GROUP}"
 # The label every pod of a LeaderWorkerSet carries; the pod webhooks only look at those pods.
 SET_NAME_LABEL: Final = "leaderworkerset.sigs.k8s.io/name"
 MUTATING_CONFIGURATION: Final = "llmscale-localcluster-lws-mutating"
