@@ -74,7 +74,7 @@ def test_gpu_deployment_is_scheduled_onto_gpu_nodes_and_becomes_ready(
     wait_for(ready_replicas, 60, "3 ready replicas of deployment h100")
     pods = core_v1.list_namespaced_pod(namespace, label_selector="app=h100").items
     assert {p.status.phase for p in pods} == {"Running"}
-    assert {p.spec.node_name for p in pods} <= {"gpu-h100-0", "gpu-h100-1"}
+    assert all(p.spec.node_name.startswith("gpu-h100-") for p in pods)
     for pod in pods:
         assert pod.status.pod_ip.startswith("127.")
 

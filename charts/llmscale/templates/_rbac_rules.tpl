@@ -26,6 +26,17 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# The LeaderWorkerSet of each multi-node LLMDeployment (a replica spans several nodes): the same
+# verbs as its Deployment. Harmless without the LeaderWorkerSet CRD (the operator then reports
+# LeaderWorkerSetNotInstalled).
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# A LeaderWorkerSet's /scale: waking a multi-node deployment from zero sets its group count in
+# one PATCH before the full reconcile.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets/scale"]
+  verbs: ["get", "patch", "update"]
 # The Service in front of each vLLM Deployment (its EndpointSlices feed the gateway).
 - apiGroups: [""]
   resources: ["services"]

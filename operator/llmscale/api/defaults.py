@@ -147,3 +147,9 @@ def min_replicas_for(strategy: str) -> int:
     ScaleToZero and Auto may release every GPU (0); Warm and Autoscaled keep one replica.
     """
     return 0 if strategy in ("ScaleToZero", "Auto") else 1
+
+
+# Most nodes one replica may span (spec.resources.maxNodesPerReplica): Llama-3.1-405B in bf16
+# needs 2 nodes of 8 x 80 GB; 4 leaves room for long contexts or smaller GPUs while bounding
+# how many nodes fail and scale together. Same value as planner.pipeline.DEFAULT_MAX_NODES_PER_REPLICA.
+MAX_NODES_PER_REPLICA: Final = 4

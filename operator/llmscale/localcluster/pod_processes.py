@@ -103,8 +103,18 @@ def pod_env(pod: Mapping[str, Any], node_labels: Mapping[str, str]) -> dict[str,
     }
 
 
+# A multi-node replica's worker pod (LeaderWorkerSet) joins its leader's Ray cluster and serves
+# no HTTP: an emulated group runs the emulator in the leader only and a plain listener in each
+# worker, so the runner's "accepts connections" readiness holds for workers too.
+ROLE_LABEL = "llmscale.dev/role"
+WORKER_STAND_IN_RULE = "http-echo"
+
+
 def command_for(pod: Mapping[str, Any], rules: Mapping[str, list[str]]) -> list[str] | None:
-    rule = pod["metadata"].get("labels", {}).get(RUNNER_LABEL)
+    labels = pod["metadata"].get("labels", {})
+    rule = labels.get(RUNNER_LABEL)
+    if rule == "emulator" and labels.get(ROLE_LABEL) == "worker":
+        rule = WORKER_STAND_IN_RULE
     return list(rules[rule]) if rule in rules else None
 
 

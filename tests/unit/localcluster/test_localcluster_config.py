@@ -38,7 +38,15 @@ def test_nodes_get_a_heartbeat_and_kwok_is_told_which_nodes_to_manage() -> None:
 
 def test_gpu_nodes_advertise_gpus_with_feature_discovery_labels_and_taint() -> None:
     nodes = {n.name: kwok_config.node_manifest(n) for n in kwok_config.DEFAULT_NODES}
-    assert set(nodes) == {"gpu-h100-0", "gpu-h100-1", "gpu-a100-0", "gpu-l4-0", "cpu-0"}
+    assert set(nodes) == {
+        "gpu-h100-0",
+        "gpu-h100-1",
+        "gpu-h100-2",
+        "gpu-h100-3",
+        "gpu-a100-0",
+        "gpu-l4-0",
+        "cpu-0",
+    }
     h100 = nodes["gpu-h100-0"]
     assert h100["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert h100["metadata"]["labels"]["llmscale.dev/gpu-product"] == "H100-80GB"
