@@ -18,7 +18,17 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from llmscale.scaling import activation, capacity, demand, forecast, reasons, scaler, strategy, workload
+from llmscale.scaling import (
+    activation,
+    capacity,
+    demand,
+    forecast,
+    keepalive,
+    reasons,
+    scaler,
+    strategy,
+    workload,
+)
 from llmscale.scaling.types import (
     Decision,
     DecisionInputs,
@@ -66,18 +76,30 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
     measured = demand.measure(inputs, policy, next_state.workload, drain_seconds=horizon)
     workload.update(next_state.workload, policy, inputs, measured, cold_start_seconds=cold_start, now=now)
     if inputs.ready_replicas > 0:
+        settled = workload.settled_seconds(next_state.workload, now)
+        capacity.observe_throughput(
+            next_state.capacity,
+            completed_load_per_replica=demand.engine_load(inputs, policy) / inputs.ready_replicas,
+            waiting_per_replica=max(0.0, inputs.num_requests_waiting) / inputs.ready_replicas,
+            kv_cache_usage=inputs.kv_cache_usage,
+            settled_seconds=settled,
+            dt=_since_last(state, now, policy),
+        )
         capacity.observe(
             next_state.capacity,
             policy,
             load_per_replica=measured.load_replicas / inputs.ready_replicas,
             ttft_p95_seconds=inputs.ttft_p95_seconds,
-            settled_seconds=workload.settled_seconds(next_state.workload, now),
+            itl_p95_seconds=inputs.itl_p95_seconds,
+            settled_seconds=settled,
             backlog_free=inputs.num_requests_waiting <= 0 and inputs.gateway_queue_depth <= 0,
             now=now,
         )
     per_replica = capacity.sustainable_load(next_state.capacity, policy)
-    forecast.update(next_state.forecast, policy, measured.load_replicas, now)
-    point, upper = forecast.predict(next_state.forecast, policy, now, horizon)
+    forecast.update(next_state.forecast, policy, measured.load_replicas, now, horizon)
+    point, lower, upper, model, model_reason = forecast.predict_interval(
+        next_state.forecast, policy, now, horizon
+    )
     per_request = measured.work_per_request_replica_seconds
     predicted = Forecast(
         horizon_seconds=horizon,
@@ -85,7 +107,12 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         requests_per_second_upper=upper / per_request,
         load_replicas=point,
         load_replicas_upper=upper,
+        requests_per_second_lower=lower / per_request,
+        model=model,
+        reason=model_reason,
     )
+    keep = keepalive.plan(next_state.workload, policy, cold_start)
+    idle_now = workload.idle_seconds_now(next_state.workload, now)
 
     choice = strategy.choose(
         strategy.StrategyContext(
@@ -95,6 +122,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             cold_start_seconds=cold_start,
             load_replicas=measured.load_replicas,
             sustainable_load_per_replica=per_replica,
+            keep_alive=keep,
         ),
         next_state.strategy,
     )
@@ -120,7 +148,30 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         )
 
     def recommend(*, floor_replicas: int) -> scaler.ScaleRecommendation:
-        """The 1<->N scaler on this tick's measurements, never below `floor_replicas`."""
+        """The 1<->N scaler on this tick's measurements, never below `floor_replicas`; within a
+        proven idle gap shorter than the keep-alive the fleet holds what it has."""
+        if 0 < idle_now < keep.keep_alive_seconds and inputs.current_replicas > floor_replicas:
+            held = inputs.current_replicas
+            scaler.recommend(
+                next_state.scaler,
+                policy,
+                load_replicas=measured.load_replicas,
+                burst_load_replicas=measured.burst_load_replicas,
+                backlog_replicas=measured.backlog_replicas,
+                forecast_upper_replicas=upper,
+                current_replicas=inputs.current_replicas,
+                ready_replicas=inputs.ready_replicas,
+                sustainable_load_per_replica=per_replica,
+                floor_replicas=held,
+                now=now,
+            )
+            return scaler.ScaleRecommendation(
+                held,
+                reasons.KEEP_ALIVE_HOLD,
+                f"idle {idle_now:.0f}s of a {keep.keep_alive_seconds:.0f}s keep-alive: holding "
+                f"{held} replica(s) for the next burst ({keep.reason}: {keep.message})",
+                0.0,
+            )
         return scaler.recommend(
             next_state.scaler,
             policy,
@@ -164,9 +215,12 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         policy,
         inputs,
         zero_allowed=zero_allowed,
-        idle_seconds=workload.idle_seconds_now(next_state.workload, now),
+        idle_seconds=idle_now,
         expected_requests_in_cold_start=expected_in_cold_start,
         now=now,
+        keep_alive_seconds=keep.keep_alive_seconds if keep.representative else None,
+        prewarm_seconds=keep.prewarm_seconds,
+        prewarm_until_seconds=keep.prewarm_until_seconds,
     )
     if gate.at_zero:
         next_state.scaler.recommendations.clear()
@@ -178,6 +232,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         reasons.GATEWAY_QUEUE,
         reasons.DEMAND_AT_ZERO,
         reasons.PREDICTIVE_WARM_UP,
+        reasons.PREWARM_GAP,
     ):
         return finish(result.replicas, gate.reason, f"{gate.message}; {result.message}")
     if zero_allowed and result.replicas <= floor and result.reason in _HOLDING:
@@ -197,11 +252,17 @@ def _expected_requests(
     cold_start: float,
     per_request: float,
 ) -> float:
-    """Requests the time-of-day profile expects within one cold start around now + horizon."""
-    learned = forecast.profile_at(state.forecast, now + horizon)
+    """Requests a learned seasonal pattern expects within one cold start around now + horizon."""
+    learned = forecast.seasonal_expectation(state.forecast, policy, now, horizon)
     if learned is None or per_request <= 0:
         return 0.0
     return learned / per_request * cold_start
+
+
+def _since_last(state: ScalerState, now: float, policy: ScalingPolicy) -> float:
+    if state.last_decision_time is None:
+        return 0.0
+    return min(max(0.0, now - state.last_decision_time), 10.0 * policy.decision_interval_seconds)
 
 
 def _previous_strategy(state: ScalerState, policy: ScalingPolicy) -> Strategy:

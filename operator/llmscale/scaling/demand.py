@@ -48,6 +48,14 @@ def work_per_request(policy: ScalingPolicy, prompt_tokens: float, generation_tok
     )
 
 
+def engine_load(inputs: DecisionInputs, policy: ScalingPolicy) -> float:
+    """Replica-units of work the engines report doing (token rates over the prior capacities)."""
+    return (
+        _clean(inputs.prompt_tokens_per_second) / policy.capacity_prompt_tokens_per_second
+        + _clean(inputs.generation_tokens_per_second) / policy.capacity_generation_tokens_per_second
+    )
+
+
 def mean_lengths(workload: WorkloadState) -> tuple[float, float]:
     if workload.mean_prompt_tokens > 0 or workload.mean_generation_tokens > 0:
         return workload.mean_prompt_tokens, workload.mean_generation_tokens
@@ -66,9 +74,8 @@ def measure(
     prompt_tokens, generation_tokens = mean_lengths(workload)
     per_request = work_per_request(policy, prompt_tokens, generation_tokens)
 
-    engine_load = (
-        prompt_tps / policy.capacity_prompt_tokens_per_second
-        + generation_tps / policy.capacity_generation_tokens_per_second
+    engine_work = prompt_tps / policy.capacity_prompt_tokens_per_second + (
+        generation_tps / policy.capacity_generation_tokens_per_second
     )
     recent_rps = gateway_rps
     if inputs.gateway_recent_arrivals_rps is not None:
@@ -76,7 +83,7 @@ def measure(
     gateway_load = gateway_rps * per_request
     request_rate = recent_rps if inputs.gateway_arrivals_rps is not None else engine_rps
     backlog = _clean(inputs.num_requests_waiting) + max(0, inputs.gateway_queue_depth)
-    load = max(engine_load, gateway_load)
+    load = max(engine_work, gateway_load)
     # The last interval's arrivals see a burst first but carry its noise: the panic window only.
     burst_load = max(load, recent_rps * per_request)
     # What will wait when a replica added now is Ready: today's backlog plus what arrives beyond

@@ -12,6 +12,8 @@ Load enters as replica-units (see `demand`). The need is
   1-replica oscillation), only to the maximum recommendation of the last
   `scale_down_delay_seconds` (every recent recommendation must allow it), and by at most
   current / `max_scale_down_rate` per decision.
+- Never scale down while a backlog drains (requests wait in the engines or the gateway, or
+  arrivals exceed what the Ready replicas can serve): `BacklogDraining`.
 """
 
 from __future__ import annotations
@@ -125,6 +127,14 @@ def recommend(
         state.last_scale_time = now
         return ScaleRecommendation(wanted, reason, detail, up_need)
 
+    if backlog_replicas > EPSILON and keep < current:
+        # Requests wait: whatever the arrival rate says, the fleet is busy serving them.
+        return ScaleRecommendation(
+            max(current, floor_replicas),
+            reasons.BACKLOG_DRAINING,
+            f"{detail}; a backlog of {backlog_replicas:.2f} replica-units drains: no scale-down",
+            need,
+        )
     if keep >= current or in_panic:
         why = "panic: no scale-down" if in_panic and keep < current else "within hysteresis"
         return ScaleRecommendation(
