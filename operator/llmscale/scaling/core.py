@@ -151,7 +151,9 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         """The 1<->N scaler on this tick's measurements, never below `floor_replicas`; within a
         proven idle gap shorter than the keep-alive the fleet holds what it has."""
         if 0 < idle_now < keep.keep_alive_seconds and inputs.current_replicas > floor_replicas:
-            held = inputs.current_replicas
+            # Hold what the last busy period needed (its stable-window peak), never more than runs.
+            peak_need = math.ceil(next_state.workload.busy_peak_load / per_replica - 1e-9)
+            held = min(inputs.current_replicas, max(floor_replicas, peak_need))
             scaler.recommend(
                 next_state.scaler,
                 policy,
@@ -172,7 +174,7 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
                 f"{held} replica(s) for the next burst ({keep.reason}: {keep.message})",
                 0.0,
             )
-        return scaler.recommend(
+        result = scaler.recommend(
             next_state.scaler,
             policy,
             load_replicas=measured.load_replicas,
@@ -185,6 +187,11 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
             floor_replicas=floor_replicas,
             now=now,
         )
+        if idle_now == 0:
+            next_state.workload.busy_peak_load = max(
+                next_state.workload.busy_peak_load, next_state.scaler.stable_load
+            )
+        return result
 
     floor = max(1, policy.min_replicas)
     if choice.strategy is Strategy.WARM:

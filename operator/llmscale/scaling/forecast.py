@@ -14,6 +14,8 @@ Candidates (`MODEL_NAMES`):
                   `forecast_trend_seconds`; the trend extrapolates at most one time constant);
 - `smooth60`, `smooth300`  exponential averages (a Poisson-noisy rate is better predicted by its
                   mean than by its last sample);
+- `blend60`, `blend300`  the mean of the latest sample and a smoother (forecast combination: on
+                  bursty traffic it beats both of its parts);
 - `period300` ... `period3600`  sub-daily recurring patterns (cron-like bursts, hourly batch
                   jobs): a phase profile of `PERIOD_BINS` bins per period, usable once a full
                   period has been seen; forecast = latest sample + profile(then) - profile(now);
@@ -50,11 +52,12 @@ MODEL_NAMES: tuple[str, ...] = (
     "persistence",
     "holt",
     *(f"smooth{round(tau)}" for tau in SMOOTH_SECONDS),
+    *(f"blend{round(tau)}" for tau in SMOOTH_SECONDS),
     *(f"period{round(period)}" for period in PERIODS_SECONDS),
     "daily",
 )
 PERSISTENCE = 0
-SEASONAL_FIRST = 2 + len(SMOOTH_SECONDS)
+SEASONAL_FIRST = 2 + 2 * len(SMOOTH_SECONDS)
 """Index of the first seasonal model (the periodic ones, then daily)."""
 ERROR_MEMORY_SECONDS = 1800.0
 """Time constant of each model's tracked error: half an hour of outcomes."""
@@ -151,7 +154,12 @@ def _holt(state: ForecastState, policy: ScalingPolicy, horizon: float) -> float:
 def candidates(state: ForecastState, policy: ScalingPolicy, now: float, horizon: float) -> list[float | None]:
     """Each model's forecast of load at now + horizon (None: the model has no answer yet)."""
     last = state.last_sample
-    values: list[float | None] = [last, _holt(state, policy, horizon), *state.smooth]
+    values: list[float | None] = [
+        last,
+        _holt(state, policy, horizon),
+        *state.smooth,
+        *(0.5 * (last + smooth) for smooth in state.smooth),
+    ]
     then = now + horizon
     for index in range(len(PERIODS_SECONDS)):
         at_now, at_then = _periodic_at(state, index, now), _periodic_at(state, index, then)
@@ -281,8 +289,11 @@ def predict_interval(
     else:
         sigma = math.sqrt(max(0.0, state.residual_variance))
         widening = math.sqrt(1.0 + max(0.0, horizon_seconds) / policy.forecast_trend_seconds)
-        upper = point + policy.forecast_uncertainty_z * sigma * widening
-        lower = max(0.0, point - policy.forecast_uncertainty_z * sigma * widening)
+        # The prior band is at most the point itself (KPA's 200 % panic bound): one jump from
+        # zero must not size the fleet at several times what arrives.
+        band = min(policy.forecast_uncertainty_z * sigma * widening, point)
+        upper = point + band
+        lower = max(0.0, point - band)
     return point, lower, upper, MODEL_NAMES[chosen], reason
 
 

@@ -278,7 +278,8 @@ class WorkloadState:
     mix_generation_tokens: float = 0.0
     """Decaying sums of requests and tokens (the request mix = their ratios), learned always."""
     busy_peak_load: float = 0.0
-    """Largest load of the current (or last) busy period, replica-units."""
+    """Largest stable-window load of the current (or last) busy period, replica-units: what a
+    keep-alive holds through the next idle gap."""
     gap_histogram: list[float] = field(default_factory=list)
     """Decaying counts of completed idle gaps per `keepalive.GAP_EDGES_SECONDS` bin."""
     gaps_out_of_bounds: float = 0.0

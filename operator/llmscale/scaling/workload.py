@@ -100,7 +100,6 @@ def update(
         state.idle_since = None
     if state.busy_since is None:
         state.busy_since = now
-    state.busy_peak_load = max(state.busy_peak_load, demand.load_replicas)
 
 
 def _learn_mix(state: WorkloadState, inputs: DecisionInputs, *, dt: float) -> None:
