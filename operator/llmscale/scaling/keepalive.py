@@ -17,15 +17,25 @@ i.e. the gap quantile at 1 - (affordable misses per hour / (gaps per hour x requ
 A deployment whose bursts are large next to its error budget keeps capacity through every gap it
 has seen (the tail); one with a roomy budget releases it as soon as idleness is proven.
 
-Pre-warm: when even the shortest gaps (`PREWARM_QUANTILE`) outlast keep-alive + one cold start,
-a replica released at the keep-alive can be started again one cold start before the head of the
-gap distribution; idle gaps then cost GPU time only from the pre-warm on.
+Pre-warm (tried first): when even the shortest gaps (`PREWARM_QUANTILE`, lower bin edge) end
+well after one cold start, the replica is released after the idle window and started again one
+cold start before that head (x 0.9), then waits for the burst until the tail (`TAIL_QUANTILE`,
+x 1.1). Only gaps shorter than the pre-warm point plus a cold start, or longer than the wait,
+then meet a cold start; the plan is taken when their share fits the budget as above.
 
-Worked example (the unit tests use it): gaps of 240 s, 10 per hour, 300 requests in each burst's
-first cold start, 3,000 requests per hour, objective 0.99, half the budget for cold starts:
-affordable misses 0.5 x 0.01 x 3000 = 15 per hour; a miss-prone gap costs 300, so at most
-15 / 300 = 0.05 per hour may exceed the keep-alive: 0.05 / 10 = 0.5 % of gaps. The 99.5th
-percentile of the histogram (the 240 s bin's upper edge, 300 s) is the keep-alive.
+Of the plans that fit, the one that saves more GPU time wins (`saving_share`).
+
+Worked examples (tests/unit/scaling/test_scaling_rules.py; four hours, 3,600 requests per hour,
+objective 0.99, cold start 45 s, so the budget affords 0.5 x 0.01 x 3600 = 18 misses per hour):
+
+- twelve gaps of 420-600 s (3 per hour), 40 requests per burst: 3 x 40 = 120 misses per hour
+  would not fit, at most 18 / 120 = 15 % of gaps may miss. Pre-warm at 0.9 x 420 - 45 - 5 =
+  328 s is Ready at 373 s, before any gap ends, and waits until 1.1 x 600 = 660 s, after all
+  of them: 0 % miss, saving 328 - 60 = 268 s per gap = 22 % of a replica -> ScaleToZero.
+- the same with 2 requests per burst: every gap may miss; releasing after the 60 s idle window
+  without pre-warm saves 502 - 60 - 45 = 397 s per typical gap = 33 %, more than pre-warming.
+- gaps spread from 45 s to 3,600 s with 40 requests per burst: no pre-warm (the head leaves no
+  room for a cold start); the 85th percentile is the 3,600 s bin: keep-alive 3,960 s.
 """
 
 from __future__ import annotations
@@ -95,17 +105,21 @@ def gap_count(state: WorkloadState) -> float:
     return sum(state.gap_histogram) + state.gaps_out_of_bounds
 
 
-def gap_quantile(state: WorkloadState, quantile: float) -> float:
-    """Upper edge of the bin holding the `quantile` of gaps (inf when it lies out of bounds)."""
+def gap_quantile(state: WorkloadState, quantile: float, *, lower_edge: bool = False) -> float:
+    """Upper (or lower) edge of the bin holding the `quantile` of gaps (inf when out of bounds).
+
+    The upper edge is the safe side for a keep-alive, the lower edge for a pre-warm."""
     total = gap_count(state)
     if total <= 0:
         return math.inf
     target = quantile * total
     running = 0.0
+    lower = 0.0
     for edge, count in zip(GAP_EDGES_SECONDS, state.gap_histogram, strict=False):
         running += count
-        if running >= target - 1e-12:
-            return edge
+        if count > 0 and running >= target - 1e-12:
+            return lower if lower_edge else edge
+        lower = edge
     return math.inf
 
 
@@ -169,22 +183,65 @@ def plan(state: WorkloadState, policy: ScalingPolicy, cold_start_seconds: float)
         allowed_share = 1.0
     else:
         allowed_share = min(1.0, affordable / (gaps_per_hour * burst))
+    prewarm_plan: KeepAlive | None = None
+    # Pre-warm (the paper's hybrid policy): release at once, start again one cold start before
+    # the head of the histogram, wait for the burst until its tail. Chosen when the gaps that end
+    # before that replica is Ready or after the wait fit the budget.
+    head = gap_quantile(state, PREWARM_QUANTILE, lower_edge=True)
+    last = gap_quantile(state, TAIL_QUANTILE)
+    if math.isfinite(head) and math.isfinite(last):
+        start = head * (1.0 - MARGIN) - cold_start_seconds - policy.decision_interval_seconds
+        until = last * (1.0 + MARGIN)
+        missed = 1.0 - gap_share_longer(state, start + cold_start_seconds) + gap_share_longer(state, until)
+        if start > floor and missed <= allowed_share:
+            prewarm_plan = KeepAlive(
+                floor,
+                start,
+                until,
+                representative=True,
+                reason=reasons.KEEP_ALIVE_LEARNED,
+                message=f"{why}, {gaps_per_hour:.1f}/h, {head:.0f}-{last:.0f}s; {burst:.1f} requests meet a "
+                f"burst's first cold start, budget affords {affordable:.1f}/h: release after {floor:.0f}s, "
+                f"pre-warm after {start:.0f}s idle, wait until {until:.0f}s ({missed:.1%} of gaps miss)",
+            )
     tail = gap_quantile(state, 1.0 - allowed_share) if allowed_share < 1.0 else 0.0
     keep_alive = max(floor, tail * (1.0 + MARGIN)) if math.isfinite(tail) else math.inf
-    head = gap_quantile(state, PREWARM_QUANTILE)
-    prewarm: float | None = None
-    until: float | None = None
-    if math.isfinite(head) and math.isfinite(keep_alive):
-        start = head * (1.0 - MARGIN) - cold_start_seconds - policy.decision_interval_seconds
-        last = gap_quantile(state, TAIL_QUANTILE)
-        if start > keep_alive and math.isfinite(last):
-            prewarm, until = start, last * (1.0 + MARGIN)
     message = (
         f"{why}, {gaps_per_hour:.1f}/h; {burst:.1f} requests meet a burst's first cold start, "
         f"budget affords {affordable:.1f}/h: keep-alive covers {1.0 - allowed_share:.1%} of gaps = "
         + (f"{keep_alive:.0f}s" if math.isfinite(keep_alive) else "all (beyond the histogram)")
-        + (f"; pre-warm after {prewarm:.0f}s idle" if prewarm is not None else "")
     )
-    return KeepAlive(
-        keep_alive, prewarm, until, representative=True, reason=reasons.KEEP_ALIVE_LEARNED, message=message
+    plain = KeepAlive(
+        keep_alive, None, None, representative=True, reason=reasons.KEEP_ALIVE_LEARNED, message=message
     )
+    if prewarm_plan is not None and saving_share(state, prewarm_plan, cold_start_seconds) > saving_share(
+        state, plain, cold_start_seconds
+    ):
+        return prewarm_plan
+    return plain
+
+
+def saving_share(state: WorkloadState, keep: KeepAlive, cold_start_seconds: float) -> float:
+    """Share of an hour a replica released under `keep` is not paid for, over the histogram.
+
+    Per gap of typical length g (the bin's geometric middle): without pre-warm the replica is off
+    from the keep-alive K to g and then pays a cold start: g - K - cold start; with pre-warm at
+    P it is off from K to P (a longer gap waits, paid, from P): min(g - K - cold start, P - K)."""
+    if not math.isfinite(keep.keep_alive_seconds):
+        return 0.0
+    hours = max(state.observed_seconds, 1.0) / 3600.0
+    saved = 0.0
+    lower = 0.0
+    for edge, count in zip(GAP_EDGES_SECONDS, state.gap_histogram, strict=False):
+        if count > 0:
+            saved += count * _saved_in_gap(math.sqrt(max(lower, edge / 2.0) * edge), keep, cold_start_seconds)
+        lower = edge
+    saved += state.gaps_out_of_bounds * _saved_in_gap(GAP_EDGES_SECONDS[-1], keep, cold_start_seconds)
+    return min(1.0, saved / hours / 3600.0)
+
+
+def _saved_in_gap(gap: float, keep: KeepAlive, cold_start_seconds: float) -> float:
+    released = gap - keep.keep_alive_seconds - cold_start_seconds
+    if keep.prewarm_seconds is not None:
+        released = min(released, keep.prewarm_seconds - keep.keep_alive_seconds)
+    return max(0.0, released)

@@ -91,19 +91,7 @@ def rule_learning_demand(context: StrategyContext) -> RuleResult | None:
 
 
 def zero_saving_share(context: StrategyContext, keep: keepalive.KeepAlive) -> float:
-    """Share of an hour a released replica is not paid for: over the gap histogram, the part of
-    each gap beyond keep-alive + the cold start paid again at the wake-up."""
-    workload = context.workload
-    hours = max(workload.observed_seconds, 1.0) / 3600.0
-    lower = 0.0
-    saved = 0.0
-    overhead = keep.keep_alive_seconds + context.cold_start_seconds
-    for edge, count in zip(keepalive.GAP_EDGES_SECONDS, workload.gap_histogram, strict=False):
-        typical = math.sqrt(max(lower, edge / 2.0) * edge)
-        saved += count * max(0.0, typical - overhead)
-        lower = edge
-    saved += workload.gaps_out_of_bounds * max(0.0, keepalive.GAP_EDGES_SECONDS[-1] - overhead)
-    return min(1.0, saved / hours / 3600.0)
+    return keepalive.saving_share(context.workload, keep, context.cold_start_seconds)
 
 
 def rule_idle_fits_error_budget(context: StrategyContext) -> RuleResult | None:

@@ -42,22 +42,33 @@ def context(policy: ScalingPolicy, state: WorkloadState, **values: float) -> Str
 AUTO = ScalingPolicy()
 
 
-def gaps(count: float, edge: float) -> list[float]:
-    """A gap histogram with `count` gaps in the bin whose upper edge is `edge`."""
+def gaps(*bins: tuple[float, float]) -> list[float]:
+    """A gap histogram: (count, bin upper edge) pairs."""
     histogram = [0.0] * len(keepalive.GAP_EDGES_SECONDS)
-    histogram[keepalive.GAP_EDGES_SECONDS.index(edge)] = count
+    for count, edge in bins:
+        histogram[keepalive.GAP_EDGES_SECONDS.index(edge)] = count
     return histogram
 
 
 # Twelve gaps of 420-600 s in four hours (3/h), 2 requests in each burst's first cold start.
 # Budget for cold starts: 0.5 x 1 % x 3600 req/h = 18 req/h >= 3/h x 2: every gap may miss, so
-# keep-alive is the idle window (60 s). A gap is typically sqrt(420 x 600) = 502 s; zero saves
-# 502 - 60 - 45 (cold start) = 397 s of each: 12 x 397 / 4 h = 1191 s/h = 33 % of a replica.
-IDLE_CHEAP = {"gap_histogram": gaps(12, 600.0), "burst_count": 12.0, "burst_requests": 24.0}
-# Same gaps, 40 requests per burst: 18 / (3 x 40) = 15 % of gaps may miss, so keep-alive covers
-# the 85th percentile (the 600 s bin) x 1.1 = 660 s > the typical gap: zero saves nothing, and
-# the keep-alive covers the median gap (600 s > 45 s cold start): bursts cannot be absorbed.
-IDLE_COSTLY = {"gap_histogram": gaps(12, 600.0), "burst_count": 12.0, "burst_requests": 480.0}
+# keep-alive is the idle window (60 s). A gap is typically sqrt(420 x 600) = 502 s; releasing saves
+# 502 - 60 - 45 (the cold start paid again) = 397 s of each: 12 x 397 / 4 h = 1191 s/h = 33 %.
+# (Pre-warming at 0.9 x 420 - 45 - 5 = 328 s would save only 328 - 60 = 268 s a gap.)
+IDLE_CHEAP = {"gap_histogram": gaps((12, 600.0)), "burst_count": 12.0, "burst_requests": 24.0}
+# Same gaps, 40 requests per burst: 3/h x 40 = 120 misses/h would exceed 18/h. Pre-warm fits: no
+# gap ends before the pre-warmed replica is Ready (328 + 45 = 373 s < 420 s) or after the wait
+# (1.1 x 600 = 660 s): 0 % miss. It saves 268 s a gap: 12 x 268 / 4 h = 804 s/h = 22 %.
+IDLE_PREWARM = {"gap_histogram": gaps((12, 600.0)), "burst_count": 12.0, "burst_requests": 480.0}
+# Irregular gaps (4 of 45-60 s, 4 of 420-600 s, 4 of 2700-3600 s), 40 requests per burst: at most
+# 15 % of gaps may miss, so keep-alive covers the 85th percentile: the 3600 s bin x 1.1 = 3960 s,
+# which covers the median gap (600 s > the 45 s cold start): bursts cannot be absorbed -> Warm.
+# (No pre-warm: the head, 45 s, leaves no room for a cold start.)
+IDLE_IRREGULAR = {
+    "gap_histogram": gaps((4, 60.0), (4, 600.0), (4, 3600.0)),
+    "burst_count": 12.0,
+    "burst_requests": 480.0,
+}
 
 
 @pytest.mark.parametrize(
@@ -71,7 +82,10 @@ IDLE_COSTLY = {"gap_histogram": gaps(12, 600.0), "burst_count": 12.0, "burst_req
         ),
         pytest.param(AUTO, IDLE_CHEAP, {}, Strategy.SCALE_TO_ZERO, reasons.IDLE_FITS_ERROR_BUDGET, id="zero"),
         pytest.param(
-            AUTO, IDLE_COSTLY, {}, Strategy.WARM, reasons.COLD_STARTS_NOT_ABSORBED, id="budget-exceeded"
+            AUTO, IDLE_PREWARM, {}, Strategy.SCALE_TO_ZERO, reasons.IDLE_FITS_ERROR_BUDGET, id="zero-prewarm"
+        ),
+        pytest.param(
+            AUTO, IDLE_IRREGULAR, {}, Strategy.WARM, reasons.COLD_STARTS_NOT_ABSORBED, id="budget-exceeded"
         ),
         pytest.param(
             replace(AUTO, min_replicas=1),
@@ -91,7 +105,7 @@ IDLE_COSTLY = {"gap_histogram": gaps(12, 600.0), "burst_count": 12.0, "burst_req
         ),
         pytest.param(
             AUTO,
-            {"gap_histogram": gaps(2, 600.0), "burst_count": 2.0, "burst_requests": 4.0},
+            {"gap_histogram": gaps((2, 600.0)), "burst_count": 2.0, "burst_requests": 4.0},
             {},
             Strategy.AUTOSCALED,
             reasons.DEMAND_VARIES,
@@ -141,27 +155,22 @@ def test_zero_message_quotes_the_numbers() -> None:
 def test_keep_alive_from_the_gap_histogram() -> None:
     cheap = keepalive.plan(workload(**IDLE_CHEAP), AUTO, 45.0)
     assert cheap.representative and cheap.keep_alive_seconds == AUTO.idle_window_seconds
-    costly = keepalive.plan(workload(**IDLE_COSTLY), AUTO, 45.0)
-    assert costly.keep_alive_seconds == pytest.approx(660.0)
-    assert costly.reason == reasons.KEEP_ALIVE_LEARNED
-    few = keepalive.plan(workload(gap_histogram=gaps(2, 600.0)), AUTO, 45.0)
+    assert cheap.prewarm_seconds is None
+    assert keepalive.saving_share(workload(**IDLE_CHEAP), cheap, 45.0) == pytest.approx(0.33, abs=0.005)
+    irregular = keepalive.plan(workload(**IDLE_IRREGULAR), AUTO, 45.0)
+    assert irregular.keep_alive_seconds == pytest.approx(3960.0)
+    assert irregular.prewarm_seconds is None and irregular.reason == reasons.KEEP_ALIVE_LEARNED
+    few = keepalive.plan(workload(gap_histogram=gaps((2, 600.0))), AUTO, 45.0)
     assert not few.representative and few.reason == reasons.KEEP_ALIVE_FALLBACK
     assert few.keep_alive_seconds == keepalive.FALLBACK_KEEP_ALIVE_SECONDS
 
 
-def test_prewarm_at_the_head_of_long_gaps() -> None:
-    # Twelve gaps of 1800-2700 s; 40 requests per burst: 15 % may miss. keep-alive = 660 s? No:
-    # the 85th percentile is the 2700 s bin -> 2970 s; the head (5th percentile) is 2700 s too, and
-    # 0.9 x 2700 - 45 - 5 = 2380 s < 2970 s: no pre-warm. With a roomy budget (2 requests per
-    # burst) keep-alive is the 60 s idle window and the pre-warm starts at 2380 s, waiting for the
-    # burst until 1.1 x 2700 = 2970 s.
-    roomy = workload(gap_histogram=gaps(12, 2700.0), burst_count=12.0, burst_requests=24.0)
-    plan = keepalive.plan(roomy, AUTO, 45.0)
+def test_prewarm_at_the_head_of_regular_gaps() -> None:
+    plan = keepalive.plan(workload(**IDLE_PREWARM), AUTO, 45.0)
     assert plan.keep_alive_seconds == AUTO.idle_window_seconds
-    assert plan.prewarm_seconds == pytest.approx(2380.0)
-    assert plan.prewarm_until_seconds == pytest.approx(2970.0)
-    tight = workload(gap_histogram=gaps(12, 2700.0), burst_count=12.0, burst_requests=480.0)
-    assert keepalive.plan(tight, AUTO, 45.0).prewarm_seconds is None
+    assert plan.prewarm_seconds == pytest.approx(328.0)
+    assert plan.prewarm_until_seconds == pytest.approx(660.0)
+    assert keepalive.saving_share(workload(**IDLE_PREWARM), plan, 45.0) == pytest.approx(0.2233, abs=0.001)
 
 
 def test_switch_to_riskier_strategy_waits_for_the_dwell_time() -> None:
@@ -175,6 +184,6 @@ def test_switch_to_riskier_strategy_waits_for_the_dwell_time() -> None:
 
 def test_switch_to_safer_strategy_is_immediate() -> None:
     state = StrategyState(current=Strategy.SCALE_TO_ZERO.value, since=4 * HOUR - 10)
-    result = choose(context(AUTO, workload(**IDLE_COSTLY)), state)
+    result = choose(context(AUTO, workload(**IDLE_IRREGULAR)), state)
     assert result.strategy is Strategy.WARM
     assert result.reason == reasons.COLD_STARTS_NOT_ABSORBED
