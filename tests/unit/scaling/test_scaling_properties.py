@@ -82,3 +82,48 @@ def test_no_flapping_under_bursty_input(burst_rps: float, base_rps: float, perio
     window = int(policy.scale_down_delay_seconds / policy.decision_interval_seconds)
     for down in downs:
         assert not any(down < up <= down + window for up in ups), history
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    base_rps=st.floats(min_value=0.5, max_value=120.0),
+    noise=st.floats(min_value=0.0, max_value=0.3),
+    seed=st.integers(0, 2**16),
+    strategy=st.sampled_from([Strategy.AUTO, Strategy.AUTOSCALED]),
+    max_replicas=st.integers(1, 30),
+)
+def test_noisy_constant_load_stays_in_bounds_and_never_flaps(
+    base_rps: float, noise: float, seed: int, strategy: Strategy, max_replicas: int
+) -> None:
+    """Constant load with up to +-30 % uniform noise per decision (every signal moves together),
+    for 40 minutes: replicas stay within bounds, and once settled (after 10 minutes) the count
+    never goes down and then up again (nor up and then down)."""
+    import random
+
+    rng = random.Random(seed)
+    policy = ScalingPolicy(strategy=strategy, max_replicas=max_replicas)
+    state = ScalerState()
+    replicas = 1
+    history: list[int] = []
+    for index in range(480):
+        rps = base_rps * (1.0 + noise * (2.0 * rng.random() - 1.0))
+        inputs = DecisionInputs(
+            current_replicas=replicas,
+            ready_replicas=replicas,
+            request_rate_rps=rps,
+            prompt_tokens_per_second=rps * 1000,
+            generation_tokens_per_second=rps * 200,
+            num_requests_running=min(rps, 50.0),
+            ttft_p95_seconds=0.2,
+            gateway_arrivals_rps=rps,
+            gateway_recent_arrivals_rps=rps,
+        )
+        decision = decide(inputs, policy, state, index * 5.0)
+        state = decision.next_state
+        assert policy.min_replicas <= decision.desired_replicas <= policy.max_replicas
+        replicas = decision.desired_replicas
+        history.append(replicas)
+    settled = history[120:]
+    moves = [b - a for a, b in zip(settled, settled[1:], strict=False) if b != a]
+    reversals = sum(1 for a, b in zip(moves, moves[1:], strict=False) if (a > 0) != (b > 0))
+    assert reversals == 0, history
