@@ -98,6 +98,7 @@ def test_noisy_constant_load_stays_in_bounds_and_never_flaps(
     """Constant load with up to +-30 % uniform noise per decision (every signal moves together),
     for 40 minutes: replicas stay within bounds, and once settled (after 10 minutes) the count
     never goes down and then up again (nor up and then down)."""
+    import itertools
     import random
 
     rng = random.Random(seed)
@@ -124,6 +125,6 @@ def test_noisy_constant_load_stays_in_bounds_and_never_flaps(
         replicas = decision.desired_replicas
         history.append(replicas)
     settled = history[120:]
-    moves = [b - a for a, b in zip(settled, settled[1:], strict=False) if b != a]
-    reversals = sum(1 for a, b in zip(moves, moves[1:], strict=False) if (a > 0) != (b > 0))
+    moves = [b - a for a, b in itertools.pairwise(settled) if b != a]
+    reversals = sum(1 for a, b in itertools.pairwise(moves) if (a > 0) != (b > 0))
     assert reversals == 0, history
