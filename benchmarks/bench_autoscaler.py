@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "autoscaler"))
 
-from conftest import Clock, FakeCluster, llmdeployment
+from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
 from llmscale.controller.autoscale_loop import Autoscaler
 from llmscale.controller.autoscale_policy import policy_for
@@ -91,7 +91,7 @@ def main() -> int:
     total = time.perf_counter() - started
 
     # Baseline: decide() alone for the same number of calls.
-    policies = [policy_for(t.body, {}) for t in loop.tracked.values()]
+    policies = [policy_for(t.body, settings) for t in loop.tracked.values()]
     states: list[Any] = [ScalerState() for _ in policies]
     base_started = time.perf_counter()
     for tick in range(5):

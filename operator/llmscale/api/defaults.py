@@ -33,6 +33,58 @@ SLO_TTFT_P95: Final = "2s"
 SLO_ITL_P95: Final = "100ms"
 SLO_OBJECTIVE: Final = 0.99
 
+# --- The scaling policy (llmscale.scaling.ScalingPolicy) -----------------------------------------
+# `llmscale.scaling.policy_from_spec` turns a spec into the decision core's policy for the operator
+# and for `llmscale simulate` alike: strategy, bounds and SLO come from the spec (defaults above),
+# everything below from here. The tunable ones may be changed operator-wide (`--scaling-overrides`)
+# or per deployment (annotation `llmscale.dev/scaling-overrides`); docs/scaling.md explains each.
+
+# Seconds between two decisions: the operator's tick and the simulator's tick (`--scaling-interval`).
+DECISION_INTERVAL_SECONDS: Final = 5.0
+# Request lengths the capacity prior assumes until the engines report the real token mix
+# (ShareGPT-like chat, as in vLLM's serving benchmarks). Constants on purpose: a deployment
+# cannot know its future traffic's lengths, so neither may a backtest of it.
+PRIOR_PROMPT_TOKENS: Final = 1000.0
+PRIOR_GENERATION_TOKENS: Final = 200.0
+# Share of a replica's saturation throughput it may carry while meeting the TTFT SLO (a prior,
+# refined online from measured TTFT; spec.scaling.capacityHint replaces it).
+TARGET_UTILIZATION: Final = 0.75
+# Capacity of one replica when the performance model does not know the model (custom
+# architectures): Llama-3-8B on one H100 (~40k prompt tok/s, ~7.5k generated tok/s).
+CAPACITY_PROMPT_TOKENS_PER_SECOND: Final = 40_000.0
+CAPACITY_GENERATION_TOKENS_PER_SECOND: Final = 7_500.0
+# USD per GPU-hour when neither the spec, the operator's price list nor the catalog has a price.
+GPU_PRICE_PER_HOUR_USD: Final = 2.0
+# Pod creation -> Ready, used until measured, when the performance model has no estimate.
+COLD_START_SECONDS: Final = 60.0
+# Load averages (Knative KPA: stable 60 s, panic 6 s at 200 %).
+STABLE_WINDOW_SECONDS: Final = 60.0
+PANIC_WINDOW_SECONDS: Final = 6.0
+PANIC_THRESHOLD: Final = 2.0
+# Scale-down only when every recommendation of this window allows it.
+SCALE_DOWN_DELAY_SECONDS: Final = 120.0
+HYSTERESIS: Final = 0.1
+SCALE_DOWN_HEADROOM_REPLICAS: Final = 0.5
+MAX_SCALE_UP_RATE: Final = 10.0
+MAX_SCALE_DOWN_RATE: Final = 2.0
+# Positive proof of idleness must last this long before scaling to zero.
+IDLE_WINDOW_SECONDS: Final = 60.0
+# Forecast: Holt level/trend time constants, one-sided 95 % upper bound, time-of-day bins.
+FORECAST_LEVEL_SECONDS: Final = 30.0
+FORECAST_TREND_SECONDS: Final = 180.0
+FORECAST_UNCERTAINTY_Z: Final = 1.64
+PROFILE_BIN_SECONDS: Final = 900.0
+# Strategy Auto: keep a concrete strategy this long; observe this long before Warm or ScaleToZero.
+STRATEGY_DWELL_SECONDS: Final = 600.0
+MIN_HISTORY_SECONDS: Final = 300.0
+
+# --- `llmscale simulate` without --deployment ------------------------------------------------------
+# The deployment it simulates when no manifest is given (a manifest's fields win; flags win over both).
+SIMULATE_MODEL: Final = "llama-3-8b"
+SIMULATE_GPU: Final = "H100-80GB"
+# Room for traces replayed at a high --rate-scale (a manifest's maxReplicas wins).
+SIMULATE_MAX_REPLICAS: Final = 64
+
 HF_TOKEN_SECRET_KEY: Final = "HF_TOKEN"
 ARCHITECTURE_CONFIGMAP_KEY: Final = "config.json"
 # vLLM (through huggingface_hub) caches downloads under $HF_HOME.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from llmscale.api import defaults
 from llmscale.api.base import ApiModel, cel_rule, cel_rules, cel_text
@@ -20,6 +21,7 @@ from llmscale.api.spec import (
     StringMap,
 )
 from llmscale.api.status import LLMDeploymentStatus
+from llmscale.errors import UserInputError
 
 _MANAGED_LABELS_CEL: Final = "[" + ", ".join(f"'{label}'" for label in MANAGED_POD_LABELS) + "]"
 
@@ -253,3 +255,18 @@ class LLMDeployment(ApiModel):
     def from_body(cls, body: Any) -> LLMDeployment:
         """Parse a resource body as the API server returns it (a dict or kopf's Body)."""
         return cls.model_validate(dict(body))
+
+    @classmethod
+    def parse(cls, body: Any, where: str) -> LLMDeployment:
+        """`from_body`, but a bad body raises UserInputError with ONE line: `where`, the field
+        path and the offending value (the first pydantic error)."""
+        if not isinstance(body, Mapping):
+            raise UserInputError(f"{where}: value {type(body).__name__} is not an LLMDeployment object")
+        try:
+            return cls.from_body(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            value = first.get("input")
+            shown = "missing" if first.get("type") == "missing" else f"value {value!r}"
+            raise UserInputError(f"{where}: {path}: {shown}: {first['msg']}") from None

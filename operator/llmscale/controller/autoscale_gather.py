@@ -1,13 +1,14 @@
-"""Pure helpers of the scaling loop: metrics -> `DecisionInputs`, the idleness guard, status.
+"""Pure helpers of the scaling loop: metrics -> `DecisionInputs` (the gather step), status.
 
 Availability rules (docs/autoscaling.md, "Metrics"): a deployment's metrics are usable when
 Prometheus answered and
 - with a Ready replica: the engines report (their gauges/counters are present);
 - with no Ready replica: the gateway's series are present (at zero the engines export nothing
   by design, so the gateway's counts are the whole demand signal).
-Anything else is "no data": the core holds replicas. Independently of the core, the loop never
-lowers replicas to zero unless `DeploymentMetrics.proves_idle` (every demand signal present and
-zero, gateway included): a missing gateway series is never taken as "no arrivals".
+Anything else is "no data": the core holds replicas. The demand signals Prometheus had no series
+for travel as `DecisionInputs.missing_demand_signals`: the core's idle guard never lowers replicas
+to zero unless every one is present and zero, gateway included (a missing gateway series is never
+taken as "no arrivals"). Nothing is decided here: the loop applies `decide`'s answer verbatim.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 
 from llmscale.metrics import DeploymentMetrics
 from llmscale.metrics.types import GATEWAY_SIGNALS
-from llmscale.scaling import Decision, DecisionInputs
-
-IDLE_GUARD_REASON = "IdleNotProven"
+from llmscale.scaling import DecisionInputs
+from llmscale.scaling.core import IDLE_PROOF_SIGNALS
+from llmscale.scaling.core import metrics_usable as metrics_usable_rule
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,14 @@ def metrics_usable(metrics: DeploymentMetrics | None, ready_replicas: int) -> tu
     """(usable, reason, message) for the MetricsAvailable condition of one deployment."""
     if metrics is None:
         return False, "NoData", "Prometheus has no series for this deployment"
-    if ready_replicas > 0 and not metrics.engine_reporting:
+    gateway_reporting = not metrics.missing & GATEWAY_SIGNALS
+    if metrics_usable_rule(
+        ready_replicas, engine_reporting=metrics.engine_reporting, gateway_reporting=gateway_reporting
+    ):
+        return True, "MetricsAvailable", "engine and gateway signals present"
+    if ready_replicas > 0:
         return False, "NoEngineData", f"{ready_replicas} replica(s) Ready but no engine metrics in Prometheus"
-    if ready_replicas == 0 and metrics.missing & GATEWAY_SIGNALS:
-        return False, "NoGatewayData", "no replica Ready and the gateway's series are missing"
-    return True, "MetricsAvailable", "engine and gateway signals present"
+    return False, "NoGatewayData", "no replica Ready and the gateway's series are missing"
 
 
 def build_inputs(
@@ -70,6 +74,11 @@ def build_inputs(
         gateway_arrivals = _value(m.gateway_arrivals_rps)
     if m is not None:
         queue_depth = round(_value(m.gateway_queue_depth))
+    missing = (
+        IDLE_PROOF_SIGNALS
+        if m is None
+        else {name for name in IDLE_PROOF_SIGNALS if name in m.missing or getattr(m, name) is None}
+    )
     return DecisionInputs(
         current_replicas=workload.replicas,
         ready_replicas=workload.ready_replicas,
@@ -87,27 +96,8 @@ def build_inputs(
         cold_start_p50_seconds=cold_start_p50_seconds,
         cold_start_p95_seconds=cold_start_p95_seconds,
         activation_requested=activation_requested,
+        missing_demand_signals=frozenset(missing),
     )
-
-
-def guarded_replicas(
-    decision: Decision, inputs: DecisionInputs, metrics: DeploymentMetrics | None, prometheus_ok: bool
-) -> tuple[int, str, str]:
-    """(replicas, reason, message) after the loop's own safety rules on top of the core's answer."""
-    desired, reason, message = decision.desired_replicas, decision.reason, decision.message
-    if not decision.valid:
-        # "No data" keeps what runs, whatever the core computed.
-        return inputs.current_replicas, reason, message
-    proven = prometheus_ok and metrics is not None and metrics.proves_idle
-    if desired == 0 and inputs.current_replicas > 0 and not proven:
-        missing = sorted(metrics.missing) if metrics is not None else ["all"]
-        return (
-            1,
-            IDLE_GUARD_REASON,
-            f"the core asked for 0 ({reason}) but idleness is not positively proven "
-            f"(missing: {', '.join(missing) or 'none'}; demand not all zero): keeping one replica",
-        )
-    return desired, reason, message
 
 
 def observed_status(

@@ -2,15 +2,19 @@
 
 Per tick: ONE Prometheus read (one query per signal for all deployments, `MetricsSource`),
 ONE list of Deployments and ONE list of pods (`AutoscaleCluster.list_workloads`); then for each
-tracked LLMDeployment with a loop-owned strategy: inputs -> `llmscale.scaling.decide`
-(unchanged) -> the loop's idleness guard -> scale the Deployment (unless DryRun) -> Events,
-status, /metrics. The kopf glue (llmscale.controller.autoscaler) feeds `observe`/`forget` from
-a watch and calls `activate` when the gateway's annotation changes.
+tracked LLMDeployment with a loop-owned strategy: inputs (`autoscale_gather.build_inputs`) ->
+`llmscale.scaling.decide` -> apply `Decision.replicas_to_apply` verbatim -> Events, status,
+/metrics. Nothing between gather and apply is decided here: the idle guard, waking from zero and
+DryRun are inside `decide` (the simulator runs the same; tests/unit/parity keeps them equal).
+The kopf glue (llmscale.controller.autoscaler) feeds `observe`/`forget` from a watch and calls
+`activate` when the gateway's annotation changes: that only hands the signal to the next
+decision and starts that tick at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -69,14 +73,13 @@ class Tracked:
     conditions: dict[str, tuple[bool, str]] = field(default_factory=dict)
     activation_seen: str | None = None
     activation_until: float = 0.0
-    activated_at: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cached_policy: ScalingPolicy | None = None
     """Rebuilt only when the watch delivers a new body (`Autoscaler.observe` clears it)."""
 
     def policy(self, settings: AutoscalerSettings) -> ScalingPolicy:
         if self.cached_policy is None:
-            self.cached_policy = policy_for(self.body, settings.overrides, settings.gpu_prices)
+            self.cached_policy = policy_for(self.body, settings)
         return self.cached_policy
 
     @property
@@ -90,10 +93,6 @@ class Tracked:
     @property
     def loop_owned(self) -> bool:
         return str(self.scaling.get("strategy") or "Auto") in LOOP_OWNED
-
-    @property
-    def dry_run(self) -> bool:
-        return self.scaling.get("mode") == "DryRun"
 
 
 @dataclass
@@ -124,6 +123,8 @@ class Autoscaler:
         self.history: dict[DeploymentKey, DemandHistory] | None = None
         self._history_task: asyncio.Task[None] | None = None
         self._history_next_attempt = 0.0
+        self._tick_now = asyncio.Event()
+        """Set by `activate`: the ticker runs at once instead of waiting out the interval."""
 
     # --- registry (fed by the kopf watch) ---------------------------------------------------
 
@@ -152,6 +153,7 @@ class Autoscaler:
     async def run(self) -> None:
         """Tick forever; while Prometheus is down, retry with exponential backoff (capped)."""
         while True:
+            self._tick_now.clear()
             started = time.monotonic()
             try:
                 report = await self.tick()
@@ -161,7 +163,9 @@ class Autoscaler:
             delay = self.settings.interval_seconds
             if not report.prometheus_ok:
                 delay = min(self.settings.max_backoff_seconds, delay * 2 ** min(self.failures, 6))
-            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+            remaining = max(0.0, delay - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tick_now.wait(), timeout=remaining)
 
     def _maybe_load_history(self, now: float) -> None:
         if self.history is None and self._history_task is None and now >= self._history_next_attempt:
@@ -206,14 +210,13 @@ class Autoscaler:
             log.warning("metrics unavailable (attempt %d): %s", self.failures, exc)
         self.metrics.metrics_available.set(1 if prometheus_ok else 0)
         workloads = await self.cluster.list_workloads()
-        listed_at = time.monotonic()
         report = TickReport(deployments=len(self.tracked), prometheus_ok=prometheus_ok)
         for index, (key, tracked) in enumerate(list(self.tracked.items())):
             if index and index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             workload = workloads.get(key)
-            if workload is None or tracked.activated_at > listed_at:
-                continue  # no Deployment yet (reconcile creates it), or activation raced this tick
+            if workload is None:
+                continue  # no Deployment yet (reconcile creates it)
             try:
                 async with tracked.lock:
                     scaled = await self._one(tracked, workload, snapshot.get(key), prometheus_ok, error, now)
@@ -276,14 +279,19 @@ class Autoscaler:
 
         decision = decide(inputs, policy, memory.state, now)
         memory.state = decision.next_state
-        desired, reason, message = gather.guarded_replicas(decision, inputs, metrics, prometheus_ok)
+        desired, reason, message = decision.desired_replicas, decision.reason, decision.message
         current = workload.replicas
+        target = decision.replicas_to_apply(current)
         changed = desired != current
         scaled = False
-        if changed and not tracked.dry_run:
+        if target != current:
             if desired < current:
                 await self._prefer_idlest(ns, workload)
-            await self.cluster.scale(ns, name, desired)
+            if current == 0:
+                # From zero, the fast path (the Deployment's /scale at once, then reconcile).
+                await self.cluster.wake(ns, name, target)
+            else:
+                await self.cluster.scale(ns, name, target)
             scaled = True
             if desired > current:
                 memory.scale_ups += 1
@@ -292,7 +300,7 @@ class Autoscaler:
             self.metrics.decisions.labels(ns, name, reason).inc()
             verb = "Scaled up" if desired > current else "Scaled down"
             await self._event(tracked, "Normal", reason, f"{verb} from {current} to {desired}: {message}")
-        elif changed and memory.last_desired != desired:
+        elif changed and decision.dry_run and memory.last_desired != desired:
             await self._event(
                 tracked, "Normal", reason, f"DryRun: would scale from {current} to {desired}: {message}"
             )
@@ -309,10 +317,11 @@ class Autoscaler:
             )
         urgent = changed or reason != memory.last_reason or desired != memory.last_desired
         memory.last_reason, memory.last_desired = reason, desired
+        memory.last_strategy = decision.strategy.value
         scaling_active = (
-            not tracked.dry_run and decision.valid,
-            "DryRun" if tracked.dry_run else (reason if decision.valid else reasons.METRICS_UNAVAILABLE),
-            "mode DryRun: decisions are recorded, not applied" if tracked.dry_run else message,
+            not decision.dry_run and decision.valid,
+            "DryRun" if decision.dry_run else (reason if decision.valid else reasons.METRICS_UNAVAILABLE),
+            "mode DryRun: decisions are recorded, not applied" if decision.dry_run else message,
         )
         self._export(tracked, decision, desired, workload, metrics, memory)
         await self._write_status(
@@ -398,7 +407,7 @@ class Autoscaler:
             "scalerState": memory.to_scaler_state(),
         }
         if decision is not None and scaling is not None:
-            if not tracked.dry_run:
+            if not decision.dry_run:
                 # reconcile applies status.desiredReplicas (controller/replicas.py): DryRun never writes it.
                 status["desiredReplicas"] = scaling[0]
             status["strategy"] = decision.strategy.value
@@ -411,10 +420,16 @@ class Autoscaler:
         for t, v in wanted.items():
             tracked.conditions[t] = (v[0], v[1])
 
-    # --- activation (0 -> 1 on the gateway's signal, outside the tick) -----------------------
+    # --- activation (the gateway's signal, delivered to the next decision at once) -------------
 
     async def activate(self, body: dict[str, Any]) -> bool:
-        """React to the gateway's activation annotation at once; True when it scaled 0 -> 1."""
+        """React to the gateway's activation annotation: True when it starts a tick at once.
+
+        Gather-side only: a fresh annotation marks the deployment `activation_requested` for
+        the following ticks (until a replica is Ready or `ACTIVATION_HOLD_SECONDS` pass) and
+        wakes the ticker now. Waking from zero is then `decide`'s activation machine, like
+        every other decision (DryRun included).
+        """
         tracked = self.observe(body)
         value = ((body.get("metadata") or {}).get("annotations") or {}).get(ACTIVATION_ANNOTATION)
         if not value or value == tracked.activation_seen:
@@ -425,50 +440,7 @@ class Autoscaler:
         if requested is None or now - requested > ACTIVATION_FRESH_SECONDS or not tracked.loop_owned:
             return False
         tracked.activation_until = now + ACTIVATION_HOLD_SECONDS
-        if tracked.dry_run:
-            return False
-        async with tracked.lock:
-            current = await self.cluster.get_replicas(tracked.namespace, tracked.name)
-            if current is None or current > 0:
-                return False
-            policy = tracked.policy(self.settings)
-            target = min(max(1, policy.min_replicas), policy.max_replicas)
-            await self.cluster.wake(tracked.namespace, tracked.name, target)
-            tracked.activated_at = time.monotonic()
-            memory = self._memory(tracked)
-            memory.scale_ups += 1
-            memory.state.activation.phase = "Waking"
-            memory.state.activation.since = now
-            message = f"the gateway holds a request (signalled at {value}): waking to {target}"
-            memory.record(
-                {
-                    "time": gather.rfc3339(now),
-                    "replicas": 0,
-                    "desiredReplicas": target,
-                    "strategy": memory.state.strategy.current
-                    or str(tracked.scaling.get("strategy") or "Auto"),
-                    "reason": reasons.ACTIVATION_REQUESTED,
-                    "message": message,
-                }
-            )
-            memory.last_reason, memory.last_desired = reasons.ACTIVATION_REQUESTED, target
-            self.metrics.decisions.labels(tracked.namespace, tracked.name, reasons.ACTIVATION_REQUESTED).inc()
-        await self._event(
-            tracked, "Normal", reasons.ACTIVATION_REQUESTED, f"Scaled up from 0 to {target}: {message}"
-        )
-        try:
-            await self.cluster.patch_status(
-                tracked.namespace,
-                tracked.name,
-                {
-                    "desiredReplicas": target,
-                    "lastDecisions": memory.decisions,
-                    "scalerState": memory.to_scaler_state(),
-                },
-                None,
-            )
-        except LLMScaleError as exc:
-            log.warning("status after activation of %s/%s: %s", tracked.namespace, tracked.name, exc)
+        self._tick_now.set()
         return True
 
 

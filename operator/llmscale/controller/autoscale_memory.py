@@ -102,6 +102,8 @@ class LoopMemory:
     scale_downs: int = 0
     last_reason: str | None = None
     last_desired: int | None = None
+    last_strategy: str | None = None
+    """The concrete strategy of the last decision (as in status.strategy)."""
     needs_seed: bool = True
     """No saved forecast state: seed the time-of-day profile from Prometheus history once."""
 

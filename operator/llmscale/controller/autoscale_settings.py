@@ -13,8 +13,26 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from llmscale.api import defaults as api_defaults
 from llmscale.errors import UserInputError
-from llmscale.scaling import ScalingPolicy
+from llmscale.scaling import PolicySettings
+from llmscale.scaling.from_spec import (
+    OVERRIDES_ANNOTATION,
+    TUNABLE_FIELDS,
+    parse_overrides,
+    validate_overrides,
+)
+
+__all__ = [
+    "OVERRIDES_ANNOTATION",
+    "TUNABLE_FIELDS",
+    "AutoscalerSettings",
+    "add_cli_arguments",
+    "parse_gpu_prices",
+    "parse_overrides",
+    "settings_from_args",
+    "validate_overrides",
+]
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:19090"
 
@@ -27,32 +45,13 @@ ENV_RATE_WINDOW = "LLMSCALE_RATE_WINDOW"
 ENV_METRICS_HOST = "LLMSCALE_OPERATOR_METRICS_HOST"
 ENV_GPU_PRICES = "LLMSCALE_GPU_PRICES"
 
-OVERRIDES_ANNOTATION = "llmscale.dev/scaling-overrides"
-"""Per-deployment JSON object of ScalingPolicy fields (seconds), e.g. {"scale_down_delay_seconds": 20}."""
-
-# ScalingPolicy fields that may be tuned per operator or per deployment (the rest come from the spec).
-TUNABLE_FIELDS: frozenset[str] = frozenset(
-    f.name
-    for f in fields(ScalingPolicy)
-    if f.name
-    not in {
-        "strategy",
-        "min_replicas",
-        "max_replicas",
-        "slo_ttft_p95_seconds",
-        "slo_itl_p95_seconds",
-        "slo_objective",
-        "gpu_price_per_hour_usd",
-        "gpus_per_replica",
-    }
-)
-
 
 @dataclass(frozen=True)
 class AutoscalerSettings:
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
-    interval_seconds: float = 5.0
-    """Seconds between decision ticks (the decision interval)."""
+    interval_seconds: float = api_defaults.DECISION_INTERVAL_SECONDS
+    """Seconds between decision ticks: also every policy's `decision_interval_seconds` (one interval
+    drives the operator's tick and the core, see `policy_settings`)."""
     metrics_port: int | None = 8081
     """Port of the operator's own /metrics on 127.0.0.1 (None: not served)."""
     metrics_host: str = "127.0.0.1"
@@ -85,6 +84,14 @@ class AutoscalerSettings:
                 raise UserInputError(
                     f"{ENV_GPU_PRICES}: price of {product!r} is {price!r}; expected a number >= 0"
                 )
+
+    def policy_settings(self) -> PolicySettings:
+        """What `llmscale.scaling.policy_from_spec` needs from the operator's settings."""
+        return PolicySettings(
+            decision_interval_seconds=self.interval_seconds,
+            overrides=self.overrides,
+            gpu_prices=self.gpu_prices,
+        )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> AutoscalerSettings:
@@ -135,28 +142,6 @@ def parse_gpu_prices(text: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
-def parse_overrides(text: str, where: str) -> dict[str, float]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise UserInputError(f"{where}: value {text!r} is not a JSON object") from None
-    if not isinstance(data, dict):
-        raise UserInputError(f"{where}: value {text!r} is not a JSON object")
-    validate_overrides(data, where)
-    return {str(k): float(v) for k, v in data.items()}
-
-
-def validate_overrides(data: dict[str, Any], where: str) -> None:
-    for key, value in data.items():
-        if key not in TUNABLE_FIELDS:
-            raise UserInputError(
-                f"{where}: field {key!r} is not a tunable ScalingPolicy field; expected one of "
-                + ", ".join(sorted(TUNABLE_FIELDS))
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UserInputError(f"{where}: {key} value {value!r} is not a number")
-
-
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """The scaling loop's flags, for `llmscale operator`."""
     defaults = AutoscalerSettings()
@@ -165,7 +150,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--prometheus-url", default=None, help=f"Prometheus base URL ({DEFAULT_PROMETHEUS_URL})"
     )
     group.add_argument(
-        "--scaling-interval", type=float, default=None, metavar="S", help="seconds between decisions (5)"
+        "--scaling-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"seconds between decisions ({api_defaults.DECISION_INTERVAL_SECONDS:g})",
     )
     group.add_argument(
         "--metrics-port",

@@ -10,7 +10,16 @@ Pipeline (each step is its own module):
 5. strategy   -- the concrete strategy (`strategy`: the Auto rule chain, with dwell);
 6. replicas   -- Warm: the decaying peak; Autoscaled: the 1<->N scaler with floor 1;
                  ScaleToZero: the 0<->1 activation machine, then the scaler;
-7. bounds     -- clamp to [minReplicas, maxReplicas].
+7. bounds     -- clamp to [minReplicas, maxReplicas];
+8. guards     -- "no data" keeps the current replicas whatever was computed; zero replicas only
+                 with positive proof of idleness (every demand signal present and zero, the
+                 gateway's included), else one replica stays (`IdleNotProven`);
+9. mode       -- DryRun: the decision is made and recorded but marked `dry_run` (not applied).
+
+Waking from zero on the gateway's signal is the activation machine's job (step 6): the operator
+only delivers the signal (`DecisionInputs.activation_requested`) and ticks at once. Everything
+between gather and apply is here, so the operator and the simulator apply `Decision` verbatim
+(`Decision.replicas_to_apply`); tests/unit/parity keeps them so.
 """
 
 from __future__ import annotations
@@ -57,6 +66,66 @@ def _clamp(replicas: int, policy: ScalingPolicy) -> int:
 
 def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, now: float) -> Decision:
     """Desired replicas and why. Never mutates `state`; the result carries `next_state`."""
+    decision = guard(_decide(inputs, policy, state, now), inputs)
+    decision.next_state.last_desired_replicas = decision.desired_replicas
+    if policy.dry_run:
+        decision = dataclasses.replace(decision, dry_run=True)
+    return decision
+
+
+IDLE_PROOF_SIGNALS: frozenset[str] = frozenset(
+    {
+        "request_rate_rps",
+        "num_requests_waiting",
+        "num_requests_running",
+        "gateway_arrivals_rps",
+        "gateway_queue_depth",
+    }
+)
+"""The demand signals whose presence and zero value together prove idleness."""
+
+
+def metrics_usable(ready_replicas: int, *, engine_reporting: bool, gateway_reporting: bool) -> bool:
+    """The gather rule of both the operator and the simulator: with a Ready replica the engines
+    must report; with none, the gateway's series suffice (at zero engines export nothing)."""
+    return engine_reporting if ready_replicas > 0 else gateway_reporting
+
+
+def idle_proven(inputs: DecisionInputs) -> bool:
+    """Positive proof of idleness at this instant: every demand signal present and zero."""
+    return (
+        inputs.metrics_available
+        and not (inputs.missing_demand_signals & IDLE_PROOF_SIGNALS)
+        and inputs.gateway_arrivals_rps is not None
+        and inputs.gateway_arrivals_rps <= 0
+        and inputs.request_rate_rps <= 0
+        and inputs.num_requests_waiting <= 0
+        and inputs.num_requests_running <= 0
+        and inputs.gateway_queue_depth <= 0
+    )
+
+
+def guard(decision: Decision, inputs: DecisionInputs) -> Decision:
+    """The safety rules on top of the pipeline's answer (steps 8 of the module docstring)."""
+    current = inputs.current_replicas
+    if not decision.valid:
+        # "No data" keeps what runs, whatever was computed (even outside the bounds).
+        return dataclasses.replace(decision, desired_replicas=current)
+    if decision.desired_replicas == 0 and current > 0 and not idle_proven(inputs):
+        missing = sorted(inputs.missing_demand_signals & IDLE_PROOF_SIGNALS)
+        if inputs.gateway_arrivals_rps is None and "gateway_arrivals_rps" not in missing:
+            missing.append("gateway_arrivals_rps")
+        return dataclasses.replace(
+            decision,
+            desired_replicas=1,
+            reason=reasons.IDLE_NOT_PROVEN,
+            message=f"zero was due ({decision.reason}) but idleness is not positively proven "
+            f"(missing: {', '.join(missing) or 'none'}; demand not all zero): keeping one replica",
+        )
+    return decision
+
+
+def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, now: float) -> Decision:
     next_state = state.clone()
     cold_start = cold_start_seconds(inputs, policy)
     horizon = cold_start + policy.decision_interval_seconds
@@ -131,7 +200,6 @@ def decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, no
         desired = _clamp(replicas, policy)
         if desired != replicas:
             message = f"{message}; clamped to [{policy.min_replicas}, {policy.max_replicas}]"
-        next_state.last_desired_replicas = desired
         next_state.last_decision_time = now
         return Decision(
             desired_replicas=desired,

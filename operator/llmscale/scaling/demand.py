@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from llmscale.api import defaults
 from llmscale.scaling.types import DecisionInputs, ScalingPolicy, WorkloadState
 
-# Used until the first engine sample tells us the real mix (ShareGPT-like chat lengths).
-DEFAULT_PROMPT_TOKENS = 1000.0
-DEFAULT_GENERATION_TOKENS = 200.0
+# Used until the first engine sample tells us the real mix: the same documented priors the
+# capacity model is built at (llmscale.api.defaults).
+DEFAULT_PROMPT_TOKENS = defaults.PRIOR_PROMPT_TOKENS
+DEFAULT_GENERATION_TOKENS = defaults.PRIOR_GENERATION_TOKENS
 # The shortest time over which a backlog is planned to drain.
 BACKLOG_DRAIN_SECONDS = 10.0
 

@@ -16,6 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmscale.api import defaults
+from llmscale.api.duration import parse_duration_seconds
+
 
 class Strategy(enum.StrEnum):
     """What the user asks for (`Auto`) or what `Auto` chose (the other three)."""
@@ -70,11 +73,24 @@ class DecisionInputs:
     """Measured pod creation -> Ready; None until observed (the policy's prior is used)."""
     activation_requested: bool = False
     """The gateway holds a request for this deployment and asked for a replica."""
+    missing_demand_signals: frozenset[str] = frozenset()
+    """Demand signals (engine request rate, running, waiting; gateway arrivals and queue) that had
+    no data this time. Zero replicas is never chosen unless this is empty and every one is zero:
+    a missing series is never taken as "no traffic" (the idle guard in `decide`)."""
+
+
+# The spec's defaults (llmscale.api.defaults) in the core's units.
+_DEFAULT_STRATEGY = Strategy(defaults.SCALING_STRATEGY)
+_DEFAULT_MIN_REPLICAS = defaults.min_replicas_for(defaults.SCALING_STRATEGY)
+_DEFAULT_SLO_TTFT_P95_SECONDS = parse_duration_seconds(defaults.SLO_TTFT_P95)
+_DEFAULT_SLO_ITL_P95_SECONDS = parse_duration_seconds(defaults.SLO_ITL_P95)
 
 
 @dataclass(frozen=True)
 class ScalingPolicy:
-    """User intent and tuning. Defaults are what `llmscale` runs with everywhere.
+    """User intent and tuning. Every default comes from `llmscale.api.defaults` (the one source);
+    `llmscale.scaling.policy_from_spec` builds the policy of an LLMDeployment for the operator and
+    the simulator alike.
 
     Capacity is given as plain numbers (the caller derives them from the replica performance model
     or the planner), so the core never imports the simulator: one replica, saturated, prefills
@@ -83,53 +99,55 @@ class ScalingPolicy:
     ~40,000 prompt tok/s and ~7,400 generated tok/s make 1 / (202/40000 + 179/7400) = 34 req/s.
     """
 
-    strategy: Strategy = Strategy.AUTO
-    min_replicas: int = 0
-    max_replicas: int = 10
-    slo_ttft_p95_seconds: float = 1.0
-    slo_itl_p95_seconds: float | None = None
-    slo_objective: float = 0.99
+    strategy: Strategy = _DEFAULT_STRATEGY
+    min_replicas: int = _DEFAULT_MIN_REPLICAS
+    max_replicas: int = defaults.MAX_REPLICAS
+    slo_ttft_p95_seconds: float = _DEFAULT_SLO_TTFT_P95_SECONDS
+    slo_itl_p95_seconds: float | None = _DEFAULT_SLO_ITL_P95_SECONDS
+    slo_objective: float = defaults.SLO_OBJECTIVE
     """Fraction of requests that must meet the SLO; 1 - objective is the error budget."""
-    gpu_price_per_hour_usd: float = 2.0
+    gpu_price_per_hour_usd: float = defaults.GPU_PRICE_PER_HOUR_USD
     gpus_per_replica: int = 1
-    capacity_prompt_tokens_per_second: float = 40_000.0
-    capacity_generation_tokens_per_second: float = 7_500.0
-    target_utilization: float = 0.75
+    capacity_prompt_tokens_per_second: float = defaults.CAPACITY_PROMPT_TOKENS_PER_SECOND
+    capacity_generation_tokens_per_second: float = defaults.CAPACITY_GENERATION_TOKENS_PER_SECOND
+    target_utilization: float = defaults.TARGET_UTILIZATION
     """Prior share of saturation one replica may carry while meeting the TTFT SLO (refined online)."""
-    decision_interval_seconds: float = 5.0
+    decision_interval_seconds: float = defaults.DECISION_INTERVAL_SECONDS
     """How often `decide` is called (the operator's timer, the simulator's tick)."""
-    cold_start_seconds: float = 60.0
+    cold_start_seconds: float = defaults.COLD_START_SECONDS
     """Prior for pod creation -> Ready, used until `cold_start_p95_seconds` is measured."""
-    stable_window_seconds: float = 60.0
+    stable_window_seconds: float = defaults.STABLE_WINDOW_SECONDS
     """Time constant of the stable load average (KPA: 60 s)."""
-    panic_window_seconds: float = 6.0
+    panic_window_seconds: float = defaults.PANIC_WINDOW_SECONDS
     """Time constant of the panic load average (KPA: 6 s)."""
-    panic_threshold: float = 2.0
+    panic_threshold: float = defaults.PANIC_THRESHOLD
     """Enter panic when the panic-window need reaches this multiple of ready replicas (KPA: 200 %)."""
-    scale_down_delay_seconds: float = 120.0
+    scale_down_delay_seconds: float = defaults.SCALE_DOWN_DELAY_SECONDS
     """A scale-down happens only when every recommendation in this window allows it."""
-    hysteresis: float = 0.1
+    hysteresis: float = defaults.HYSTERESIS
     """Scale down only when the need plus this fraction still fits in fewer replicas."""
-    scale_down_headroom_replicas: float = 0.5
+    scale_down_headroom_replicas: float = defaults.SCALE_DOWN_HEADROOM_REPLICAS
     """...plus this many replicas in absolute terms (it matters at small fleets: 1 <-> 2)."""
-    max_scale_up_rate: float = 10.0
+    max_scale_up_rate: float = defaults.MAX_SCALE_UP_RATE
     """At most this multiple of current replicas per decision (plus 4), KPA-style."""
-    max_scale_down_rate: float = 2.0
+    max_scale_down_rate: float = defaults.MAX_SCALE_DOWN_RATE
     """At most current / rate replicas removed per decision (KPA: 2)."""
-    idle_window_seconds: float = 60.0
+    idle_window_seconds: float = defaults.IDLE_WINDOW_SECONDS
     """Positive proof of idleness (zero arrivals, running, waiting) must last this long before 0."""
-    forecast_level_seconds: float = 30.0
+    forecast_level_seconds: float = defaults.FORECAST_LEVEL_SECONDS
     """Time constant of the Holt level (seconds)."""
-    forecast_trend_seconds: float = 180.0
+    forecast_trend_seconds: float = defaults.FORECAST_TREND_SECONDS
     """Time constant of the Holt trend (seconds)."""
-    forecast_uncertainty_z: float = 1.64
+    forecast_uncertainty_z: float = defaults.FORECAST_UNCERTAINTY_Z
     """Upper forecast = point + z x residual spread (1.64: one-sided 95 %)."""
-    profile_bin_seconds: float = 900.0
+    profile_bin_seconds: float = defaults.PROFILE_BIN_SECONDS
     """Width of a time-of-day profile bin (900 s -> 96 bins a day)."""
-    strategy_dwell_seconds: float = 600.0
+    strategy_dwell_seconds: float = defaults.STRATEGY_DWELL_SECONDS
     """Auto keeps a concrete strategy at least this long before switching (no strategy flapping)."""
-    min_history_seconds: float = 300.0
+    min_history_seconds: float = defaults.MIN_HISTORY_SECONDS
     """Auto needs this much observed history before it considers Warm or ScaleToZero."""
+    dry_run: bool = False
+    """spec.scaling.mode DryRun: every decision is made and recorded, none applied."""
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:
@@ -452,3 +470,9 @@ class Decision:
     """Measured demand in replica-units of work (1.0 = one replica saturated)."""
     sustainable_load_per_replica: float = 0.0
     """The capacity model's current answer (replica-units per replica)."""
+    dry_run: bool = False
+    """True under mode DryRun: recorded (status, Events), never applied; the caller keeps replicas."""
+
+    def replicas_to_apply(self, current_replicas: int) -> int:
+        """What the caller sets the replica count to: the decision, or `current_replicas` in DryRun."""
+        return current_replicas if self.dry_run else self.desired_replicas

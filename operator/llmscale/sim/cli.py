@@ -7,13 +7,14 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from llmscale.api import defaults
 from llmscale.errors import UserInputError
 
 if TYPE_CHECKING:
     from llmscale.sim.results import PolicyResult
 
-DEFAULT_MODEL = "llama-3-8b"
-DEFAULT_GPU = "H100-80GB"
+DEFAULT_MODEL = defaults.SIMULATE_MODEL
+DEFAULT_GPU = defaults.SIMULATE_GPU
 
 
 def _positive(flag: str) -> Any:
@@ -42,13 +43,21 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--policy", default="all", help="llmscale, hpa, keda, kpa, warm, oracle, or all (default)")
     p.add_argument(
-        "--slo-ttft-p95", type=_positive("--slo-ttft-p95"), default=1.0, help="TTFT target, seconds"
+        "--deployment",
+        default=None,
+        metavar="FILE.yaml",
+        help="an LLMDeployment manifest: llmscale is simulated exactly as the operator runs it, the fleet"
+        " follows its model, GPU, SLO and maxReplicas (the flags below override single fields)",
+    )
+    p.add_argument(
+        "--slo-ttft-p95",
+        type=_positive("--slo-ttft-p95"),
+        default=None,
+        help=f"TTFT target, seconds (default: the deployment's, {defaults.SLO_TTFT_P95})",
     )
     p.add_argument("--slo-itl-p95", type=_positive("--slo-itl-p95"), default=None, help="ITL target, seconds")
-    p.add_argument("--gpu", default=DEFAULT_GPU, help=f"GPU catalog name (default {DEFAULT_GPU})")
-    p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model name or config.json (default {DEFAULT_MODEL})"
-    )
+    p.add_argument("--gpu", default=None, help=f"GPU catalog name (default {DEFAULT_GPU})")
+    p.add_argument("--model", default=None, help=f"model name or config.json (default {DEFAULT_MODEL})")
     p.add_argument(
         "--gpus", type=int, default=None, help="GPUs per replica (tensor parallel); default: planner"
     )
@@ -56,7 +65,12 @@ def register(subparsers: Any) -> None:
         "--cold-start", type=_positive("--cold-start"), default=None, help="seconds; default from size"
     )
     p.add_argument("--duration", type=_positive("--duration"), default=None, help="only the first SECONDS")
-    p.add_argument("--max-replicas", type=int, default=64, help="upper bound for every policy (default 64)")
+    p.add_argument(
+        "--max-replicas",
+        type=int,
+        default=None,
+        help=f"upper bound for every policy (default: the manifest's, else {defaults.SIMULATE_MAX_REPLICAS})",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (ServeGen sampling, cold-start jitter)")
     p.add_argument(
         "--plot", default=None, metavar="FILE.png", help="write load/replicas and SLO-vs-cost plots"
@@ -83,31 +97,42 @@ def _policies(selection: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from llmscale.sim.deployment import scored_itl_seconds, simulated_deployment
     from llmscale.sim.fleet import FleetConfig, simulate
-    from llmscale.sim.perfmodel import ReplicaPerformanceModel
     from llmscale.sim.policies import PolicyUnavailableError, get_policy
     from llmscale.sim.traces import read_trace
 
     names = _policies(args.policy)
-    if args.max_replicas < 1:
+    if args.max_replicas is not None and args.max_replicas < 1:
         raise UserInputError(f"--max-replicas: value {args.max_replicas} is invalid; expected >= 1")
     if args.gpus is not None and args.gpus < 1:
         raise UserInputError(f"--gpus: value {args.gpus} is invalid; expected >= 1")
-    model = ReplicaPerformanceModel.for_deployment(args.model, args.gpu, args.gpus)
+    resource, model = simulated_deployment(
+        args.deployment,
+        model=args.model,
+        gpu=args.gpu,
+        gpus=args.gpus,
+        max_replicas=args.max_replicas,
+        slo_ttft_p95_seconds=args.slo_ttft_p95,
+        slo_itl_p95_seconds=args.slo_itl_p95,
+    )
+    slo = resource.spec.scaling.slo
     trace = read_trace(args.trace, rate_scale=args.rate_scale, duration_seconds=args.duration, seed=args.seed)
     config = FleetConfig(
         model=model,
-        slo_ttft_p95_seconds=args.slo_ttft_p95,
-        slo_itl_p95_seconds=args.slo_itl_p95,
+        slo_ttft_p95_seconds=slo.ttft_p95_seconds,
+        slo_itl_p95_seconds=scored_itl_seconds(resource),
+        slo_objective=slo.objective,
         cold_start_seconds=args.cold_start,
-        max_replicas=args.max_replicas,
+        max_replicas=resource.spec.scaling.max_replicas,
         seed=args.seed,
     )
     results: list[PolicyResult] = []
     skipped: list[str] = []
     for name in names:
         try:
-            policy = get_policy(name)
+            # llmscale runs the policy the operator would build for this deployment.
+            policy = get_policy(name, deployment=resource) if name == "llmscale" else get_policy(name)
         except PolicyUnavailableError as exc:
             if len(names) == 1:
                 raise
@@ -118,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from llmscale.sim.plot import write_plot
 
-        write_plot(args.plot, trace, results, args.slo_ttft_p95)
+        write_plot(args.plot, trace, results, slo.ttft_p95_seconds)
     if args.json:
         document = {
             "trace": str(args.trace),
@@ -129,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             "gpu": model.gpu_name,
             "gpus_per_replica": model.gpus,
             "cold_start_seconds": round(config.effective_cold_start_seconds, 1),
-            "slo_ttft_p95_seconds": args.slo_ttft_p95,
+            "slo_ttft_p95_seconds": slo.ttft_p95_seconds,
             "policies": [result.to_json_dict() for result in results],
             "skipped": skipped,
         }
@@ -138,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"trace {args.trace}: {len(trace)} requests over {trace.duration_seconds / 60:.1f} min "
         f"(rate x{args.rate_scale:g}); {model.model_name} on {model.gpus}x {model.gpu_name}, "
-        f"cold start {config.effective_cold_start_seconds:.0f} s, SLO TTFT <= {args.slo_ttft_p95:g} s"
+        f"cold start {config.effective_cold_start_seconds:.0f} s, SLO TTFT <= {slo.ttft_p95_seconds:g} s"
     )
     header = f"{'policy':<10} {'SLO attain':>10} {'TTFT p95 s':>10} {'GPU-hours':>10} {'cold starts':>11} "
     header += f"{'scale events':>12} {'failed':>7}"

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from llmscale.api import defaults
+from llmscale.api.duration import parse_duration_seconds
 from llmscale.sim.observe import (
     ITL_BUCKETS_SECONDS,
     TTFT_BUCKETS_SECONDS,
@@ -34,9 +36,10 @@ from llmscale.sim.traces import Trace
 @dataclass(frozen=True)
 class FleetConfig:
     model: ReplicaPerformanceModel
-    slo_ttft_p95_seconds: float = 1.0
-    slo_itl_p95_seconds: float | None = None
-    slo_objective: float = 0.99
+    # Defaults: the API's (llmscale.api.defaults), as a default LLMDeployment would have them.
+    slo_ttft_p95_seconds: float = parse_duration_seconds(defaults.SLO_TTFT_P95)
+    slo_itl_p95_seconds: float | None = None  # scored only when a manifest or flag sets one
+    slo_objective: float = defaults.SLO_OBJECTIVE
     cold_start_seconds: float | None = None  # None: the model's default from its weight size
     cold_start_jitter: float = 0.1  # each start lasts cold_start x U(1 - j, 1 + j)
     step_seconds: float = 1.0
@@ -46,7 +49,7 @@ class FleetConfig:
     hold_timeout_seconds: float = 300.0  # gateway: longest a request is held at zero
     gateway_queue_limit: int = 10_000  # gateway: held requests beyond this fail (503)
     min_replicas: int = 0
-    max_replicas: int = 64
+    max_replicas: int = defaults.SIMULATE_MAX_REPLICAS
     drain_tail_seconds: float = 600.0  # keep simulating after the last arrival at most this long
     seed: int = 0
     capacity_utilisation: float = 0.8  # share of saturation a replica may run at within the SLO

@@ -1,63 +1,58 @@
-"""The `llmscale` simulator policy: the decision core, unchanged, behind the SimPolicy protocol.
+"""The `llmscale` simulator policy: the operator's policy and decision core behind SimPolicy.
 
-The adapter only translates. `prepare` turns the replica performance model into the plain
-capacity numbers `ScalingPolicy` takes (so `llmscale.scaling` never imports the simulator);
-`decide` turns a `FleetObservation` into `DecisionInputs`, calls `llmscale.scaling.decide` and
-keeps the returned state, exactly as the operator's timer does.
+The adapter only translates, exactly as the operator does:
+- `prepare` builds the policy with `llmscale.scaling.policy_for_resource` from the simulated
+  LLMDeployment (a manifest, or `sim.deployment.default_deployment` for the fleet's model, GPU,
+  SLO and bounds): capacity from the planner's performance model at the documented constant
+  request lengths, never the trace's own means;
+- `decide` turns a `FleetObservation` into `DecisionInputs` with the operator's gather rules,
+  calls `llmscale.scaling.decide` and applies `Decision.replicas_to_apply` verbatim.
+tests/unit/parity replays one timeline through this and through the operator's loop.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from llmscale.scaling import Decision, DecisionInputs, ScalerState, ScalingPolicy, Strategy, decide
-from llmscale.sim.perfmodel import ReplicaPerformanceModel
+from llmscale.api import LLMDeployment
+from llmscale.planner.perfmodel import capacity_prior
+from llmscale.scaling import (
+    Decision,
+    DecisionInputs,
+    PolicySettings,
+    ScalerState,
+    ScalingPolicy,
+    Strategy,
+    decide,
+    policy_for_resource,
+)
+from llmscale.scaling.core import IDLE_PROOF_SIGNALS, metrics_usable
+from llmscale.sim.deployment import default_deployment, with_overrides
 from llmscale.sim.policy import FleetObservation, SimContext
 
+__all__ = ["LLMScalePolicy", "capacity_prior", "inputs_from_observation"]
 
-def capacity_prior(
-    model: ReplicaPerformanceModel,
-    mean_input_tokens: float,
-    mean_output_tokens: float,
-    replica_capacity_rps: float | None = None,
-) -> dict[str, float]:
-    """ScalingPolicy capacity fields from the performance model, at the given request lengths.
+_GATEWAY_DEMAND_SIGNALS = frozenset({"gateway_arrivals_rps", "gateway_queue_depth"})
+_ENGINE_DEMAND_SIGNALS = IDLE_PROOF_SIGNALS - _GATEWAY_DEMAND_SIGNALS
 
-    Prefill throughput is measured at the reference prompt length (it includes the quadratic
-    attention part); decode throughput is what is left of the saturation request time, so that
-    one request of the reference lengths costs exactly 1 / saturation rate replica-seconds.
-    The target utilisation is the SLO-bound capacity as a share of saturation.
+
+def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
+    """The operator's gather (controller/autoscale_gather.build_inputs) on the simulator's view.
+
+    Engine signals exist when an engine was scraped in the window (`metrics_available`), the
+    gateway's when Prometheus has its series (`gateway_reporting`). Availability follows the
+    operator's rule (`llmscale.scaling.core.metrics_usable`). The gateway's activation request is what a real
+    gateway does when it holds a request at zero: `activation_requested` while nothing is Ready
+    and requests wait or arrive.
     """
-    prompt_tokens = max(1.0, mean_input_tokens)
-    generation_tokens = max(1.0, mean_output_tokens)
-    saturation_rps = model.saturation_requests_per_second(prompt_tokens, generation_tokens)
-    prefill_seconds = model.prefill_compute_seconds(prompt_tokens)
-    prompt_tokens_per_second = prompt_tokens / prefill_seconds
-    decode_seconds = max(1.0 / saturation_rps - prefill_seconds, 0.05 / saturation_rps)
-    generation_tokens_per_second = generation_tokens / decode_seconds
-    utilization = 0.75
-    if replica_capacity_rps is not None and replica_capacity_rps > 0:
-        utilization = min(1.0, max(0.05, replica_capacity_rps / saturation_rps))
-    return {
-        "capacity_prompt_tokens_per_second": prompt_tokens_per_second,
-        "capacity_generation_tokens_per_second": generation_tokens_per_second,
-        "target_utilization": utilization,
-    }
-
-
-def inputs_from_observation(
-    observation: FleetObservation, tick_seconds: float | None = None
-) -> DecisionInputs:
-    """`tick_seconds`: when given, the gateway's count since the previous decision becomes
-    `gateway_recent_arrivals_rps` (the gateway counts arrivals itself, so the operator can read
-    it at any resolution)."""
+    engine_reporting = bool(observation.metrics_available)
+    gateway_reporting = bool(observation.gateway_reporting)
+    missing = set() if engine_reporting else set(_ENGINE_DEMAND_SIGNALS)
+    if not gateway_reporting:
+        missing |= _GATEWAY_DEMAND_SIGNALS
     at_zero_with_demand = observation.ready_replicas == 0 and (
         observation.gateway_queue_depth > 0 or observation.gateway_arrivals_last_tick > 0
     )
-    recent_rps = None
-    if tick_seconds is not None and tick_seconds > 0:
-        recent_rps = observation.gateway_arrivals_last_tick / tick_seconds
     # float()/int(): the simulator computes with numpy; the state must stay plain JSON.
     return DecisionInputs(
         current_replicas=int(observation.current_replicas),
@@ -67,16 +62,20 @@ def inputs_from_observation(
         generation_tokens_per_second=float(observation.generation_tokens_rate),
         num_requests_waiting=float(observation.num_requests_waiting),
         num_requests_running=float(observation.num_requests_running),
-        kv_cache_usage=float(observation.kv_cache_usage),
+        kv_cache_usage=float(observation.kv_cache_usage) if engine_reporting else None,
         ttft_p95_seconds=_optional(observation.ttft_p95_seconds),
         itl_p95_seconds=_optional(observation.itl_p95_seconds),
-        gateway_arrivals_rps=float(observation.gateway_arrivals_rps),
-        gateway_recent_arrivals_rps=recent_rps,
-        gateway_queue_depth=int(observation.gateway_queue_depth),
-        metrics_available=bool(observation.metrics_available),
+        gateway_arrivals_rps=float(observation.gateway_arrivals_rps) if gateway_reporting else None,
+        gateway_queue_depth=int(observation.gateway_queue_depth) if gateway_reporting else 0,
+        metrics_available=metrics_usable(
+            int(observation.ready_replicas),
+            engine_reporting=engine_reporting,
+            gateway_reporting=gateway_reporting,
+        ),
         cold_start_p50_seconds=_optional(observation.cold_start_p50_seconds),
         cold_start_p95_seconds=_optional(observation.cold_start_p95_seconds),
         activation_requested=at_zero_with_demand,
+        missing_demand_signals=frozenset(missing),
     )
 
 
@@ -85,48 +84,75 @@ def _optional(value: float | None) -> float | None:
 
 
 class LLMScalePolicy:
-    """`llmscale` in the simulator: strategy Auto (or a fixed one), defaults everywhere else."""
+    """`llmscale` in the simulator: the policy the operator would build for `deployment`.
+
+    Without a deployment, the simulated one is `default_deployment` for the fleet's model, GPU,
+    tensor parallel size, SLO and replica bounds (API defaults everywhere else). `strategy`
+    replaces spec.scaling.strategy; `overrides` are tunable ScalingPolicy fields, as the
+    operator's `--scaling-overrides` (`decision_interval_seconds` is its `--scaling-interval`).
+    """
 
     name = "llmscale"
 
-    def __init__(self, strategy: Strategy = Strategy.AUTO, **overrides: Any) -> None:
-        self.strategy = strategy
-        self.overrides = overrides
-        self.tick_seconds = float(
-            overrides.get("decision_interval_seconds", ScalingPolicy.decision_interval_seconds)
+    def __init__(
+        self,
+        strategy: Strategy | None = None,
+        *,
+        deployment: LLMDeployment | None = None,
+        settings: PolicySettings | None = None,
+        **overrides: float,
+    ) -> None:
+        settings = settings or PolicySettings()
+        interval = overrides.pop("decision_interval_seconds", settings.decision_interval_seconds)
+        self.settings = dataclasses.replace(
+            settings,
+            decision_interval_seconds=float(interval),
+            overrides={**settings.overrides, **overrides},
         )
-        self.policy = ScalingPolicy(strategy=strategy)
+        self.strategy = strategy
+        self.deployment = deployment
+        self.tick_seconds = self.settings.decision_interval_seconds
+        self.policy = ScalingPolicy()
         self.state = ScalerState()
         self.decisions: list[tuple[float, Decision]] = []
         self.record_decisions = False
+        self.fixed_replicas: int | None = None
+        """Set for a strategy the loop does not own (Warm): reconcile keeps this count, no decisions."""
+
+    def resource(self, context: SimContext) -> LLMDeployment:
+        """The simulated LLMDeployment for this run."""
+        resource = self.deployment
+        if resource is None:
+            model = context.model
+            resource = default_deployment(
+                model.model_name,
+                model.gpu_name,
+                gpus=model.tensor_parallel_size,
+                min_replicas=context.min_replicas or None,
+                max_replicas=context.max_replicas,
+                slo_ttft_p95_seconds=context.slo_ttft_p95_seconds,
+                slo_itl_p95_seconds=context.slo_itl_p95_seconds,
+                slo_objective=context.slo_objective,
+            )
+        if self.strategy is not None:
+            resource = with_overrides(resource, strategy=Strategy(self.strategy).value)
+        return resource
 
     def prepare(self, context: SimContext) -> None:
-        prior = capacity_prior(
-            context.model, context.mean_input_tokens, context.mean_output_tokens, context.replica_capacity_rps
-        )
-        fields: dict[str, Any] = {
-            "strategy": self.strategy,
-            "min_replicas": context.min_replicas,
-            "max_replicas": max(context.max_replicas, 1, context.min_replicas),
-            "slo_ttft_p95_seconds": context.slo_ttft_p95_seconds,
-            "slo_itl_p95_seconds": context.slo_itl_p95_seconds,
-            "slo_objective": context.slo_objective,
-            "gpu_price_per_hour_usd": context.gpu_price_per_hour_usd,
-            "gpus_per_replica": context.model.gpus,
-            # A prior only: the decisions use the measured cold start as soon as there is one.
-            "cold_start_seconds": context.model.cold_start_seconds,
-            **prior,
-        }
-        fields.update(self.overrides)
-        self.policy = dataclasses.replace(ScalingPolicy(), **fields)
+        resource = self.resource(context)
+        self.policy = policy_for_resource(resource, self.settings)
+        scaling = resource.spec.scaling
+        self.fixed_replicas = None if scaling.loop_owned else scaling.fixed_replicas
         self.tick_seconds = self.policy.decision_interval_seconds
         self.state = ScalerState()
         self.decisions = []
 
     def decide(self, observation: FleetObservation) -> int:
-        inputs = inputs_from_observation(observation, self.tick_seconds)
+        if self.fixed_replicas is not None:
+            return self.fixed_replicas  # as in the cluster: the scaling loop does not run
+        inputs = inputs_from_observation(observation)
         decision = decide(inputs, self.policy, self.state, observation.now)
         self.state = decision.next_state
         if self.record_decisions:
             self.decisions.append((observation.now, decision))
-        return decision.desired_replicas
+        return decision.replicas_to_apply(inputs.current_replicas)

@@ -37,6 +37,7 @@ class FleetObservation:
     cold_start_p50_seconds: float | None  # measured creation -> Ready; None until observed
     cold_start_p95_seconds: float | None
     gateway_arrivals_last_tick: int = 0  # arrivals since the previous tick (for activation)
+    gateway_reporting: bool = True  # False: Prometheus has no gateway series (outage, scrape gap)
 
 
 @dataclass(frozen=True)

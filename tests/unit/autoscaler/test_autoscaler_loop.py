@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from autoscaler_testkit import Clock, FakeCluster, llmdeployment
@@ -132,19 +133,53 @@ def test_scale_to_zero_needs_gateway_proof(cluster: FakeCluster, clock: Clock) -
 
 
 def test_activation_annotation_wakes_at_once(cluster: FakeCluster, clock: Clock) -> None:
+    """The annotation only hands the signal to `decide` and starts a tick now: the wake is the
+    core's activation machine (reason ActivationRequested), not a side path in the loop."""
     loop, source = make(cluster, clock)
     body = llmdeployment(strategy="ScaleToZero")
     loop.observe(body)
     cluster.set_workload("ns", "chat", 0)
     source.set_idle("ns", "chat")
     ticks(loop, clock, 2)
+    assert cluster.scale_calls == []
     body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
     assert run(loop.activate(body)) is True
-    assert cluster.scale_calls[-1] == ("ns", "chat", 1)
+    assert cluster.scale_calls == []  # activate decides nothing itself
     assert run(loop.activate(body)) is False  # the same signal is handled once
+    ticks(loop, clock, 1)
+    assert cluster.scale_calls[-1] == ("ns", "chat", 1)
+    assert loop.tracked[("ns", "chat")].memory.last_reason == "ActivationRequested"  # type: ignore[union-attr]
     # the next ticks keep the waking replica even though Prometheus still says idle
     ticks(loop, clock, 4)
     assert cluster.workloads[("ns", "chat")].replicas == 1
+
+
+def test_activation_starts_a_tick_at_once(cluster: FakeCluster, clock: Clock) -> None:
+    """With a 60 s interval, the running ticker wakes the deployment well within a second."""
+    source = FakeMetricsSource()
+    settings = AutoscalerSettings(interval_seconds=60.0, metrics_port=None, overrides=FAST)
+    loop = Autoscaler(source, cluster, settings, clock=clock)
+    body = llmdeployment(strategy="ScaleToZero")
+    loop.observe(body)
+    cluster.set_workload("ns", "chat", 0)
+    source.set_idle("ns", "chat")
+
+    async def go() -> None:
+        task = asyncio.create_task(loop.run())
+        while not source.current_calls:
+            await asyncio.sleep(0.01)
+        body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
+        assert await loop.activate(body) is True
+        async with asyncio.timeout(2.0):
+            while not cluster.scale_calls:
+                await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    run(go())
+    assert cluster.scale_calls == [("ns", "chat", 1)]
+    assert len(source.current_calls) == 2  # the start tick and the activation tick, no other
 
 
 def test_stale_activation_is_ignored(cluster: FakeCluster, clock: Clock) -> None:

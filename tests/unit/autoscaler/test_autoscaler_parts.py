@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pytest
 
 from llmscale.controller.autoscale_gather import (
     WorkloadSnapshot,
     build_inputs,
-    guarded_replicas,
     metrics_usable,
 )
 from llmscale.controller.autoscale_kube import UNKNOWN_IN_FLIGHT_COST, deletion_costs, in_flight_from_metrics
@@ -20,6 +20,7 @@ from llmscale.controller.cost import CostTracker
 from llmscale.errors import UserInputError
 from llmscale.metrics import DeploymentMetrics
 from llmscale.scaling import Decision, ScalerState, Strategy
+from llmscale.scaling.core import guard
 
 
 def pod(uid: str, created: str, ready: str | None, restarts: int = 0) -> dict[str, object]:
@@ -101,17 +102,24 @@ def _decision(replicas: int, valid: bool = True) -> Decision:
     return Decision(replicas, Strategy.SCALE_TO_ZERO, "IdleProven", "idle", valid, None, ScalerState())
 
 
-def test_guard_never_zero_without_positive_proof() -> None:
-    partial = DeploymentMetrics("ns", "d", request_rate_rps=0.0, missing=frozenset({"gateway_arrivals_rps"}))
-    inputs = build_inputs(
-        partial,
+def _inputs(metrics: DeploymentMetrics | None, prometheus_ok: bool = True) -> object:
+    return build_inputs(
+        metrics,
         WorkloadSnapshot(1, 1),
-        prometheus_ok=True,
+        prometheus_ok=prometheus_ok,
         cold_start_p50_seconds=None,
         cold_start_p95_seconds=None,
         activation_requested=False,
     )
-    assert guarded_replicas(_decision(0), inputs, partial, True)[:2] == (1, "IdleNotProven")
+
+
+def test_guard_never_zero_without_positive_proof() -> None:
+    """The gather marks what Prometheus lacked; the core's guard (not the loop) keeps one replica."""
+    partial = DeploymentMetrics("ns", "d", request_rate_rps=0.0, missing=frozenset({"gateway_arrivals_rps"}))
+    inputs = _inputs(partial)
+    assert "gateway_arrivals_rps" in inputs.missing_demand_signals  # type: ignore[attr-defined]
+    guarded = guard(_decision(0), inputs)  # type: ignore[arg-type]
+    assert (guarded.desired_replicas, guarded.reason) == (1, "IdleNotProven")
     idle = DeploymentMetrics(
         "ns",
         "d",
@@ -121,9 +129,19 @@ def test_guard_never_zero_without_positive_proof() -> None:
         gateway_arrivals_rps=0.0,
         gateway_queue_depth=0.0,
     )
-    assert guarded_replicas(_decision(0), inputs, idle, True)[0] == 0
-    assert guarded_replicas(_decision(0), inputs, idle, False)[0] == 1  # Prometheus down
-    assert guarded_replicas(_decision(5, valid=False), inputs, idle, True)[0] == 1  # invalid: hold
+    assert guard(_decision(0), _inputs(idle)).desired_replicas == 0  # type: ignore[arg-type]
+    assert guard(_decision(0), _inputs(idle, prometheus_ok=False)).desired_replicas == 1  # Prometheus down
+    assert guard(_decision(5, valid=False), _inputs(idle)).desired_replicas == 1  # invalid: hold current
+    busy = DeploymentMetrics(
+        "ns",
+        "d",
+        request_rate_rps=0.0,
+        num_requests_waiting=0.0,
+        num_requests_running=2.0,
+        gateway_arrivals_rps=0.0,
+        gateway_queue_depth=0.0,
+    )
+    assert guard(_decision(0), _inputs(busy)).desired_replicas == 1  # type: ignore[arg-type]
 
 
 def test_metrics_usable_rules() -> None:
@@ -163,10 +181,13 @@ def test_operator_price_list_and_metrics_host_from_env() -> None:
         {"LLMSCALE_GPU_PRICES": '{"H100-80GB": 1.25}', "LLMSCALE_OPERATOR_METRICS_HOST": "0.0.0.0"}
     )
     assert settings.metrics_host == "0.0.0.0"
-    body = {"spec": {"model": {"name": "x"}, "resources": {"gpu": {"product": "H100-80GB"}}}}
-    assert policy_for(body, {}, settings.gpu_prices).gpu_price_per_hour_usd == 1.25
+    body: dict[str, Any] = {
+        "metadata": {"name": "d"},
+        "spec": {"model": {"name": "x"}, "resources": {"gpu": {"product": "H100-80GB"}}},
+    }
+    assert policy_for(body, settings).gpu_price_per_hour_usd == 1.25
     body["spec"]["gpuPricePerHour"] = 3.0  # the spec wins
-    assert policy_for(body, {}, settings.gpu_prices).gpu_price_per_hour_usd == 3.0
+    assert policy_for(body, settings).gpu_price_per_hour_usd == 3.0
     with pytest.raises(UserInputError, match="LLMSCALE_GPU_PRICES"):
         AutoscalerSettings.from_env({"LLMSCALE_GPU_PRICES": '{"L4": -1}'})
 

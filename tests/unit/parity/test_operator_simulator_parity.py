@@ -1,0 +1,307 @@
+"""Parity: the operator's scaling loop and the simulator's `llmscale` policy decide the same.
+
+One timeline of inputs -- Prometheus answers (engine and gateway series, outages), the gateway's
+activation signal, pod readiness and the clock -- is replayed through
+
+(a) the operator's real loop (`controller.autoscale_loop.Autoscaler.tick`/`activate`) over fake
+    Kubernetes (`FakeCluster`) and Prometheus (`FakeMetricsSource`) adapters, and
+(b) the simulator's policy (`sim.llmscale_policy.LLMScalePolicy.decide`) on `FleetObservation`s,
+
+and both must yield the same sequence of (replicas applied, strategy, reason), tick by tick.
+
+The seam it guards: both sides are gather -> `llmscale.scaling.decide` -> apply
+`Decision.replicas_to_apply` verbatim. The policy comes from one `policy_for_resource` of one
+manifest, the gather rules are shared (`scaling.core.metrics_usable`, `IDLE_PROOF_SIGNALS`), and
+everything between gather and apply -- the idle guard, waking from zero, "no data holds", DryRun
+-- is inside `decide`. A step added on one side only (a guard after `decide` in the loop, a
+clamp in the simulator adapter, a different wake path, a policy field read from elsewhere)
+changes that side's triple on this timeline, because the timeline passes through every branch
+such a step would touch: scale-up under load, a Prometheus outage, positive idleness and scale
+to zero, an idle stretch with the gateway's series missing (the guard), a wake on the gateway's
+signal, the waking hold, and DryRun. `test_the_timeline_visits_every_branch` keeps it from
+going vacuous; `test_a_step_added_to_one_side_breaks_parity` shows the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from autoscaler_testkit import Clock, FakeCluster
+
+from llmscale.api import LLMDeployment
+from llmscale.controller import autoscale_loop
+from llmscale.controller.autoscale_gather import rfc3339
+from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler
+from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.metrics.fake import FakeMetricsSource
+from llmscale.scaling import Decision
+from llmscale.sim import llmscale_policy
+from llmscale.sim.llmscale_policy import LLMScalePolicy
+from llmscale.sim.perfmodel import ReplicaPerformanceModel
+from llmscale.sim.policy import FleetObservation, SimContext
+
+NS, NAME = "ns", "chat"
+INTERVAL = 5.0
+POD_COLD_START_SECONDS = 10.0
+"""Pods of the timeline become Ready this long after they are created (two ticks)."""
+FAST = {
+    "scale_down_delay_seconds": 20.0,
+    "idle_window_seconds": 20.0,
+    "stable_window_seconds": 10.0,
+    "cold_start_seconds": POD_COLD_START_SECONDS,
+}
+
+Triple = tuple[int, str, str]
+
+
+def manifest(mode: str = "Active") -> dict[str, Any]:
+    return {
+        "metadata": {"name": NAME, "namespace": NS, "uid": "uid-chat", "generation": 1, "annotations": {}},
+        "spec": {
+            "model": {"name": "meta-llama/Meta-Llama-3-8B"},
+            "resources": {"gpu": {"product": "H100-80GB"}},
+            "scaling": {"strategy": "ScaleToZero", "mode": mode, "maxReplicas": 6, "slo": {"ttftP95": "1s"}},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What the world says at one tick (every field is an input; none depends on a decision)."""
+
+    rps: float = 0.0
+    """Engine request rate (1000 prompt + 200 generated tokens per request) and gateway arrivals."""
+    running: float = 0.0
+    ttft_p95: float | None = None
+    held: int = 0
+    """Requests the gateway holds (no replica Ready)."""
+    prometheus_down: bool = False
+    gateway_series_missing: bool = False
+    activation_signal: bool = False
+    """The gateway annotates the LLMDeployment at this tick (it holds a request at zero)."""
+
+
+def timeline() -> list[Moment]:
+    light = Moment(rps=2.0, running=2.0, ttft_p95=0.15)
+    heavy = Moment(rps=90.0, running=60.0, ttft_p95=0.6)
+    idle = Moment()
+    return [
+        *[light] * 4,
+        *[heavy] * 8,  # scale up; new pods Ready two ticks later
+        *[Moment(prometheus_down=True)] * 3,  # hold what runs
+        *[heavy] * 2,
+        *[light] * 3,
+        *[idle] * 4,  # positive idleness, for 20 s at the 5th tick...
+        *[Moment(gateway_series_missing=True)] * 2,  # ...but no gateway series: no proof, no zero
+        *[idle] * 20,  # proof again: down to zero
+        Moment(held=1, activation_signal=True),  # the gateway holds a request at zero
+        *[Moment(held=1)] * 2,  # waking: the pod is not Ready yet
+        *[light] * 4,
+    ]
+
+
+@dataclass
+class Pods:
+    """Pod readiness: created at the tick the replica count rises, Ready a cold start later."""
+
+    created: list[float] = field(default_factory=list)
+
+    def apply(self, replicas: int, now: float) -> None:
+        while len(self.created) < replicas:
+            self.created.append(now)
+        # Scale-down removes the newest (still starting ones first), as the ReplicaSet does.
+        del self.created[replicas:]
+
+    def ready(self, now: float) -> int:
+        return sum(1 for created in self.created if created + POD_COLD_START_SECONDS <= now)
+
+
+def engine_signals(moment: Moment) -> dict[str, float | None]:
+    return {
+        "request_rate_rps": moment.rps,
+        "prompt_tokens_per_second": moment.rps * 1000,
+        "generation_tokens_per_second": moment.rps * 200,
+        "num_requests_waiting": 0.0,
+        "num_requests_running": moment.running,
+        "kv_cache_usage": min(0.9, moment.running / 100),
+        "ttft_p95_seconds": moment.ttft_p95,
+        "itl_p95_seconds": 0.02 if moment.ttft_p95 is not None else None,
+        "queue_time_p95_seconds": None,
+    }
+
+
+def run_operator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
+    """(a) the operator's loop: the fakes answer what the timeline says; the loop does the rest."""
+    clock, cluster, source = Clock(), FakeCluster(), FakeMetricsSource()
+    settings = AutoscalerSettings(interval_seconds=INTERVAL, metrics_port=None, overrides=FAST)
+    loop = Autoscaler(source, cluster, settings, clock=clock)
+    body = manifest(mode)
+    loop.observe(body)
+    pods = Pods()
+    pods.apply(1, clock.now - POD_COLD_START_SECONDS)
+    out: list[Triple] = []
+
+    async def go() -> None:
+        for moment in moments:
+            now = clock.now
+            ready = pods.ready(now)
+            cluster.set_workload(NS, NAME, len(pods.created), ready)
+            source.recover()
+            source.remove(NS, NAME)
+            if moment.prometheus_down:
+                source.fail()
+            else:
+                if ready > 0:
+                    source.set(NS, NAME, **engine_signals(moment))
+                if not moment.gateway_series_missing:
+                    source.set(
+                        NS, NAME, gateway_arrivals_rps=moment.rps, gateway_queue_depth=float(moment.held)
+                    )
+            if moment.activation_signal:
+                signalled = dict(
+                    body, metadata={**body["metadata"], "annotations": {ACTIVATION_ANNOTATION: rfc3339(now)}}
+                )
+                assert await loop.activate(signalled) is True
+            await loop.tick()
+            applied = cluster.workloads[(NS, NAME)].replicas
+            pods.apply(applied, now)
+            memory = loop.tracked[(NS, NAME)].memory
+            assert memory is not None and memory.last_strategy is not None and memory.last_reason is not None
+            out.append((applied, memory.last_strategy, memory.last_reason))
+            clock.advance(INTERVAL)
+
+    asyncio.run(go())
+    return out
+
+
+def run_simulator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
+    """(b) the simulator's llmscale policy, built as the operator builds it, on the same timeline."""
+    settings = AutoscalerSettings(interval_seconds=INTERVAL, metrics_port=None, overrides=FAST)
+    policy = LLMScalePolicy(
+        deployment=LLMDeployment.from_body(manifest(mode)), settings=settings.policy_settings()
+    )
+    perf = ReplicaPerformanceModel.for_deployment("meta-llama/Meta-Llama-3-8B", "H100-80GB")
+    policy.prepare(
+        SimContext(
+            model=perf,
+            slo_ttft_p95_seconds=1.0,
+            slo_itl_p95_seconds=None,
+            slo_objective=0.99,
+            cold_start_seconds=POD_COLD_START_SECONDS,
+            gpu_price_per_hour_usd=perf.gpu_price_per_hour_usd,
+            min_replicas=0,
+            max_replicas=6,
+            replica_capacity_rps=20.0,
+            mean_input_tokens=1000.0,
+            mean_output_tokens=200.0,
+        )
+    )
+    assert policy.tick_seconds == INTERVAL
+    policy.record_decisions = True
+    now = Clock().now
+    pods = Pods()
+    pods.apply(1, now - POD_COLD_START_SECONDS)
+    out: list[Triple] = []
+    for moment in moments:
+        ready = pods.ready(now)
+        engines = not moment.prometheus_down and ready > 0
+        signals = engine_signals(moment) if engines else {}
+        gateway = not (moment.prometheus_down or moment.gateway_series_missing)
+        observation = FleetObservation(
+            now=now,
+            current_replicas=len(pods.created),
+            ready_replicas=ready,
+            request_rate_rps=float(signals.get("request_rate_rps") or 0.0),
+            prompt_tokens_rate=float(signals.get("prompt_tokens_per_second") or 0.0),
+            generation_tokens_rate=float(signals.get("generation_tokens_per_second") or 0.0),
+            num_requests_waiting=float(signals.get("num_requests_waiting") or 0.0),
+            num_requests_running=float(signals.get("num_requests_running") or 0.0),
+            kv_cache_usage=float(signals.get("kv_cache_usage") or 0.0),
+            ttft_p95_seconds=signals.get("ttft_p95_seconds"),
+            itl_p95_seconds=signals.get("itl_p95_seconds"),
+            gateway_arrivals_rps=moment.rps,
+            gateway_queue_depth=moment.held,
+            metrics_available=engines,
+            cold_start_p50_seconds=None,
+            cold_start_p95_seconds=None,
+            gateway_arrivals_last_tick=moment.held,
+            gateway_reporting=gateway,
+        )
+        applied = policy.decide(observation)
+        pods.apply(applied, now)
+        decision = policy.decisions[-1][1]
+        out.append((applied, decision.strategy.value, decision.reason))
+        now += INTERVAL
+    return out
+
+
+def first_difference(a: list[Triple], b: list[Triple]) -> str | None:
+    for tick, (left, right) in enumerate(zip(a, b, strict=True)):
+        if left != right:
+            return f"tick {tick} (t+{tick * INTERVAL:.0f}s): operator {left} != simulator {right}"
+    return None
+
+
+@pytest.mark.parametrize("mode", ["Active", "DryRun"])
+def test_operator_and_simulator_decide_the_same(mode: str) -> None:
+    moments = timeline()
+    operator, simulator = run_operator(moments, mode), run_simulator(moments, mode)
+    assert first_difference(operator, simulator) is None
+    if mode == "DryRun":
+        assert {replicas for replicas, _, _ in operator} == {1}  # recorded, never applied
+
+
+def test_the_timeline_visits_every_branch() -> None:
+    """The reasons a step between gather and apply would change must all occur (hand-checked
+    against the timeline: 90 req/s of 1000/200 tokens needs ~3-4 H100 replicas)."""
+    triples = run_operator(timeline())
+    reasons = [reason for _, _, reason in triples]
+    replicas = [count for count, _, _ in triples]
+    assert max(replicas) >= 3  # scale-up under load
+    assert "MetricsUnavailable" in reasons  # the outage holds
+    held = reasons.index("MetricsUnavailable")
+    assert replicas[held] == replicas[held - 1]
+    # The guard: 20 s of proven idleness are complete at the first tick without gateway series
+    # (tick 4 + 8 + 3 + 2 + 3 + 4 = 24), so zero is due, but one replica stays.
+    guarded = timeline().index(Moment(gateway_series_missing=True))
+    assert guarded == 24
+    assert replicas[guarded - 1] > 1 and triples[guarded] == (1, "ScaleToZero", "IdleNotProven")
+    assert "IdleProven" in reasons[guarded:] and replicas[-10] == 0  # proof again -> zero
+    wake = reasons.index("ActivationRequested")
+    assert replicas[wake - 1] == 0 and replicas[wake] == 1  # the gateway's signal wakes
+    assert reasons[wake + 1] == "Waking"
+
+
+@contextmanager
+def patched(module: Any, name: str, wrapper: Callable[[Decision], Decision]) -> Iterator[None]:
+    original = getattr(module, name)
+
+    def stepped(*args: Any) -> Decision:
+        return wrapper(original(*args))
+
+    setattr(module, name, stepped)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def never_zero(decision: Decision) -> Decision:
+    """A plausible 'safety' step someone might add after `decide` on one side only."""
+    return dataclasses.replace(decision, desired_replicas=max(1, decision.desired_replicas))
+
+
+def test_a_step_added_to_one_side_breaks_parity() -> None:
+    moments = timeline()
+    with patched(autoscale_loop, "decide", never_zero):
+        operator = run_operator(moments)
+    assert first_difference(operator, run_simulator(moments)) is not None
+    with patched(llmscale_policy, "decide", never_zero):
+        simulator = run_simulator(moments)
+    assert first_difference(run_operator(moments), simulator) is not None
