@@ -169,11 +169,15 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
     point, lower, upper, model, model_reason = forecast.predict_interval(
         next_state.forecast, policy, now, horizon
     )
+    interval_upper = upper
+    # The scaler provisions for the calibrated upper bound, but a rare old jump in the error
+    # window must not keep a fleet sized for it once load is calm (see `forecast.scaling_upper`).
+    upper = forecast.scaling_upper(next_state.forecast, policy, point, upper, horizon)
     per_request = measured.work_per_request_replica_seconds
     predicted = Forecast(
         horizon_seconds=horizon,
         requests_per_second=point / per_request,
-        requests_per_second_upper=upper / per_request,
+        requests_per_second_upper=interval_upper / per_request,
         load_replicas=point,
         load_replicas_upper=upper,
         requests_per_second_lower=lower / per_request,

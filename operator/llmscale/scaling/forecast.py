@@ -297,6 +297,18 @@ def predict_interval(
     return point, lower, upper, MODEL_NAMES[chosen], reason
 
 
+def scaling_upper(
+    state: ForecastState, policy: ScalingPolicy, point: float, upper: float, horizon_seconds: float
+) -> float:
+    """What the scaler provisions for: the interval's upper end, capped by point + z x sigma of
+    recent upside surprises (one stable window of memory). The interval is calibrated over ten
+    minutes of outcomes, so one burst's jump sets its 95th percentile for that long; the cap lets
+    a calm stretch release that capacity after about a stable window, as the 1<->N scaler does."""
+    sigma = math.sqrt(max(0.0, state.residual_variance))
+    widening = math.sqrt(1.0 + max(0.0, horizon_seconds) / policy.forecast_trend_seconds)
+    return min(upper, point + policy.forecast_uncertainty_z * sigma * widening)
+
+
 def predict(
     state: ForecastState, policy: ScalingPolicy, now: float, horizon_seconds: float
 ) -> tuple[float, float]:

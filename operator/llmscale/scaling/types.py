@@ -193,6 +193,7 @@ class Forecast:
     load_replicas: float
     """Point forecast in replica-units of work (1.0 = one replica saturated)."""
     load_replicas_upper: float
+    """What the scaler provisions for (the interval's upper end, capped: `forecast.scaling_upper`)."""
     requests_per_second_lower: float = 0.0
     """Lower end of the nominal 90 % interval (upper is its 95th percentile)."""
     model: str = "persistence"
