@@ -64,12 +64,16 @@ def step(
     keep_alive_seconds: float | None = None,
     prewarm_seconds: float | None = None,
     prewarm_until_seconds: float | None = None,
+    gap_seconds: float | None = None,
 ) -> ActivationResult:
     """Advance the machine one decision (in place).
 
     `keep_alive_seconds`: the learned keep-alive (`keepalive.plan`), used instead of the idle
     window when longer; `prewarm_seconds`: at zero, wake once the idle gap has lasted this long,
-    and keep that replica until the gap reaches `prewarm_until_seconds`."""
+    and keep that replica until the gap reaches `prewarm_until_seconds`; `gap_seconds`: time since
+    demand was last seen (a pre-warmed replica's first scrape interrupts the idle proof, not the
+    gap)."""
+    gap = idle_seconds if gap_seconds is None else max(idle_seconds, gap_seconds)
     if not zero_allowed:
         return _enter(state, ACTIVE, now, False, "", "")
 
@@ -95,7 +99,7 @@ def step(
                 now,
                 False,
                 reasons.PREWARM_GAP,
-                f"idle {idle_seconds:.0f}s: the shortest learned gaps end one cold start from now; "
+                f"idle {gap:.0f}s: the shortest learned gaps end one cold start from now; "
                 "pre-warming a replica",
             )
         if expected_requests_in_cold_start >= RAMP_REQUESTS_THRESHOLD:
@@ -122,13 +126,13 @@ def step(
     needed = max(policy.idle_window_seconds, keep_alive_seconds or 0.0)
     in_prewarm = (
         prewarm_seconds is not None
-        and idle_seconds >= prewarm_seconds
-        and (prewarm_until_seconds is None or idle_seconds < prewarm_until_seconds)
+        and gap >= prewarm_seconds
+        and (prewarm_until_seconds is None or gap < prewarm_until_seconds)
     )
     if in_prewarm:
         return _enter(
             state, ACTIVE, now, False, reasons.PREWARM_GAP,
-            f"idle {idle_seconds:.0f}s: pre-warmed replica waits for the burst the gap histogram expects",
+            f"idle {gap:.0f}s: pre-warmed replica waits for the burst the gap histogram expects",
         )  # fmt: skip
     if idle_seconds >= needed and wake_signal(inputs) is None:
         if expected_requests_in_cold_start >= RAMP_REQUESTS_THRESHOLD:

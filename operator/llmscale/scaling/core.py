@@ -300,6 +300,7 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
         keep_alive_seconds=keep.keep_alive_seconds if keep.representative else None,
         prewarm_seconds=keep.prewarm_seconds,
         prewarm_until_seconds=keep.prewarm_until_seconds,
+        gap_seconds=_gap_seconds(next_state, now),
     )
     if gate.at_zero:
         next_state.scaler.recommendations.clear()
@@ -336,6 +337,11 @@ def _expected_requests(
     if learned is None or per_request <= 0:
         return 0.0
     return learned / per_request * cold_start
+
+
+def _gap_seconds(state: ScalerState, now: float) -> float | None:
+    last = state.workload.last_busy_time
+    return None if last is None else max(0.0, now - last)
 
 
 def _since_last(state: ScalerState, now: float, policy: ScalingPolicy) -> float:

@@ -296,6 +296,9 @@ class WorkloadState:
     mix_prompt_tokens: float = 0.0
     mix_generation_tokens: float = 0.0
     """Decaying sums of requests and tokens (the request mix = their ratios), learned always."""
+    last_busy_time: float | None = None
+    """When demand was last seen (arrivals, running, waiting or held): the start of the current
+    gap for pre-warming, which a metrics outage (no proof of idleness) does not reset."""
     busy_peak_load: float = 0.0
     """Largest stable-window load of the current (or last) busy period, replica-units: what a
     keep-alive holds through the next idle gap."""

@@ -100,6 +100,7 @@ def update(
         state.idle_since = None
     if state.busy_since is None:
         state.busy_since = now
+    state.last_busy_time = now
 
 
 def _learn_mix(state: WorkloadState, inputs: DecisionInputs, *, dt: float) -> None:
