@@ -4,8 +4,9 @@ The capacity model answers one question: how many replica-units of load may one 
 while TTFT p95 stays within the SLO? The prior is `policy.target_utilization` (e.g. 0.75 of
 saturation). Each observation is a pair (load per ready replica, TTFT p95):
 
-- TTFT p95 above the SLO at a load we believed sustainable -> the belief was too optimistic:
-  shrink it by 2 % per observation;
+- TTFT p95 above the SLO at a load we believed sustainable (and at least half of it: a violation
+  on a lightly loaded replica is latency more replicas cannot fix, e.g. long prompts' own
+  prefill) -> the belief was too optimistic: shrink it by 2 % per observation;
 - TTFT p95 below half the SLO at >= 90 % of the believed capacity -> there is room: grow 1 %.
 
 A violation teaches something only when nothing waits (engine queues, gateway hold): a backlog
@@ -50,6 +51,8 @@ UPPER_BOUND_OF_PRIOR = 1.3
 SATURATION_CEILING = 0.98
 MIN_LOAD_TO_LEARN = 0.05
 """Below this load per replica TTFT says nothing about capacity (it is all fixed overhead)."""
+LOADED_SHARE = 0.5
+"""Violations teach only at >= half the believed capacity per replica (see `observe`)."""
 THROUGHPUT_SECONDS = 300.0
 MIN_THROUGHPUT_SCALE = 0.1
 MAX_THROUGHPUT_SCALE = 3.0
@@ -145,7 +148,9 @@ def observe(
     if ttft_p95_seconds > slo or itl_violated:
         # A violation at a load we called sustainable, with no backlog to blame (a backlog means
         # the fleet was short, which more replicas already fix): the per-replica belief is wrong.
-        if backlog_free and load_per_replica <= current:
+        # ... and only where the replicas were loaded: a violation at under half the believed
+        # capacity is latency more replicas cannot fix (long prompts' own prefill time).
+        if backlog_free and LOADED_SHARE * current <= load_per_replica <= current:
             updated = current * SHRINK_FACTOR
             state.last_violation_time = now
     elif settled_seconds < SETTLE_SECONDS:

@@ -142,7 +142,13 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
     if not inputs.metrics_available:
         return _without_metrics(inputs, policy, next_state, now, previous_strategy)
 
-    measured = demand.measure(inputs, policy, next_state.workload, drain_seconds=horizon)
+    measured = demand.measure(
+        inputs,
+        policy,
+        next_state.workload,
+        drain_seconds=horizon,
+        throughput_per_replica=capacity.throughput_scale(next_state.capacity),
+    )
     workload.update(next_state.workload, policy, inputs, measured, cold_start_seconds=cold_start, now=now)
     if inputs.ready_replicas > 0:
         settled = workload.settled_seconds(next_state.workload, now)
@@ -258,6 +264,8 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             sustainable_load_per_replica=per_replica,
             floor_replicas=floor_replicas,
             now=now,
+            backlog_draining=inputs.gateway_queue_depth > 0
+            or inputs.num_requests_waiting >= max(1, inputs.ready_replicas),
         )
         if idle_now == 0:
             next_state.workload.busy_peak_load = max(

@@ -37,7 +37,10 @@ class Demand:
     request_rate_rps: float
     """Arrivals per second: the gateway's count when there is one, else the engines' rate."""
     work_per_request_replica_seconds: float
-    idle: bool
+    admission_burst: bool = False
+    """The engines reported more work than the Ready replicas can do (`ENGINE_WORK_CEILING`): an
+    admission burst; its token counts say nothing about the request mix."""
+    idle: bool = False
     """Positive proof of idleness at this instant: metrics present and nothing arriving,
     running, waiting or held."""
 
@@ -64,11 +67,22 @@ def mean_lengths(workload: WorkloadState) -> tuple[float, float]:
     return DEFAULT_PROMPT_TOKENS, DEFAULT_GENERATION_TOKENS
 
 
+ENGINE_WORK_CEILING = 1.5
+"""Engine-reported work above this multiple of the Ready replicas' saturated throughput is an
+admission burst (prompt tokens count when a batch of queued requests is admitted), not work."""
+
+
 def measure(
-    inputs: DecisionInputs, policy: ScalingPolicy, workload: WorkloadState, *, drain_seconds: float
+    inputs: DecisionInputs,
+    policy: ScalingPolicy,
+    workload: WorkloadState,
+    *,
+    drain_seconds: float,
+    throughput_per_replica: float = 1.0,
 ) -> Demand:
     """`drain_seconds`: how soon the backlog should be gone; the decision horizon (a replica
-    added now helps only after a cold start)."""
+    added now helps only after a cold start). `throughput_per_replica`: a saturated replica's
+    work in the prior's replica-units (the capacity model's learned throughput scale)."""
     prompt_tps = _clean(inputs.prompt_tokens_per_second)
     generation_tps = _clean(inputs.generation_tokens_per_second)
     engine_rps = _clean(inputs.request_rate_rps)
@@ -79,6 +93,11 @@ def measure(
     engine_work = prompt_tps / policy.capacity_prompt_tokens_per_second + (
         generation_tps / policy.capacity_generation_tokens_per_second
     )
+    admission_burst = False
+    if inputs.ready_replicas > 0:
+        ceiling = ENGINE_WORK_CEILING * inputs.ready_replicas * max(1.0, throughput_per_replica)
+        admission_burst = engine_work > ceiling
+        engine_work = min(engine_work, ceiling)
     recent_rps = gateway_rps
     if inputs.gateway_recent_arrivals_rps is not None:
         recent_rps = _clean(inputs.gateway_recent_arrivals_rps)
@@ -91,7 +110,7 @@ def measure(
     # What will wait when a replica added now is Ready: today's backlog plus what arrives beyond
     # the Ready replicas' saturation meanwhile (1.0 replica-unit each); drained over one horizon.
     drain = max(drain_seconds, BACKLOG_DRAIN_SECONDS)
-    overflow = max(0.0, burst_load - max(0, inputs.ready_replicas)) * drain
+    overflow = max(0.0, burst_load - max(0, inputs.ready_replicas) * throughput_per_replica) * drain
     backlog_load = (backlog * per_request + overflow) / drain
 
     idle = (
@@ -111,6 +130,7 @@ def measure(
         backlog_replicas=backlog_load,
         request_rate_rps=request_rate,
         work_per_request_replica_seconds=per_request,
+        admission_burst=admission_burst,
         idle=idle,
     )
 

@@ -12,8 +12,8 @@ Load enters as replica-units (see `demand`). The need is
   1-replica oscillation), only to the maximum recommendation of the last
   `scale_down_delay_seconds` (every recent recommendation must allow it), and by at most
   current / `max_scale_down_rate` per decision.
-- Never scale down while a backlog drains (requests wait in the engines or the gateway, or
-  arrivals exceed what the Ready replicas can serve): `BacklogDraining`.
+- Never scale down while a backlog drains (at least one request waits per Ready replica in the
+  engines, or the gateway holds requests): `BacklogDraining`.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def recommend(
     sustainable_load_per_replica: float,
     floor_replicas: int,
     now: float,
+    backlog_draining: bool = False,
 ) -> ScaleRecommendation:
     """Replicas for the 1<->N regime (never below `floor_replicas`, which is >= 1); in place."""
     if state.last_time is None:
@@ -127,7 +128,7 @@ def recommend(
         state.last_scale_time = now
         return ScaleRecommendation(wanted, reason, detail, up_need)
 
-    if backlog_replicas > EPSILON and keep < current:
+    if backlog_draining and keep < current:
         # Requests wait: whatever the arrival rate says, the fleet is busy serving them.
         return ScaleRecommendation(
             max(current, floor_replicas),

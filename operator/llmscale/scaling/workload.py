@@ -22,7 +22,7 @@ PEAK_MEMORY_SECONDS = 6 * 3600.0
 """Warm provisions for the decaying peak; a peak is forgotten (to 1/e) after six hours."""
 TOKEN_MIX_SECONDS = 600.0
 """Memory of the request-mix sums: ten minutes of admissions and completions balance out."""
-MIN_MIX_REQUESTS = 5.0
+MIN_MIX_REQUESTS = 20.0
 
 
 def update(
@@ -52,7 +52,8 @@ def update(
     state.wake_requests *= forget
     state.total_requests = state.total_requests * forget + demand.request_rate_rps * dt
 
-    _learn_mix(state, inputs, dt=max(dt, policy.decision_interval_seconds))
+    if not demand.admission_burst:
+        _learn_mix(state, inputs, dt=max(dt, policy.decision_interval_seconds))
     keepalive.decay(state, forget)
     state.burst_requests *= forget
     state.burst_count *= forget
@@ -109,7 +110,8 @@ def _learn_mix(state: WorkloadState, inputs: DecisionInputs, *, dt: float) -> No
     Prompt tokens count at admission and requests at completion, so a single window's ratio is
     skewed while work backs up or drains; the ratio of sums over `TOKEN_MIX_SECONDS` is not (over
     a long window admissions and completions balance). Until `MIN_MIX_REQUESTS` requests have
-    been seen the defaults stand."""
+    been seen the defaults stand. Requests still running count as admitted: early on, with long
+    prompts and long decodes, completions lag admissions by many requests."""
     rate = inputs.request_rate_rps
     if not inputs.metrics_available or not math.isfinite(rate) or rate <= 0:
         return
@@ -120,9 +122,13 @@ def _learn_mix(state: WorkloadState, inputs: DecisionInputs, *, dt: float) -> No
     state.mix_requests = state.mix_requests * keep + rate * dt
     state.mix_prompt_tokens = state.mix_prompt_tokens * keep + prompt * dt
     state.mix_generation_tokens = state.mix_generation_tokens * keep + generation * dt
-    if state.mix_requests >= MIN_MIX_REQUESTS:
-        state.mean_prompt_tokens = state.mix_prompt_tokens / state.mix_requests
-        state.mean_generation_tokens = state.mix_generation_tokens / state.mix_requests
+    # Prompt tokens of the requests still running are already counted, their completions are
+    # not: count them in the denominator (admitted = completed + running, over the memory).
+    running = inputs.num_requests_running if math.isfinite(inputs.num_requests_running) else 0.0
+    admitted = state.mix_requests + max(0.0, running)
+    if admitted >= MIN_MIX_REQUESTS:
+        state.mean_prompt_tokens = state.mix_prompt_tokens / admitted
+        state.mean_generation_tokens = state.mix_generation_tokens / admitted
 
 
 def idle_seconds_now(state: WorkloadState, now: float) -> float:
