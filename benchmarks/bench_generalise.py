@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_policies import BASELINES, check, print_table
-
 from llmscale.scaling import forecast, keepalive
 from llmscale.sim.fleet import FleetConfig, simulate
 from llmscale.sim.perfmodel import ReplicaPerformanceModel

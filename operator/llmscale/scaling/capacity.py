@@ -54,11 +54,13 @@ MIN_LOAD_TO_LEARN = 0.05
 LOADED_SHARE = 0.5
 """Violations teach only at >= half the believed capacity per replica (see `observe`)."""
 THROUGHPUT_SECONDS = 300.0
-MIN_THROUGHPUT_SCALE = 0.1
+MIN_THROUGHPUT_SCALE = 0.25
 MAX_THROUGHPUT_SCALE = 3.0
 SATURATED_WAITING_PER_REPLICA = 1.0
 """Requests waiting per Ready replica that show the replicas are saturated."""
 SATURATED_KV_USAGE = 0.9
+LATENCY_BOUND_SHARE = 0.5
+"""A "saturated" replica completing under half the believed throughput is latency-bound."""
 
 
 def utilization(state: CapacityState, policy: ScalingPolicy) -> float:
@@ -103,6 +105,10 @@ def observe_throughput(
     current = throughput_scale(state)
     if not saturated and completed_load_per_replica <= current:
         return  # an unsaturated replica says only that it can do at least this much
+    if completed_load_per_replica < LATENCY_BOUND_SHARE * current:
+        # Queued yet doing a fraction of the believed work: requests wait on their own long
+        # prefills (latency), not for throughput. Learning from it would collapse capacity.
+        return
     # Saturated: what it completes is its throughput. Unsaturated above the belief: the belief
     # is too low.
     sample = min(max(completed_load_per_replica, MIN_THROUGHPUT_SCALE), MAX_THROUGHPUT_SCALE)
