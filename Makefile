@@ -12,7 +12,7 @@ LLMSCALE_CLUSTER ?= local
 export LLMSCALE_CLUSTER
 
 .PHONY: help setup system-deps lint typecheck test test-unit test-e2e generate verify cluster-build cluster-up \
-        cluster-down cluster-status demo bench image e2e-kind clean
+        cluster-down cluster-status demo bench backtest image e2e-kind clean
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -84,6 +84,9 @@ demo: setup system-deps cluster-build ## Run the end-to-end demo (trace replay t
 
 bench: setup ## Run the benchmarks in benchmarks/ and print their figures
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+backtest: setup ## Score every policy on the repository's suite (suites/default.yaml); plots in backtest-plots/
+	$(LLMSCALE) backtest --suite suites/default.yaml --jobs 2 --plot-dir backtest-plots
 
 image: ## Build the container images (needs a container engine)
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image: no container engine here; images/ is linted by 'make test' instead" >&2; exit 1; }

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("gateway", "llmscale.gateway.cli"),
     ("plan", "llmscale.planner.cli"),
     ("simulate", "llmscale.sim.cli"),
+    ("backtest", "llmscale.sim.backtest.cli"),
     ("emulate", "llmscale.emulator.cli"),
     ("bench", "llmscale.bench.cli"),
     ("demo", "llmscale.demo"),
