@@ -228,30 +228,6 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
     def recommend(*, floor_replicas: int) -> scaler.ScaleRecommendation:
         """The 1<->N scaler on this tick's measurements, never below `floor_replicas`; within a
         proven idle gap shorter than the keep-alive the fleet holds what it has."""
-        if 0 < idle_now < keep.keep_alive_seconds and inputs.current_replicas > floor_replicas:
-            # Hold what the last busy period needed (its stable-window peak), never more than runs.
-            peak_need = math.ceil(next_state.workload.busy_peak_load / per_replica - 1e-9)
-            held = min(inputs.current_replicas, max(floor_replicas, peak_need))
-            scaler.recommend(
-                next_state.scaler,
-                policy,
-                load_replicas=measured.load_replicas,
-                burst_load_replicas=measured.burst_load_replicas,
-                backlog_replicas=measured.backlog_replicas,
-                forecast_upper_replicas=upper,
-                current_replicas=inputs.current_replicas,
-                ready_replicas=inputs.ready_replicas,
-                sustainable_load_per_replica=per_replica,
-                floor_replicas=held,
-                now=now,
-            )
-            return scaler.ScaleRecommendation(
-                held,
-                reasons.KEEP_ALIVE_HOLD,
-                f"idle {idle_now:.0f}s of a {keep.keep_alive_seconds:.0f}s keep-alive: holding "
-                f"{held} replica(s) for the next burst ({keep.reason}: {keep.message})",
-                0.0,
-            )
         result = scaler.recommend(
             next_state.scaler,
             policy,
@@ -271,6 +247,19 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             next_state.workload.busy_peak_load = max(
                 next_state.workload.busy_peak_load, next_state.scaler.stable_load
             )
+        elif idle_now < keep.keep_alive_seconds and result.replicas < inputs.current_replicas:
+            # The hold only ever stops a scale-down: what the last busy period needed (its
+            # stable-window peak), never more than runs.
+            peak_need = math.ceil(next_state.workload.busy_peak_load / per_replica - 1e-9)
+            held = min(inputs.current_replicas, max(floor_replicas, peak_need))
+            if held > result.replicas:
+                return scaler.ScaleRecommendation(
+                    held,
+                    reasons.KEEP_ALIVE_HOLD,
+                    f"idle {idle_now:.0f}s of a {keep.keep_alive_seconds:.0f}s keep-alive: holding "
+                    f"{held} replica(s) for the next burst ({keep.reason}: {keep.message})",
+                    result.need_replicas,
+                )
         return result
 
     floor = max(1, policy.min_replicas)
