@@ -7,12 +7,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LLMSCALE := $(VENV)/bin/llmscale
 STAMP := $(VENV)/.installed
+# the scanners' own virtualenv (never the project's: tests/scan/requirements.txt)
+SCAN_VENV := .scan-venv
+SCAN_STAMP := $(SCAN_VENV)/.installed
+LOWEST_VENV := .venv-lowest
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
+UV := $(VENV)/bin/uv
 # e2e cluster mode: local (default) | existing | kind
 LLMSCALE_CLUSTER ?= local
 export LLMSCALE_CLUSTER
 
-.PHONY: help setup system-deps lint typecheck test test-unit test-e2e generate verify cluster-build cluster-up \
-        cluster-down cluster-status demo bench backtest image e2e-kind clean
+.PHONY: help setup system-deps lint typecheck test test-unit test-lowest test-e2e test-vllm vllm generate verify \
+        scan lock cluster-build cluster-up cluster-down cluster-status demo bench bench-smoke backtest image e2e-kind clean
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -22,8 +28,16 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make setup: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..." >&2; exit 1; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	@touch $(STAMP)
+
+# A second venv with the LOWEST version of every direct dependency that pyproject.toml allows
+# (transitive ones at their newest): proves the floors are true, not just written down.
+$(LOWEST_STAMP): pyproject.toml | $(STAMP)
+	rm -rf $(LOWEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LOWEST_VENV)
+	VIRTUAL_ENV=$(CURDIR)/$(LOWEST_VENV) $(UV) pip install --quiet --resolution lowest-direct -e '.[test]'
+	@touch $(LOWEST_STAMP)
 
 setup: $(STAMP) ## Create .venv/ with llmscale and its test tools installed (idempotent)
 
@@ -59,16 +73,45 @@ verify: setup ## Fail when generated files (crds/, chart) are stale
 	$(PY) charts/llmscale/hack/gen_schema.py --check
 	$(PY) charts/llmscale/hack/gen_readme.py --check
 
-test-unit: setup ## Unit and integration tiers: pure, no cluster, seconds
-	$(VENV)/bin/pytest -q tests/unit tests/integration
+$(SCAN_STAMP): tests/scan/requirements.txt
+	@[ -x $(SCAN_VENV)/bin/python ] || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r tests/scan/requirements.txt
+	@touch $(SCAN_STAMP)
+
+scan: setup cluster-build $(SCAN_STAMP) ## checkov, hadolint, Kubernetes-schema checks of chart, examples' children, images/ (fails on a new finding)
+	$(PY) tests/scan/render.py build/scan .localcluster/bin/helm
+	@# the Kubernetes OpenAPI of the version the local cluster builds (its Go module; no other download)
+	@swagger="$$(cd tests/localcluster && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes \
+	    | $(CURDIR)/$(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/api/openapi-spec/swagger.json"; \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger" --self-test && \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger"
+
+# The integration tier runs a real Prometheus: system-deps installs it first, and
+# LLMSCALE_REQUIRE_SYSTEM_DEPS=1 turns "no prometheus binary" into a failure instead of a skip.
+test-unit: setup system-deps ## Unit and integration tiers: pure, no cluster, seconds
+	LLMSCALE_REQUIRE_SYSTEM_DEPS=1 $(VENV)/bin/pytest -q tests/unit tests/integration
+
+test-lowest: setup system-deps $(LOWEST_STAMP) ## Unit and integration tiers on the lowest direct dependency versions
+	LLMSCALE_REQUIRE_SYSTEM_DEPS=1 $(LOWEST_VENV)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration
+
+lock: setup ## Re-resolve images/requirements.lock (the images' pinned, hashed dependencies)
+	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command 'make lock' -o images/requirements.lock pyproject.toml images/build-requirements.in
 
 cluster-build: setup ## Build (or reuse cached) control-plane binaries, kwok and helm
 	$(LLMSCALE) cluster build
 
 test-e2e: setup system-deps cluster-build ## End-to-end tier against the real local control plane (minutes)
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not vllm" tests/e2e
 
-test: lint verify test-unit test-e2e ## Everything CI runs: lint, generated-file check, unit, e2e
+vllm: setup ## Install (or reuse) the cached real-vLLM CPU environment and its tiny model (~6 GB, minutes)
+	$(LLMSCALE) cluster vllm
+
+test-vllm: setup system-deps cluster-build vllm ## Real-vLLM tier: emulator/vLLM conformance suite, e2e with real engine pods
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m vllm tests/conformance tests/e2e
+
+test: lint verify scan test-unit test-lowest test-e2e test-vllm bench-smoke ## Everything CI runs: lint, generated files, scanners, unit, lowest deps, e2e, real vLLM, benchmark smoke
 
 cluster-up: setup system-deps cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
 	$(LLMSCALE) cluster up
@@ -82,8 +125,11 @@ cluster-status: setup ## Show what of the local control plane is running
 demo: setup system-deps cluster-build ## Run the end-to-end demo (trace replay through gateway, operator, emulated pods)
 	$(LLMSCALE) demo
 
-bench: setup ## Run the benchmarks in benchmarks/ and print their figures
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: setup system-deps cluster-build ## Run every benchmark in benchmarks/ in full and print its figures (minutes)
+	$(PY) benchmarks/run_all.py
+
+bench-smoke: setup system-deps cluster-build ## Run every benchmark in a short smoke mode (breakage fails, targets not judged)
+	$(PY) benchmarks/run_all.py --smoke
 
 backtest: setup ## Score every policy on the repository's suite (suites/default.yaml); plots in backtest-plots/
 	$(LLMSCALE) backtest --suite suites/default.yaml --jobs 2 --plot-dir backtest-plots
@@ -96,5 +142,5 @@ image: ## Build the container images (needs a container engine)
 e2e-kind: setup image ## e2e suite against a kind cluster with the Helm chart (needs Docker)
 	LLMSCALE_CLUSTER=kind $(VENV)/bin/pytest -q tests/e2e
 
-clean: cluster-down ## Stop the cluster and remove the venv
-	rm -rf $(VENV)
+clean: cluster-down ## Stop the cluster and remove the venvs
+	rm -rf $(VENV) $(SCAN_VENV) $(LOWEST_VENV)

@@ -13,6 +13,7 @@ share the same machine noise:
    start is zero, so the figure is the gateway's own share.
 
 Exit status 1 when a target fails. Bounded: about 10 s.
+`--smoke`: 30 requests, 3 wake-ups, a burst of 10, targets not judged (benchmarks/benchkit.py).
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
+from benchkit import SMOKE, verdict
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
 from llmscale.gateway.fake import FakeActivationSignaller, FakeEndpointSource
 from llmscale.gateway.proxy import Gateway
 from llmscale.gateway.routing import Endpoint
 
-REQUESTS = 300
-WAKEUPS = 20
-BURST = 50
+REQUESTS = 30 if SMOKE else 300
+WAKEUPS = 3 if SMOKE else 20
+BURST = 10 if SMOKE else 50
 TARGET_ADDED_P50_MS = 10.0
 TARGET_ADDED_P99_MS = 50.0
 TARGET_WAKEUP_MAX_S = 1.0
@@ -216,9 +218,7 @@ def main() -> int:
     print(f"activation signals sent: {len(signaller.calls)} (one per wake-up at most 1/s per deployment)")
     if max(wakeups) > TARGET_WAKEUP_MAX_S:
         failures.append(f"wake-up max {max(wakeups):.3f} s > {TARGET_WAKEUP_MAX_S} s")
-    for failure in failures:
-        print(f"FAIL: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    return verdict(failures)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,13 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/llmscale
 WORKDIR /src
+# The same lock and order as operator.Dockerfile (reproducible, nothing resolved here).
+COPY images/requirements.lock ./images/
+RUN /opt/llmscale/bin/pip install --no-compile --require-hashes -r images/requirements.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY operator/ ./operator/
-RUN /opt/llmscale/bin/pip install --no-compile . \
+RUN /opt/llmscale/bin/pip install --no-compile --no-deps --no-build-isolation . \
+ && /opt/llmscale/bin/pip check \
  && /opt/llmscale/bin/python -m compileall -q /opt/llmscale/lib \
  && /opt/llmscale/bin/llmscale emulate --help >/dev/null
 COPY images/vllm-shim.py /opt/llmscale/bin/vllm

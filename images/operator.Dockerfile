@@ -14,11 +14,17 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/llmscale
 WORKDIR /src
-# Metadata first, then sources: pyproject.toml needs README.md and LICENSE to build.
+# Dependencies first, from the lock (exact versions, every file's hash checked, the build
+# backend included), so this layer is reproducible and cached until the lock changes;
+# `make lock` regenerates it from pyproject.toml. Every dependency ships manylinux wheels for
+# CPython 3.11 on amd64/arm64: no compiler here.
+COPY images/requirements.lock ./images/
+RUN /opt/llmscale/bin/pip install --no-compile --require-hashes -r images/requirements.lock
+# Then llmscale itself, resolving nothing: pyproject.toml needs README.md and LICENSE to build.
 COPY pyproject.toml README.md LICENSE ./
 COPY operator/ ./operator/
-# Every dependency ships manylinux wheels for CPython 3.11 on amd64/arm64: no compiler here.
-RUN /opt/llmscale/bin/pip install --no-compile . \
+RUN /opt/llmscale/bin/pip install --no-compile --no-deps --no-build-isolation . \
+ && /opt/llmscale/bin/pip check \
  && /opt/llmscale/bin/python -m compileall -q /opt/llmscale/lib \
  && /opt/llmscale/bin/llmscale --version
 

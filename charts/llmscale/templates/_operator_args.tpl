@@ -1,7 +1,7 @@
 {{/*
 Command line of `llmscale operator` (the image's entrypoint is `llmscale`); flags as in
 operator/llmscale/controller/cli.py. Settings of the scaling loop go through its LLMSCALE_*
-environment variables (operator/llmscale/controller/autoscale_settings.py), which the
+environment variables (operator/llmscale/controller/autoscaling/settings.py), which the
 operator reads whether or not the matching flags are given.
 */}}
 {{- define "llmscale.operator.args" -}}
@@ -12,6 +12,15 @@ operator reads whether or not the matching flags are given.
 - --liveness=http://0.0.0.0:{{ .Values.operator.healthPort }}/healthz
 {{- if gt (int .Values.operator.replicas) 1 }}
 - --peering={{ include "llmscale.fullname" . }}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+- --network-policy=on
+- --gateway-namespace={{ .Release.Namespace }}
+- --gateway-pod-labels={{ include "llmscale.labelList" (include "llmscale.selectorLabels" (dict "root" . "component" "gateway") | fromYaml) }}
+- --prometheus-namespace={{ .Values.networkPolicy.prometheus.namespace }}
+- --prometheus-pod-labels={{ include "llmscale.labelList" .Values.networkPolicy.prometheus.podLabels }}
+{{- else }}
+- --network-policy=off
 {{- end }}
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}

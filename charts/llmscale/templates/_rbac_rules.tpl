@@ -1,6 +1,7 @@
 {{/*
-RBAC rules, one comment per rule saying why it exists. Deliberately absent: Secrets (the HF
-token reaches vLLM pods via secretKeyRef, which the kubelet resolves, not the operator), nodes,
+RBAC rules, one comment per rule saying why it exists. Deliberately absent: Secrets for the operator (the HF
+token reaches vLLM pods via secretKeyRef, which the kubelet resolves, not the operator; the
+gateway reads its API key Secrets through a Role in the release namespace only, rbac.yaml), nodes,
 pods/create (pods come from the Deployments the operator owns), pods/exec, RBAC objects,
 escalate/bind/impersonate, and every verb on objects the operator does not build.
 */}}
@@ -39,6 +40,11 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "patch"]
+# The NetworkPolicy of each LLMDeployment: only the gateway and Prometheus reach its vLLM pods
+# (--network-policy, chart value networkPolicy.enabled).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 # The optional ConfigMap that carries a model's config.json when the name is not in the catalog.
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -27,7 +27,7 @@ Quantization = Literal[
 Dtype = Literal["auto", "bfloat16", "float16", "float32", "half", "float"]
 Strategy = Literal["Auto", "Warm", "Autoscaled", "ScaleToZero"]
 STRATEGIES: Final[tuple[str, ...]] = Strategy.__args__  # type: ignore[attr-defined]
-# Strategies whose replica count the autoscaling loop owns (controller/autoscaler.py).
+# Strategies whose replica count the autoscaling loop owns (controller/autoscaling/handlers.py).
 LOOP_OWNED_STRATEGIES: Final = frozenset({"Auto", "Autoscaled", "ScaleToZero"})
 ScalingMode = Literal["Active", "DryRun"]
 

@@ -2,7 +2,7 @@
 
 Reconcile (controller) writes replicas, readyReplicas, desiredReplicas, strategy, endpoint,
 observedGeneration, selector, plan and the conditions Ready and ModelFits. The autoscaling loop
-(controller/autoscaler.py) writes desiredReplicas for loop-owned strategies, strategyReason,
+(controller/autoscaling/handlers.py) writes desiredReplicas for loop-owned strategies, strategyReason,
 forecast, observed, coldStart, cost, lastDecisions, scalerState and the conditions
 MetricsAvailable and ScalingActive.
 """

@@ -9,22 +9,18 @@ consecutive content chunks of a stream is one sample), as vLLM's benchmark_servi
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-import numpy as np
+from llmscale.percentile import PERCENTILE_METHOD, percentile
 
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
-PERCENTILE_METHOD: Final = "linear"
 
 
-def percentile(samples: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100) by linear interpolation; None without samples."""
-    if not samples:
-        return None
-    return float(np.percentile(np.asarray(samples, dtype=float), q, method="linear"))
+__all__ = ["PERCENTILE_METHOD", "percentile"]
 
 
 @dataclass
@@ -72,7 +68,7 @@ class Slo:
 
 
 def _distribution(prefix: str, samples: Sequence[float]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {f"{prefix}_mean_s": float(np.mean(samples)) if samples else None}
+    out: dict[str, float | None] = {f"{prefix}_mean_s": statistics.fmean(samples) if samples else None}
     for q in PERCENTILES:
         out[f"{prefix}_p{q}_s"] = percentile(samples, q)
     return out

@@ -46,6 +46,7 @@ KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("v1", "Pod"): Kind("/api/v1", "pods"),
     ("v1", "ConfigMap"): Kind("/api/v1", "configmaps"),
     ("policy/v1", "PodDisruptionBudget"): Kind("/apis/policy/v1", "poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): Kind("/apis/networking.k8s.io/v1", "networkpolicies"),
     ("monitoring.coreos.com/v1", "PodMonitor"): Kind("/apis/monitoring.coreos.com/v1", "podmonitors"),
     (f"{defaults.API_GROUP}/{defaults.API_VERSION}", defaults.KIND): Kind(
         f"/apis/{defaults.API_GROUP}/{defaults.API_VERSION}", defaults.PLURAL

@@ -40,6 +40,7 @@ from llmscale.resources import (
     selector_string,
     wants_pdb,
 )
+from llmscale.resources.networkpolicy import NetworkPolicySettings, build_network_policy
 from llmscale.resources.service import PODMONITOR_GROUP, PODMONITOR_PLURAL, PODMONITOR_VERSION
 
 RETRY_MISSING_CONFIGMAP_SECONDS: Final = 30.0
@@ -47,6 +48,13 @@ log = logging.getLogger(__name__)
 # PDBs this process has deleted or found absent: saves a DELETE per reconcile of a one-replica
 # deployment (only llmscale creates PDBs of that name; a restart forgets and deletes once more).
 _PDB_KNOWN_ABSENT: set[str] = set()
+# Who may reach the vLLM pods (the operator's --network-policy* flags; configure_network_policy).
+_network_policy = NetworkPolicySettings()
+
+
+def configure_network_policy(settings: NetworkPolicySettings) -> None:
+    global _network_policy
+    _network_policy = settings
 
 
 # Not-yet-True states that are normal progress, not problems: their Events are Normal.
@@ -198,6 +206,8 @@ def reconcile(
     try:
         deployment = api.apply(build_deployment(resource, serving, owner, replicas))
         api.apply(build_service(resource, owner))
+        if _network_policy.enabled:
+            api.apply(build_network_policy(resource, owner, _network_policy))
         pdb_key = f"{meta.namespace}/{meta.name}"
         if wants_pdb(replicas):
             api.apply(build_pdb(resource, owner))

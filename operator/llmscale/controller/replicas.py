@@ -2,7 +2,7 @@
 
 Warm: the spec (`spec.scaling.replicas`, written by `kubectl scale` through /scale; default
 minReplicas, at least 1). Auto, Autoscaled, ScaleToZero: the autoscaling loop
-(controller/autoscaler.py), which writes `status.desiredReplicas`; the reconcile applies that
+(controller/autoscaling/handlers.py), which writes `status.desiredReplicas`; the reconcile applies that
 value, so the two never fight. Before the loop has written anything, the reconcile starts from
 `spec.scaling.replicas` if set, else 0 for ScaleToZero and max(minReplicas, 1) otherwise.
 """

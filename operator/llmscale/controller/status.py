@@ -16,12 +16,9 @@ from typing import Any, Final
 from llmscale.api import Condition, LLMDeploymentStatus
 from llmscale.api.status import CONDITION_TYPES
 from llmscale.controller.kube import LLMDEPLOYMENT, ClusterApi, ConflictError
+from llmscale.timestamps import rfc3339
 
 STATUS_WRITE_ATTEMPTS: Final = 4
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def merge_conditions(

@@ -25,8 +25,9 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from llmscale.gateway.routing import DeploymentKey, DeploymentRoute, Endpoint, RoutingTable
-from llmscale.gateway.sources import ACTIVATION_ANNOTATION, rfc3339
+from llmscale.gateway.sources import ACTIVATION_ANNOTATION
 from llmscale.kubeconfig import load_kube_config as load_default_config
+from llmscale.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,3 @@ class ActivationSignaller(Protocol):
     async def request_activation(self, namespace: str, name: str, requested_at: datetime) -> None:
         """Record demand for a deployment that has no ready endpoint. May raise; the caller retries."""
         ...
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 UTC with a `Z` and whole seconds, as Kubernetes timestamps are written."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -16,12 +16,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from llmscale.errors import EnvironmentSetupError
 from llmscale.localcluster import versions
+from llmscale.localcluster.build_progress import BuildProgress
 from llmscale.localcluster.supervisor import log_tail
 
 BUILD_TIMEOUT_SECONDS = 3600.0
@@ -108,9 +111,11 @@ def run_go(
     wrapper: bool,
     extra_env: dict[str, str] | None = None,
     timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
+    on_line: Callable[[str], None] | None = None,
 ) -> None:
-    """Run a go command with its output in `log_path`; one retry with GOSUMDB=off if the
-    checksum database could not be reached. Failure -> EnvironmentSetupError with the log tail."""
+    """Run a go command with its output in `log_path` (each line also to `on_line`); one retry
+    with GOSUMDB=off if the checksum database could not be reached. Failure ->
+    EnvironmentSetupError with the log tail."""
     go = find_go()
     argv = ["go", *args]
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,31 +123,76 @@ def run_go(
         with log_path.open("w") as log:
             log.write(f"$ {' '.join(argv)}  (in {cwd}, GOSUMDB={'off' if sumdb_off else 'default'})\n")
             log.flush()
+            env = go_environment(go, sumdb_off=sumdb_off, wrapper=wrapper) | (extra_env or {})
             try:
-                completed = subprocess.run(
-                    [str(go), *args],
-                    cwd=cwd,
-                    env=go_environment(go, sumdb_off=sumdb_off, wrapper=wrapper) | (extra_env or {}),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout_seconds,
-                    check=False,
-                )
+                returncode = _run_logged([str(go), *args], cwd, env, log, timeout_seconds, on_line)
             except subprocess.TimeoutExpired as exc:
                 raise EnvironmentSetupError(
                     f"`{' '.join(argv[:3])} ...` did not finish within {timeout_seconds:.0f} s; "
                     f"see {log_path}"
                 ) from exc
-        if completed.returncode == 0:
+        if returncode == 0:
             return
         if not sumdb_off and _looks_like_sumdb_failure(log_path.read_text(errors="replace")):
             continue
         break
     raise EnvironmentSetupError(
-        f"`{' '.join(argv[:2])}` failed (exit {completed.returncode}); last lines of {log_path}:\n"
+        f"`{' '.join(argv[:2])}` failed (exit {returncode}); last lines of {log_path}:\n"
         f"{log_tail(log_path, 20)}"
     )
+
+
+def _run_logged(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log: TextIO,
+    timeout_seconds: float,
+    on_line: Callable[[str], None] | None,
+) -> int:
+    """Run `argv`, copying each output line to `log` and `on_line` as it comes; its exit code."""
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace",
+    )  # fmt: skip
+    assert process.stdout is not None
+
+    def pump(output: TextIO) -> None:
+        for line in output:
+            log.write(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, args=(process.stdout,), name="go-output", daemon=True)
+    reader.start()
+    try:
+        returncode = process.wait(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        reader.join(10)
+        process.stdout.close()
+        log.flush()
+    return returncode
+
+
+def count_packages(packages: list[str], *, cwd: Path, wrapper: bool) -> int | None:
+    """How many packages building `packages` involves (`go list -deps`), or None when go list
+    fails (the build that follows then reports the real error). Downloads modules as needed."""
+    go = find_go()
+    try:
+        listed = subprocess.run(
+            [str(go), "list", "-deps", "-trimpath", *packages],
+            cwd=cwd, env=go_environment(go, wrapper=wrapper), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    if listed.returncode != 0:
+        return None
+    return sum(1 for line in listed.stdout.splitlines() if line.strip())
 
 
 def wrapper_module_dir() -> Path:
@@ -171,52 +221,51 @@ def is_complete(component: Component, root: Path) -> bool:
     return all(os.access(directory / binary, os.X_OK) for binary in component.binaries)
 
 
-def _build_component(component: Component, root: Path, logs: Path) -> None:
+def _build_component(
+    component: Component, root: Path, logs: Path, progress: BuildProgress, next_up: str
+) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{component.name}-", dir=root))
+    label = f"{component.name} {component.version}"
     try:
         log_path = logs / f"build-{component.name}-{component.version}.log"
-        if component is KUBERNETES:
-            # one invocation so the packages the four commands share compile once
-            run_go(
-                [
-                    "build",
-                    "-trimpath",
-                    "-ldflags",
-                    version_ldflags(component.version),
-                    "-o",
-                    f"{staging}/",
-                    *(f"k8s.io/kubernetes/cmd/{name}" for name in component.binaries),
-                ],
-                cwd=wrapper_module_dir(),
-                log_path=log_path,
-                wrapper=True,
+        if component in (KUBERNETES, ETCD):
+            if component is KUBERNETES:
+                packages = [f"k8s.io/kubernetes/cmd/{name}" for name in component.binaries]
+                # one invocation so the packages the four commands share compile once
+                output, ldflags = [f"{staging}/"], version_ldflags(component.version)
+            else:
+                packages, output, ldflags = [versions.ETCD_PACKAGE], [str(staging / "etcd")], "-s -w"
+            progress.report(
+                f"{label}: resolving its packages (go list; downloads modules on a fresh machine)"
             )
-        elif component is ETCD:
-            run_go(
-                [
-                    "build",
-                    "-trimpath",
-                    "-ldflags",
-                    "-s -w",
-                    "-o",
-                    str(staging / "etcd"),
-                    versions.ETCD_PACKAGE,
-                ],
-                cwd=wrapper_module_dir(),
-                log_path=log_path,
-                wrapper=True,
-            )
+            total = count_packages(packages, cwd=wrapper_module_dir(), wrapper=True)
+            progress.begin(label, total, next_up)
+            try:
+                run_go(
+                    ["build", "-v", "-trimpath", "-ldflags", ldflags, "-o", *output, *packages],
+                    cwd=wrapper_module_dir(),
+                    log_path=log_path,
+                    wrapper=True,
+                    on_line=progress.line,
+                )
+            finally:
+                progress.end()
         else:
             package = versions.KWOK_PACKAGE if component is KWOK else versions.HELM_PACKAGE
+            progress.begin(label, None, next_up)
             # outside any module, so `go install pkg@version` uses only that module's own graph
-            with tempfile.TemporaryDirectory() as outside:
-                run_go(
-                    ["install", "-trimpath", f"{package}@{component.version}"],
-                    cwd=Path(outside),
-                    log_path=log_path,
-                    wrapper=False,
-                    extra_env={"GOBIN": str(staging)},
-                )
+            try:
+                with tempfile.TemporaryDirectory() as outside:
+                    run_go(
+                        ["install", "-v", "-trimpath", f"{package}@{component.version}"],
+                        cwd=Path(outside),
+                        log_path=log_path,
+                        wrapper=False,
+                        extra_env={"GOBIN": str(staging)},
+                        on_line=progress.line,
+                    )
+            finally:
+                progress.end()
         missing = [b for b in component.binaries if not (staging / b).is_file()]
         if missing:
             raise EnvironmentSetupError(f"build of {component.name} produced no {', '.join(missing)}")
@@ -236,23 +285,30 @@ def ensure_binaries(
     components: tuple[Component, ...] = ALL_COMPONENTS,
     report: Reporter = print,
     root: Path | None = None,
+    progress: BuildProgress | None = None,
 ) -> dict[str, float]:
     """Build what the cache lacks, then link every binary into `bin_dir`.
 
-    Returns seconds spent per component (0.0 when reused from the cache).
+    `progress` shows each build's packages compiled, elapsed time and what comes next (default:
+    a plain line through `report` every 30 s). Returns seconds spent per component (0.0 when
+    reused from the cache).
     """
     root = root or cache_root()
     logs = root.parent / "logs"
+    progress = progress or BuildProgress(report)
     timings: dict[str, float] = {}
     with _build_lock(root):
+        to_build = [c for c in components if not is_complete(c, root)]
         for component in components:
-            if is_complete(component, root):
+            if component not in to_build:
                 timings[component.name] = 0.0
                 report(f"{component.name} {component.version}: cached in {component.cache_dir(root)}")
                 continue
+            later = to_build[to_build.index(component) + 1 :]
+            next_up = ", ".join(f"{c.name} {c.version}" for c in later) or f"link the binaries into {bin_dir}"
             report(f"{component.name} {component.version}: building (log in {logs}) ...")
             started = time.monotonic()
-            _build_component(component, root, logs)
+            _build_component(component, root, logs, progress, next_up)
             timings[component.name] = time.monotonic() - started
             report(f"{component.name} {component.version}: built in {timings[component.name]:.0f} s")
     bin_dir.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,22 @@ _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def rule_commands(python: str = sys.executable) -> dict[str, list[str]]:
-    """Rule name (value of the `llmscale.dev/runner` label) -> argv."""
+ENGINES = ("emulator", "vllm")
+
+
+def rule_commands(python: str = sys.executable, engine: str = "emulator") -> dict[str, list[str]]:
+    """Rule name (value of the `llmscale.dev/runner` label) -> argv.
+
+    `vllm` runs real vLLM (llmscale.localcluster.vllm_pod). `engine` is the cluster session's
+    choice for pods labelled `emulator`: "vllm" runs real vLLM for them too (the runner reads
+    it from LLMSCALE_POD_ENGINE), so one switch moves a whole demo or test session.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"LLMSCALE_POD_ENGINE: value {engine!r} is unknown; expected emulator or vllm")
+    vllm = [python, "-m", "llmscale.localcluster.vllm_pod"]
     return {
-        "emulator": [python, "-m", "llmscale.emulator", "--pod-env"],
+        "emulator": vllm if engine == "vllm" else [python, "-m", "llmscale.emulator", "--pod-env"],
+        "vllm": vllm,
         "http-echo": [python, "-m", "llmscale.localcluster.echo_server"],
     }
 
@@ -59,6 +71,14 @@ def wants_process(pod: Mapping[str, Any]) -> bool:
 def grace_seconds(pod: Mapping[str, Any]) -> float:
     value = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
     return float(value) if value is not None else DEFAULT_GRACE_SECONDS
+
+
+def pre_stop_sleep_seconds(pod: Mapping[str, Any]) -> float:
+    """The first container's `lifecycle.preStop.sleep.seconds` (0 when it has none)."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    sleep = ((containers[0].get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    seconds = sleep.get("seconds")
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else 0.0
 
 
 def pod_args(pod: Mapping[str, Any]) -> list[str]:

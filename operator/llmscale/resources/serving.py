@@ -25,6 +25,8 @@ class ServingConfig:
     max_model_len: int | None  # None: leave it to vLLM (model unknown to the planner)
     startup_budget_seconds: int
     termination_grace_seconds: int
+    cpu_request: str  # Kubernetes quantity: spec.resources.cpu, else host_cpu_cores()
+    memory_request: str  # Kubernetes quantity, also the limit: spec.resources.memory, else host_memory_gib()
 
 
 def resolve_serving(spec: LLMDeploymentSpec, plan: Plan | None) -> ServingConfig:
@@ -36,6 +38,7 @@ def resolve_serving(spec: LLMDeploymentSpec, plan: Plan | None) -> ServingConfig
         tensor_parallel = plan.tensor_parallel_size if plan is not None else (count or 1)
     if count is None:
         count = tensor_parallel
+    weights_gib = _weights_gib(plan, count, gpu.memory_gib * spec.engine.gpu_memory_utilization)
     max_model_len = spec.engine.max_model_len
     if max_model_len is None and plan is not None:
         max_model_len = plan.max_model_len
@@ -50,7 +53,32 @@ def resolve_serving(spec: LLMDeploymentSpec, plan: Plan | None) -> ServingConfig
         max_model_len=max_model_len,
         startup_budget_seconds=startup_budget_seconds(plan),
         termination_grace_seconds=termination_grace_seconds(spec, max_model_len),
+        cpu_request=spec.resources.cpu or str(host_cpu_cores(count)),
+        memory_request=spec.resources.memory or f"{host_memory_gib(count, weights_gib)}Gi",
     )
+
+
+def shm_gib(gpu_count: int) -> int:
+    """Size of the memory-backed /dev/shm: NCCL's tensor-parallel buffers, per GPU."""
+    return gpu_count * defaults.SHM_BYTES_PER_GPU // 1024**3
+
+
+def host_cpu_cores(gpu_count: int) -> int:
+    """CPU request in cores (formula in llmscale.api.defaults and docs/api.md)."""
+    return defaults.CPU_BASE_CORES + defaults.CPU_CORES_PER_GPU * gpu_count
+
+
+def host_memory_gib(gpu_count: int, weights_gib: float) -> int:
+    """Host memory request and limit in GiB (formula in llmscale.api.defaults and docs/api.md)."""
+    total = defaults.HOST_BASE_GIB + defaults.HOST_GIB_PER_GPU * gpu_count + weights_gib + shm_gib(gpu_count)
+    return math.ceil(total)
+
+
+def _weights_gib(plan: Plan | None, gpu_count: int, usable_gib_per_gpu: float) -> float:
+    if plan is not None:
+        return plan.weights_gib
+    # Unknown model: the most its GPUs can hold, so loading is never OOM-killed for lack of it.
+    return gpu_count * usable_gib_per_gpu
 
 
 def startup_budget_seconds(plan: Plan | None) -> int:

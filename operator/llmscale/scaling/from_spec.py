@@ -1,6 +1,6 @@
 """`policy_from_spec`: the ONE translation from an LLMDeployment to the decision core's policy.
 
-The operator (controller/autoscale_policy.py) and `llmscale simulate` (sim/llmscale_policy.py)
+The operator (controller/autoscaling/policy.py) and `llmscale simulate` (sim/llmscale_policy.py)
 both call it, so what a backtest runs is what the cluster runs:
 
 - strategy, bounds, SLO, DryRun and the GPU price come from the pydantic spec (its defaults are

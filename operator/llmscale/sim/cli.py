@@ -68,6 +68,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--cold-start", type=_positive("--cold-start"), default=None, help="seconds; default from size"
     )
+    p.add_argument("--start", type=float, default=0.0, help="skip the first SECONDS (clock restarts there)")
     p.add_argument("--duration", type=_positive("--duration"), default=None, help="only the first SECONDS")
     p.add_argument(
         "--max-replicas",
@@ -122,7 +123,17 @@ def run(args: argparse.Namespace) -> int:
         slo_itl_p95_seconds=args.slo_itl_p95,
     )
     slo = resource.spec.scaling.slo
-    trace = read_trace(args.trace, rate_scale=args.rate_scale, duration_seconds=args.duration, seed=args.seed)
+    if args.plot:
+        from llmscale.sim.plot import check_writable
+
+        check_writable(args.plot)  # before the run, not after it
+    trace = read_trace(
+        args.trace,
+        rate_scale=args.rate_scale,
+        duration_seconds=args.duration,
+        seed=args.seed,
+        start_seconds=args.start,
+    )
     config = FleetConfig(
         model=model,
         slo_ttft_p95_seconds=slo.ttft_p95_seconds,

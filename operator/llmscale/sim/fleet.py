@@ -140,6 +140,8 @@ class _Simulation:
         self.prometheus: PrometheusModel = (
             own_view if isinstance(own_view, PrometheusModel) else config.prometheus
         )
+        # Policies that never read latency quantiles (the baselines) skip their computation.
+        self.wants_latency = bool(getattr(policy, "reads_latency_quantiles", True))
         self._sorted_samples: list[float] = []
         self._sorted_count = 0
         self.last_tick_arrivals = 0.0
@@ -173,6 +175,12 @@ class _Simulation:
             else:
                 replica.state = DRAINING
 
+    def _idle(self) -> bool:
+        for replica in self.fleet.replicas:
+            if replica.running or replica.waiting or replica.prefill_work_seconds > 0:
+                return False
+        return True
+
     def _delete(self, replica: SimReplica, now: float) -> None:
         self.fleet.gpu_seconds += (now - replica.created_seconds) * self.model.gpus
         self.fleet.replicas.remove(replica)
@@ -200,14 +208,16 @@ class _Simulation:
         # The operator's rule (autoscale_gather.metrics_usable): with Ready replicas the engine
         # series must be there, at zero the gateway's must.
         available = engine_ok if ready > 0 else gateway_span is not None
+        ttft_p95 = itl_p95 = None
         if engine_ok and engine_span is not None:
             at = metrics.index_at(engine_span[1])
-            ttft_p95 = histogram_quantile(
-                0.95, TTFT_BUCKETS_SECONDS, bucket_increase(metrics, metrics.ttft_counts, engine_span)
-            )
-            itl_p95 = histogram_quantile(
-                0.95, ITL_BUCKETS_SECONDS, bucket_increase(metrics, metrics.itl_counts, engine_span)
-            )
+            if self.wants_latency:
+                ttft_p95 = histogram_quantile(
+                    0.95, TTFT_BUCKETS_SECONDS, bucket_increase(metrics, metrics.ttft_counts, engine_span)
+                )
+                itl_p95 = histogram_quantile(
+                    0.95, ITL_BUCKETS_SECONDS, bucket_increase(metrics, metrics.itl_counts, engine_span)
+                )
             request_rate = counter_rate(metrics, metrics.success, engine_span)
             prompt_rate = counter_rate(metrics, metrics.prompt_tokens, engine_span)
             generation_rate = counter_rate(metrics, metrics.generation_tokens, engine_span)
@@ -215,7 +225,6 @@ class _Simulation:
             running = float(metrics.running[at])
             kv_usage = float(metrics.kv_usage[at])
         else:
-            ttft_p95 = itl_p95 = None
             request_rate = prompt_rate = generation_rate = waiting = running = kv_usage = 0.0
         return FleetObservation(
             now=now,
@@ -309,11 +318,21 @@ class _Simulation:
                 self.series["arrival_rps"].append(observation.gateway_arrivals_rps)
                 self.series["replicas"].append(float(len(self.fleet.replicas)))
                 self.series["ready"].append(float(ready_count))
+            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
+            if lo == hi and self.gateway_head == len(self.gateway) and self._idle():
+                # Nothing arrives, nothing is held, no replica has work: only the gauges move.
+                self.metrics.record(
+                    step, success=0, prompt_tokens=0.0, generation_tokens=0.0, arrivals=0,
+                    ttft_counts=None, itl_counts=None, running=0, waiting=0, kv_usage=0.0,
+                    ready=ready_count, provisioned=len(self.fleet.replicas), gateway_queue=0,
+                )  # fmt: skip
+                if (done_requests >= total and now >= trace.duration_seconds) or step == last_step:
+                    break
+                continue
             ready = [r for r in self.fleet.replicas if r.state == READY]
             ttft_counts = [0.0] * nb_ttft
             itl_counts = [0.0] * nb_itl
             prompt_tokens = 0.0
-            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
             # Gateway: hold while nothing is ready; otherwise release the held queue first.
             if ready:
                 pending = self.gateway[self.gateway_head :] + order[lo:hi]
@@ -361,8 +380,12 @@ class _Simulation:
             completed = 0
             running = waiting = 0
             kv_used = 0.0
+            end_of_step = now + dt
             for replica in list(self.fleet.replicas):
                 if replica.state == STARTING:
+                    continue
+                if not replica.running and not replica.waiting and replica.state == READY:
+                    replica.prefill_work_seconds = 0.0  # an idle replica: nothing to advance
                     continue
                 finished.clear()
                 produced = replica.advance(now, dt, finished)
@@ -394,11 +417,20 @@ class _Simulation:
                 if replica.state == DRAINING and replica.outstanding == 0:
                     self._delete(replica, now + dt)
                     continue
-                queued_prefills = replica.waiting_for_prefill(now + dt)
+                # (SimReplica.waiting_for_prefill and context_tokens, inlined: per replica and step)
+                starts = replica.prefill_starts
+                while starts and starts[0] <= end_of_step:
+                    starts.popleft()
+                queued_prefills = len(starts)
                 running += replica.running - queued_prefills
                 waiting += len(queue) + queued_prefills
-                kv_used += min(1.0, max(0.0, replica.context_tokens) / kv_limit)
-            ready_now = sum(1 for r in self.fleet.replicas if r.state == READY)
+                context = replica.batch_context_offset + replica.decoding * replica.clock
+                if context > 0:
+                    kv_used += context / kv_limit if context < kv_limit else 1.0
+            ready_now = 0
+            for replica in self.fleet.replicas:
+                if replica.state == READY:
+                    ready_now += 1
             self.metrics.record(
                 step,
                 success=completed,

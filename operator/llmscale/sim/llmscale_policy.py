@@ -37,7 +37,7 @@ _ENGINE_DEMAND_SIGNALS = IDLE_PROOF_SIGNALS - _GATEWAY_DEMAND_SIGNALS
 
 
 def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
-    """The operator's gather (controller/autoscale_gather.build_inputs) on the simulator's view.
+    """The operator's gather (controller/autoscaling/gather.build_inputs) on the simulator's view.
 
     Engine signals exist when an engine was scraped in the window (`metrics_available`), the
     gateway's when Prometheus has its series (`gateway_reporting`). Availability follows the

@@ -107,6 +107,7 @@ class ScheduledPolicy:
     name: str = "oracle"
     tick_seconds: float = TICK_SECONDS
     packing: float = field(default=1.0)
+    reads_latency_quantiles: bool = False
 
     def prepare(self, context: SimContext) -> None:
         return None

@@ -162,11 +162,19 @@ class SimReplica:
         self.prefill_work_seconds -= prefill_time
         if self.decoding == 0 and not joining:
             return 0.0
-        step = self.decode_step_seconds()
+        decoding = self.decoding
+        context = self.batch_context_offset + decoding * self.clock
+        step = (
+            self._fixed_step_seconds
+            + decoding * self._sequence_seconds
+            + (context if context > 0 else 0.0) * self._context_seconds_per_token
+        )
         self.last_step_seconds = step
         # Chunked prefill never starves decoding: each step carries at most one token budget.
-        budget_step = step + self._budget_prefill_seconds
-        steps = max((dt - prefill_time) / step, dt / budget_step)
+        steps = (dt - prefill_time) / step
+        floor = dt / (step + self._budget_prefill_seconds)
+        if steps < floor:
+            steps = floor
         old_clock = self.clock
         clock = old_clock + steps
         produced = steps * self.decoding

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmscale.controller.autoscale_gather import WorkloadSnapshot
+from llmscale.controller.autoscaling.gather import WorkloadSnapshot
 from llmscale.metrics import DeploymentKey
 
 
@@ -12,6 +12,7 @@ class FakeCluster:
     def __init__(self) -> None:
         self.workloads: dict[DeploymentKey, WorkloadSnapshot] = {}
         self.scale_calls: list[tuple[str, str, int]] = []
+        self.list_calls = 0
         self.status: dict[DeploymentKey, dict[str, Any]] = {}
         self.conditions: dict[DeploymentKey, dict[str, dict[str, Any]]] = {}
         self.events: list[tuple[str, str, str, str]] = []
@@ -22,6 +23,7 @@ class FakeCluster:
         self.workloads[(namespace, name)] = WorkloadSnapshot(replicas, replicas if ready is None else ready)
 
     async def list_workloads(self) -> dict[DeploymentKey, WorkloadSnapshot]:
+        self.list_calls += 1
         return dict(self.workloads)
 
     async def get_replicas(self, namespace: str, name: str) -> int | None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
-from llmscale.controller.autoscale_gather import rfc3339
-from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.metrics.fake import FakeMetricsSource
+from llmscale.timestamps import rfc3339
 
 FAST = {
     "scale_down_delay_seconds": 20.0,
@@ -155,17 +154,17 @@ def test_activation_annotation_wakes_at_once(cluster: FakeCluster, clock: Clock)
 
 
 def test_activation_starts_a_tick_at_once(cluster: FakeCluster, clock: Clock) -> None:
-    """With a 60 s interval, the running ticker wakes the deployment well within a second."""
+    """With a 60 s interval, the deployment's serving daemon wakes it well within a second."""
     source = FakeMetricsSource()
     settings = AutoscalerSettings(interval_seconds=60.0, metrics_port=None, overrides=FAST)
     loop = Autoscaler(source, cluster, settings, clock=clock)
     body = llmdeployment(strategy="ScaleToZero")
-    loop.observe(body)
     cluster.set_workload("ns", "chat", 0)
     source.set_idle("ns", "chat")
 
     async def go() -> None:
-        task = asyncio.create_task(loop.run())
+        stop = asyncio.Event()
+        task = asyncio.create_task(loop.serve(("ns", "chat"), lambda: body, stop))
         while not source.current_calls:
             await asyncio.sleep(0.01)
         body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
@@ -173,13 +172,31 @@ def test_activation_starts_a_tick_at_once(cluster: FakeCluster, clock: Clock) ->
         async with asyncio.timeout(2.0):
             while not cluster.scale_calls:
                 await asyncio.sleep(0.01)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        stop.set()
+        async with asyncio.timeout(2.0):
             await task
 
     run(go())
     assert cluster.scale_calls == [("ns", "chat", 1)]
     assert len(source.current_calls) == 2  # the start tick and the activation tick, no other
+    assert ("ns", "chat") not in loop.tracked  # stopping forgets: a later start rebuilds from status
+
+
+def test_daemons_of_one_tick_share_one_read(cluster: FakeCluster, clock: Clock) -> None:
+    """Three deployments decided in one tick window: one Prometheus read, one list of workloads."""
+    loop, source = make(cluster, clock)
+    for name in ("a", "b", "c"):
+        loop.observe(llmdeployment(name=name))
+        cluster.set_workload("ns", name, 1, 1)
+
+    async def one_tick() -> list[bool | None]:
+        return [await loop.tick_one(("ns", name)) for name in ("a", "b", "c")]
+
+    assert run(one_tick()) == [False, False, False]
+    assert len(source.current_calls) == 1 and cluster.list_calls == 1
+    clock.advance(loop.settings.interval_seconds)  # the next tick reads again, once
+    run(one_tick())
+    assert len(source.current_calls) == 2 and cluster.list_calls == 2
 
 
 def test_stale_activation_is_ignored(cluster: FakeCluster, clock: Clock) -> None:

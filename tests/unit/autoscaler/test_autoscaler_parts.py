@@ -7,20 +7,24 @@ from typing import Any
 
 import pytest
 
-from llmscale.controller.autoscale_gather import (
+from llmscale.controller.autoscaling.cluster import (
+    UNKNOWN_IN_FLIGHT_COST,
+    deletion_costs,
+    in_flight_from_metrics,
+)
+from llmscale.controller.autoscaling.gather import (
     WorkloadSnapshot,
     build_inputs,
     metrics_usable,
 )
-from llmscale.controller.autoscale_kube import UNKNOWN_IN_FLIGHT_COST, deletion_costs, in_flight_from_metrics
-from llmscale.controller.autoscale_memory import LoopMemory
-from llmscale.controller.autoscale_settings import AutoscalerSettings, add_cli_arguments, settings_from_args
-from llmscale.controller.coldstart import ColdStartTracker, pod_cold_start_seconds
-from llmscale.controller.cost import CostTracker
+from llmscale.controller.autoscaling.memory import LoopMemory
+from llmscale.controller.autoscaling.settings import AutoscalerSettings, add_cli_arguments, settings_from_args
 from llmscale.errors import UserInputError
 from llmscale.metrics import DeploymentMetrics
 from llmscale.scaling import Decision, ScalerState, Strategy
+from llmscale.scaling.coldstart import ColdStartTracker, pod_cold_start_seconds
 from llmscale.scaling.core import guard
+from llmscale.scaling.cost import CostTracker
 
 
 def pod(uid: str, created: str, ready: str | None, restarts: int = 0) -> dict[str, object]:
@@ -162,7 +166,7 @@ def test_loop_memory_round_trip_through_status() -> None:
 
 
 def test_fast_state_serialisation_matches_the_core() -> None:
-    from llmscale.controller.autoscale_memory import _state_dict
+    from llmscale.controller.autoscaling.memory import _state_dict
     from llmscale.scaling import DecisionInputs, ScalingPolicy, decide
 
     state = ScalerState()
@@ -174,8 +178,8 @@ def test_fast_state_serialisation_matches_the_core() -> None:
 
 
 def test_operator_price_list_and_metrics_host_from_env() -> None:
-    from llmscale.controller.autoscale_policy import policy_for
-    from llmscale.controller.autoscale_settings import AutoscalerSettings
+    from llmscale.controller.autoscaling.policy import policy_for
+    from llmscale.controller.autoscaling.settings import AutoscalerSettings
 
     settings = AutoscalerSettings.from_env(
         {"LLMSCALE_GPU_PRICES": '{"H100-80GB": 1.25}', "LLMSCALE_OPERATOR_METRICS_HOST": "0.0.0.0"}

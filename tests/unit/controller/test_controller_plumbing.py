@@ -1,17 +1,20 @@
-"""KubeApi error mapping and paths, the reconcile coalescer, and the CLI without a cluster."""
+"""KubeApi error mapping and paths, the serialised reconcile queue, and the CLI without a cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from llmscale.controller.handlers import _Coalescer
+from llmscale.controller import reconcile_queue
 from llmscale.controller.kube import ApiRejectedError, ConflictError, KubeApi, _path, _wrap
+from llmscale.controller.reconcile_queue import ReconcileQueue
 from llmscale.errors import TransientError
 
 
@@ -54,19 +57,71 @@ def test_own_apply_echoes_are_recognised() -> None:
     assert not api.is_own_apply("Deployment", "ns", "a", None)
 
 
-def test_coalescer_runs_one_at_a_time_and_reruns_once() -> None:
-    coalescer = _Coalescer()
-    assert coalescer.enter("ns/a")
-    assert not coalescer.enter("ns/a")  # requested meanwhile
-    assert not coalescer.enter("ns/a")  # still one rerun, not two
-    assert coalescer.enter("ns/b")  # other objects are independent
-    assert coalescer.leave("ns/a")  # rerun: the caller keeps ownership
-    assert not coalescer.enter("ns/a")
-    assert coalescer.leave("ns/a")
-    assert not coalescer.leave("ns/a")  # released
-    assert coalescer.enter("ns/a")
-    coalescer.release("ns/a")
-    assert coalescer.enter("ns/a")
+class SlowReconcileApi:
+    """Counts reconciles and how many overlap; each holds its turn for `hold` seconds."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.running = 0
+        self.most_at_once = 0
+        self.reads = 0
+        self.gate = threading.Lock()
+
+    def get(self, *_key: str) -> dict[str, object]:
+        self.reads += 1
+        return {"metadata": {"namespace": "ns", "name": "a", "generation": self.reads}}
+
+
+def queue_with(api: SlowReconcileApi, monkeypatch: pytest.MonkeyPatch) -> ReconcileQueue:
+    def fake_reconcile(body: dict[str, object], *_args: object, **_kwargs: object) -> str:
+        with api.gate:
+            api.running += 1
+            api.most_at_once = max(api.most_at_once, api.running)
+        time.sleep(api.hold)
+        with api.gate:
+            api.running -= 1
+        return f"generation {body['metadata']['generation']}"  # type: ignore[index]
+
+    monkeypatch.setattr(reconcile_queue, "reconcile", fake_reconcile)
+    return ReconcileQueue(api, lambda _body: None, workers=8)  # type: ignore[arg-type]
+
+
+def test_reconciles_of_one_object_never_overlap_and_bursts_coalesce(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = SlowReconcileApi(hold=0.05)
+    queue = queue_with(api, monkeypatch)
+
+    async def burst() -> list[object]:
+        # a handler's own reconcile, then ten child events while it runs
+        own = asyncio.create_task(
+            queue.reconcile_body({"metadata": {"namespace": "ns", "name": "a", "generation": 0}})
+        )
+        await asyncio.sleep(0.01)
+        assert queue.busy("ns", "a")
+        children = [asyncio.create_task(queue.reconcile_latest("ns", "a")) for _ in range(10)]
+        return [await own, *[await c for c in children]]
+
+    results = asyncio.run(burst())
+    queue.close()
+    assert api.most_at_once == 1
+    # the handler's outcome is its own; the ten requests became ONE rerun that read the object fresh
+    assert results[0] == "generation 0"
+    reruns = [r for r in results[1:] if r is not None]
+    assert reruns == ["generation 1"] and api.reads == 1
+
+
+def test_other_objects_reconcile_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = SlowReconcileApi(hold=0.1)
+    queue = queue_with(api, monkeypatch)
+
+    async def two() -> None:
+        await asyncio.gather(
+            queue.reconcile_body({"metadata": {"namespace": "ns", "name": "a", "generation": 0}}),
+            queue.reconcile_body({"metadata": {"namespace": "ns", "name": "b", "generation": 0}}),
+        )
+
+    asyncio.run(two())
+    queue.close()
+    assert api.most_at_once == 2
 
 
 def test_operator_without_kubeconfig_is_one_line_and_status_1(tmp_path: Path) -> None:

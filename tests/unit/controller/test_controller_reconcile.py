@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from llmscale.controller.reconcile import RetryLater, SpecRejected, reconcile
-from llmscale.controller.scale import scale_to
+from llmscale.controller.reconcile_queue import ReconcileQueue
 
 NS = "team-a"
 
@@ -201,15 +202,18 @@ def test_loop_owned_replicas_follow_status_not_spec(cluster: Any, events: Any) -
     assert cluster.deployment(NS, "llama")["spec"]["replicas"] == 1
     assert cluster.status(NS, "llama")["desiredReplicas"] == 1
     assert conditions(cluster)["ScalingActive"]["reason"] == "AwaitingScalingLoop"
-    # the scaling loop decides 4 through the seam; the reconcile applies it and keeps it
-    scale_to(cluster, NS, "llama", 4, events)
+    # the scaling loop decides 4 through the serialised path; the reconcile applies it and keeps it
+    queue = ReconcileQueue(cluster, lambda _body: events, workers=1)
+    asyncio.run(queue.scale_to(NS, "llama", 4))
     assert cluster.deployment(NS, "llama")["spec"]["replicas"] == 4
     reconcile(cluster.get("llmscale.dev/v1alpha1", "LLMDeployment", NS, "llama"), cluster, events)
     assert cluster.deployment(NS, "llama")["spec"]["replicas"] == 4
     assert cluster.status(NS, "llama")["desiredReplicas"] == 4
     # clamped to maxReplicas
-    scale_to(cluster, NS, "llama", 9, events)
+    asyncio.run(queue.scale_to(NS, "llama", 9))
     assert cluster.deployment(NS, "llama")["spec"]["replicas"] == 5
+    assert asyncio.run(queue.scale_to(NS, "gone", 2)) is None
+    queue.close()
 
 
 def test_scale_to_zero_is_ready_by_design(cluster: Any, events: Any) -> None:

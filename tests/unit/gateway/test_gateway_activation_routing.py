@@ -10,7 +10,7 @@ import pytest
 from llmscale.gateway.activation import ActivationThrottle
 from llmscale.gateway.fake import FakeActivationSignaller
 from llmscale.gateway.routing import DeploymentRoute, Endpoint, RoutingTable
-from llmscale.gateway.sources import rfc3339
+from llmscale.timestamps import rfc3339
 
 KEY = ("ns", "m")
 

@@ -7,6 +7,7 @@ import pytest
 
 from llmscale.errors import EnvironmentSetupError
 from llmscale.localcluster import build
+from llmscale.localcluster.build_progress import BuildProgress, is_package_line
 
 
 def test_missing_go_toolchain_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,5 +83,64 @@ def test_absent_cache_entry_is_built_into_the_versioned_directory(
     monkeypatch.setattr(build, "run_go", fake_run_go)
     root = tmp_path / "cache" / "bin"
     build.ensure_binaries(tmp_path / "bin", components=(build.HELM,), report=lambda _m: None, root=root)
-    assert calls == [["install", "-trimpath", f"helm.sh/helm/v3/cmd/helm@{build.HELM.version}"]]
+    assert calls == [["install", "-v", "-trimpath", f"helm.sh/helm/v3/cmd/helm@{build.HELM.version}"]]
     assert (root / f"helm-{build.HELM.version}" / "helm").is_file()
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_build_output_is_streamed_to_the_log_and_counted_as_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what `go build -v` prints: downloads (not packages), then one import path per compiled package
+    go = _fake_go(
+        tmp_path,
+        "echo 'go: downloading k8s.io/api v0.34.4'\n"
+        "echo internal/abi; echo k8s.io/apimachinery/pkg/util/sets; echo k8s.io/kubernetes/cmd/kubectl\n",
+    )
+    monkeypatch.setattr(build, "find_go", lambda: go)
+    messages: list[str] = []
+    clock = SteppedClock()
+    progress = BuildProgress(messages.append, clock=clock, plain_interval_seconds=30.0)
+    progress.begin("kubernetes v1.34.4", 6, "etcd v3.6.5, kwok v0.7.0")
+    build.run_go(
+        ["build", "-v"], cwd=tmp_path, log_path=tmp_path / "k.log", wrapper=True, on_line=progress.line
+    )
+    progress.end()
+    assert progress.compiled == 3 and progress.last_package == "k8s.io/kubernetes/cmd/kubectl"
+    assert "go: downloading k8s.io/api" in (tmp_path / "k.log").read_text()
+    assert messages == ["kubernetes v1.34.4: compiling of ~6 packages; next: etcd v3.6.5, kwok v0.7.0"]
+    # 5 min 7 s later: 3 of 6 is 50 %, with the last package and what comes next
+    clock.now += 307.0
+    assert progress.status_line(clock()) == (
+        "kubernetes v1.34.4: 3/6 packages compiled (50%), 5m07s elapsed, "
+        "last k8s.io/kubernetes/cmd/kubectl; next: etcd v3.6.5, kwok v0.7.0"
+    )
+
+
+def test_plain_progress_reports_at_most_once_per_interval() -> None:
+    messages: list[str] = []
+    clock = SteppedClock()
+    progress = BuildProgress(messages.append, clock=clock, plain_interval_seconds=30.0)
+    progress.begin("etcd v3.6.5", None, "")
+    for second in range(95):  # one package a second for 95 s: reports at 30, 60 and 90 s
+        clock.now += 1.0
+        progress.line(f"go.etcd.io/etcd/pkg{second}")
+    progress.end()
+    assert len(messages) == 1 + 3
+    assert messages[1].startswith("etcd v3.6.5: 30 packages compiled, 0m30s elapsed")
+    assert messages[3].endswith("next: done")
+
+
+def test_only_import_paths_count_as_compiled_packages() -> None:
+    assert is_package_line("k8s.io/client-go/tools/cache")
+    assert is_package_line("runtime")
+    assert not is_package_line("go: downloading k8s.io/api v0.34.4")
+    assert not is_package_line("# k8s.io/kubernetes/cmd/kubectl")
+    assert not is_package_line("pkg/x.go:3: undefined: Foo")

@@ -68,6 +68,8 @@ def test_apiserver_has_rbac_and_service_account_signing(tmp_path: Path) -> None:
     assert "--bind-address=127.0.0.1" in argv and "--secure-port=19443" in argv
     assert any(a.startswith("--service-account-signing-key-file=") for a in argv)
     assert not any("disable-admission-plugins" in a for a in argv)
+    # GPU pods without their own toleration schedule, as on managed clusters
+    assert "--enable-admission-plugins=ExtendedResourceToleration" in argv
 
 
 def test_version_stamp_covers_server_and_client() -> None:

@@ -3,7 +3,7 @@
 One timeline of inputs -- Prometheus answers (engine and gateway series, outages), the gateway's
 activation signal, pod readiness and the clock -- is replayed through
 
-(a) the operator's real loop (`controller.autoscale_loop.Autoscaler.tick`/`activate`) over fake
+(a) the operator's real loop (`controller.autoscaling.loop.Autoscaler.tick`/`activate`) over fake
     Kubernetes (`FakeCluster`) and Prometheus (`FakeMetricsSource`) adapters, and
 (b) the simulator's policy (`sim.llmscale_policy.LLMScalePolicy.decide`) on `FleetObservation`s,
 
@@ -35,16 +35,16 @@ import pytest
 from autoscaler_testkit import Clock, FakeCluster
 
 from llmscale.api import LLMDeployment
-from llmscale.controller import autoscale_loop
-from llmscale.controller.autoscale_gather import rfc3339
-from llmscale.controller.autoscale_loop import ACTIVATION_ANNOTATION, Autoscaler
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling import loop as autoscale_loop
+from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.scaling import Decision
 from llmscale.sim import llmscale_policy
 from llmscale.sim.llmscale_policy import LLMScalePolicy
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
 from llmscale.sim.policy import FleetObservation, SimContext
+from llmscale.timestamps import rfc3339
 
 NS, NAME = "ns", "chat"
 INTERVAL = 5.0

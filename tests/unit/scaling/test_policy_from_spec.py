@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from llmscale.api import LLMDeployment, defaults
-from llmscale.controller.autoscale_policy import policy_for
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling.policy import policy_for
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.errors import UserInputError
 from llmscale.planner.perfmodel import ReplicaPerformanceModel
 from llmscale.scaling import (
@@ -176,8 +176,8 @@ def test_dry_run_decides_and_says_it_is_not_applied() -> None:
 
 def test_the_operator_loads_neither_the_simulator_nor_numpy() -> None:
     code = (
-        "import sys; import llmscale.controller.cli, llmscale.controller.autoscaler, "
-        "llmscale.controller.autoscale_kube, llmscale.metrics.prometheus; "
+        "import sys; import llmscale.controller.cli, llmscale.controller.autoscaling.handlers, "
+        "llmscale.controller.autoscaling.cluster, llmscale.metrics.prometheus; "
         "print(sorted(m for m in sys.modules if m == 'numpy' or m.startswith('llmscale.sim')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

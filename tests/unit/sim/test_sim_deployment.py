@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from llmscale.cli import main
-from llmscale.controller.autoscale_policy import policy_for
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling.policy import policy_for
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.sim.deployment import load_deployment, scored_itl_seconds, simulated_deployment
 from llmscale.sim.llmscale_policy import LLMScalePolicy
 from llmscale.sim.policy import FleetObservation, SimContext

@@ -38,6 +38,7 @@ def test_no_policy_beats_the_oracle(outcomes: list, index: int) -> None:  # type
     outcome = outcomes[index]
     oracle = outcome.by_name("oracle")
     objective = outcome.config.slo_objective
+    assert outcome.oracle_beaten_by() == []
     for result in outcome.results:
         if result.name == "oracle":
             continue

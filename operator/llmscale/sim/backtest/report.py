@@ -58,8 +58,15 @@ def render_table(outcomes: Sequence[ScenarioResult]) -> Table:
                 *(target_marks(outcome) if result.name == "llmscale" else [""] * len(TARGET_COLUMNS)),
                 end_section=index == len(outcome.results) - 1,
             )
-    table.caption = (
+    caption = (
         "* = best baseline (highest attainment among hpa/keda/kpa and tuned, then cheapest); "
         "target columns: llmscale's row (issue 12 targets)"
     )
+    for outcome in outcomes:
+        beaten = outcome.oracle_beaten_by()
+        if beaten:
+            caption += (
+                f"\n{outcome.scenario.name}: the oracle is not a bound here ({', '.join(beaten)} cheaper)"
+            )
+    table.caption = caption
     return table

@@ -70,6 +70,21 @@ class ScenarioResult:
             "no_failed": ours.failed_requests == 0,
         }
 
+    def oracle_beaten_by(self) -> list[str]:
+        """Policies that met the objective, or the oracle's attainment, with fewer GPU-hours
+        than the oracle (empty when the oracle bounds them all, as it should)."""
+        oracle = self.by_name("oracle")
+        if oracle is None:
+            return []
+        objective = self.config.slo_objective
+        return [
+            r.name
+            for r in self.results
+            if r.name != "oracle"
+            and (r.slo_attainment >= objective or r.slo_attainment >= oracle.slo_attainment)
+            and r.gpu_hours < oracle.gpu_hours
+        ]
+
     def to_json_dict(self) -> dict[str, Any]:
         best, oracle = self.best_baseline(), self.by_name("oracle")
         policies = []
@@ -97,6 +112,7 @@ class ScenarioResult:
             "slo_objective": self.config.slo_objective,
             "best_baseline": None if best is None else best.name,
             "targets": self.targets(),
+            "oracle_beaten_by": self.oracle_beaten_by(),
             "policies": policies,
         }
 

@@ -94,6 +94,7 @@ class HPAController:
 class HPAPolicy:
     name: str = "hpa"
     tick_seconds: float = 15.0
+    reads_latency_quantiles: bool = False
     target_running_per_replica: float | None = None  # None: concurrency at SLO capacity
     tolerance: float = 0.1
     scale_down_stabilization_seconds: float = 300.0
@@ -136,6 +137,7 @@ class HPAPolicy:
 class KEDAPolicy:
     name: str = "keda"
     tick_seconds: float = 15.0  # the HPA sync period; KEDA's own poll is polling_seconds
+    reads_latency_quantiles: bool = False
     polling_seconds: float = 30.0
     cooldown_seconds: float = 300.0
     waiting_threshold: float = 5.0

@@ -45,6 +45,7 @@ KNATIVE_VIEW = PrometheusModel(
 class KPAPolicy:
     name: str = "kpa"
     tick_seconds: float = 2.0
+    reads_latency_quantiles: bool = False
     prometheus: PrometheusModel = KNATIVE_VIEW
     stable_window_seconds: float = 60.0
     panic_window_percentage: float = 10.0

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmscale.api import LOOP_OWNED_STRATEGIES, LLMDeployment
-from llmscale.controller.autoscale_settings import AutoscalerSettings
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.scaling import ScalingPolicy, policy_for_resource
 
 LOOP_OWNED = LOOP_OWNED_STRATEGIES

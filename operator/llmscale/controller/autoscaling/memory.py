@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmscale.controller.coldstart import ColdStartTracker
-from llmscale.controller.cost import CostTracker
 from llmscale.scaling import ScalerState
+from llmscale.scaling.coldstart import ColdStartTracker
+from llmscale.scaling.cost import CostTracker
 from llmscale.scaling.types import STATE_VERSION
 
 MAX_LAST_DECISIONS = 10

@@ -11,34 +11,23 @@ forecast horizon (`DecisionInputs.cold_start_p95_seconds`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
+
+from llmscale.percentile import percentile
+from llmscale.timestamps import parse_rfc3339
 
 MAX_SAMPLES = 50
 """Recent cold starts kept per deployment (older ones age out: images and caches change)."""
 MAX_SEEN_UIDS = 200
 
 
-def parse_time(value: object) -> float | None:
-    """RFC 3339 (as the API server writes it, or a datetime from the typed client) -> epoch s."""
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def pod_cold_start_seconds(pod: Mapping[str, Any]) -> float | None:
     """Seconds from creation to first Ready, or None when this pod cannot tell it."""
     metadata = pod.get("metadata") or {}
     status = pod.get("status") or {}
-    created = parse_time(metadata.get("creationTimestamp"))
+    created = parse_rfc3339(metadata.get("creationTimestamp"))
     if created is None or metadata.get("deletionTimestamp"):
         return None
     for container in status.get("containerStatuses") or ():
@@ -46,7 +35,7 @@ def pod_cold_start_seconds(pod: Mapping[str, Any]) -> float | None:
             return None
     for condition in status.get("conditions") or ():
         if condition.get("type") == "Ready" and condition.get("status") == "True":
-            ready = parse_time(condition.get("lastTransitionTime"))
+            ready = parse_rfc3339(condition.get("lastTransitionTime"))
             if ready is None or ready < created:
                 return None
             return ready - created
@@ -58,15 +47,6 @@ def pod_is_ready(pod: Mapping[str, Any]) -> bool:
         if condition.get("type") == "Ready":
             return bool(condition.get("status") == "True")
     return False
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of a non-empty list."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass
@@ -99,11 +79,11 @@ class ColdStartTracker:
 
     @property
     def p50_seconds(self) -> float | None:
-        return percentile(self.samples_seconds, 0.5) if self.samples_seconds else None
+        return percentile(self.samples_seconds, 50)
 
     @property
     def p95_seconds(self) -> float | None:
-        return percentile(self.samples_seconds, 0.95) if self.samples_seconds else None
+        return percentile(self.samples_seconds, 95)
 
     def to_status(self) -> dict[str, Any]:
         p50, p95 = self.p50_seconds, self.p95_seconds

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from llmscale.metrics import DeploymentMetrics
@@ -23,6 +22,7 @@ from llmscale.metrics.types import GATEWAY_SIGNALS
 from llmscale.scaling import DecisionInputs
 from llmscale.scaling.core import IDLE_PROOF_SIGNALS
 from llmscale.scaling.core import metrics_usable as metrics_usable_rule
+from llmscale.timestamps import rfc3339
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,6 @@ class WorkloadSnapshot:
     """Deployment spec.replicas (provisioned, incl. starting)."""
     ready_replicas: int
     pods: tuple[dict[str, Any], ...] = ()
-
-
-def rfc3339(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _value(value: float | None) -> float:

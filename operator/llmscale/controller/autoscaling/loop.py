@@ -1,35 +1,37 @@
-"""The scaling loop: one global ticker for every LLMDeployment (gather -> decide -> apply).
+"""The scaling loop: gather -> decide -> apply for every LLMDeployment, one tick at a time.
 
 Per tick: ONE Prometheus read (one query per signal for all deployments, `MetricsSource`),
-ONE list of Deployments and ONE list of pods (`AutoscaleCluster.list_workloads`); then for each
-tracked LLMDeployment with a loop-owned strategy: inputs (`autoscale_gather.build_inputs`) ->
+ONE list of Deployments and ONE list of pods (`AutoscaleCluster.list_workloads`), shared by all
+deployments as a `ClusterSnapshot` (`read_cluster`); then for each LLMDeployment with a
+loop-owned strategy: inputs (`gather.build_inputs`) ->
 `llmscale.scaling.decide` -> apply `Decision.replicas_to_apply` verbatim -> Events, status,
 /metrics. Nothing between gather and apply is decided here: the idle guard, waking from zero and
 DryRun are inside `decide` (the simulator runs the same; tests/unit/parity keeps them equal).
-The kopf glue (llmscale.controller.autoscaler) feeds `observe`/`forget` from a watch and calls
-`activate` when the gateway's annotation changes: that only hands the signal to the next
-decision and starts that tick at once.
+In the operator each LLMDeployment has a kopf daemon (controller/autoscaling/handlers.py) that
+runs `serve`: a decision on every tick boundary (wall-clock multiples of the interval, so all
+daemons of a tick wake together and share one snapshot) or at once when `activate` hands it the
+gateway's signal. `tick` decides for every tracked deployment in one go (tests, benchmarks, the
+parity test with the simulator): the same `_one` per deployment.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmscale.controller import autoscale_gather as gather
-from llmscale.controller.autoscale_memory import LoopMemory
-from llmscale.controller.autoscale_policy import LOOP_OWNED, policy_for
-from llmscale.controller.autoscale_settings import AutoscalerSettings
-from llmscale.controller.coldstart import parse_time
-from llmscale.controller.opmetrics import OperatorMetrics
+from llmscale.controller.autoscaling import gather
+from llmscale.controller.autoscaling.memory import LoopMemory
+from llmscale.controller.autoscaling.operator_metrics import OperatorMetrics
+from llmscale.controller.autoscaling.policy import LOOP_OWNED, policy_for
+from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.errors import LLMScaleError, MetricsUnavailableError
 from llmscale.metrics import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
 from llmscale.scaling import Decision, ScalingPolicy, decide, forecast, reasons
+from llmscale.timestamps import parse_rfc3339, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Tracked:
     activation_seen: str | None = None
     activation_until: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by `activate`: `serve` decides at once instead of at the next tick boundary."""
     cached_policy: ScalingPolicy | None = None
     """Rebuilt only when the watch delivers a new body (`Autoscaler.observe` clears it)."""
 
@@ -93,6 +97,17 @@ class Tracked:
     @property
     def loop_owned(self) -> bool:
         return str(self.scaling.get("strategy") or "Auto") in LOOP_OWNED
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """One tick's batched reads, shared by every deployment's decision in that tick."""
+
+    taken_at: float
+    metrics: dict[DeploymentKey, DeploymentMetrics]
+    workloads: dict[DeploymentKey, gather.WorkloadSnapshot]
+    prometheus_ok: bool
+    error: str = ""
 
 
 @dataclass
@@ -123,8 +138,10 @@ class Autoscaler:
         self.history: dict[DeploymentKey, DemandHistory] | None = None
         self._history_task: asyncio.Task[None] | None = None
         self._history_next_attempt = 0.0
-        self._tick_now = asyncio.Event()
-        """Set by `activate`: the ticker runs at once instead of waiting out the interval."""
+        self._snapshot: ClusterSnapshot | None = None
+        self._snapshot_lock = asyncio.Lock()
+        self.closed = False
+        """Set by `close` (the operator is stopping): `serve` returns, no new decision starts."""
 
     # --- registry (fed by the kopf watch) ---------------------------------------------------
 
@@ -135,6 +152,9 @@ class Autoscaler:
         if tracked is None or (tracked.body.get("metadata") or {}).get("uid") != meta.get("uid"):
             tracked = Tracked(namespace=key[0], name=key[1], body=body)
             self.tracked[key] = tracked
+        version = meta.get("resourceVersion")
+        if version is not None and version == (tracked.body.get("metadata") or {}).get("resourceVersion"):
+            return tracked  # the same object again (a daemon's tick): keep the parsed policy
         tracked.body = body
         tracked.cached_policy = None
         return tracked
@@ -150,22 +170,81 @@ class Autoscaler:
 
     # --- the ticker ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Tick forever; while Prometheus is down, retry with exponential backoff (capped)."""
-        while True:
-            self._tick_now.clear()
-            started = time.monotonic()
+    async def serve(
+        self, key: DeploymentKey, body: Callable[[], dict[str, Any]], stop: asyncio.Event
+    ) -> None:
+        """Scale one LLMDeployment until `stop` is set (a kopf daemon's life).
+
+        Decides on every tick boundary, or at once after `activate`. `body()` returns the object
+        as the watch last delivered it. Whatever ends the serving (deletion, the operator
+        stopping, a peer taking over), the in-memory state is dropped: it is rebuilt from the
+        object's status when serving starts again, so it never goes stale.
+        """
+        self.metrics.served.inc()
+        try:
+            while not stop.is_set() and not self.closed:
+                tracked = self.observe(body())
+                woken = tracked.wake.is_set()
+                tracked.wake.clear()
+                await self.tick_one(key, fresh=woken)
+                await self._until_next_tick(tracked, stop)
+        finally:
+            self.metrics.served.dec()
+            self.forget(*key)
+
+    def close(self) -> None:
+        """The operator is stopping: serving ends at the next check (kopf may still start a
+        daemon for an object it processes during shutdown; that one returns at once)."""
+        self.closed = True
+
+    def seconds_to_next_tick(self) -> float:
+        """Until the next wall-clock multiple of the interval: every deployment ticks together."""
+        interval = self.settings.interval_seconds
+        return interval - (self.clock() % interval)
+
+    async def _until_next_tick(self, tracked: Tracked, stop: asyncio.Event) -> None:
+        waits = {asyncio.ensure_future(tracked.wake.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(
+                waits, timeout=self.seconds_to_next_tick(), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def read_cluster(self, *, fresh: bool = False) -> ClusterSnapshot:
+        """This tick's metrics and workloads: read once, then shared until the next tick.
+
+        A snapshot younger than half an interval is reused (the daemons of one tick wake within
+        moments of each other). While Prometheus is down the failed snapshot is kept for the
+        backoff (interval x 2^failures, capped): the decisions hold replicas meanwhile, and
+        Prometheus is not hammered. `fresh` forces a new read (an activation, `tick`).
+        """
+        async with self._snapshot_lock:
+            now = self.clock()
+            cached = self._snapshot
+            if cached is not None and not fresh and now - cached.taken_at < self._snapshot_ttl(cached):
+                return cached
+            metrics: dict[DeploymentKey, DeploymentMetrics] = {}
+            prometheus_ok, error = True, ""
             try:
-                report = await self.tick()
-            except LLMScaleError as exc:
-                log.warning("scaling tick failed: %s", exc)
-                report = TickReport(prometheus_ok=False)
-            delay = self.settings.interval_seconds
-            if not report.prometheus_ok:
-                delay = min(self.settings.max_backoff_seconds, delay * 2 ** min(self.failures, 6))
-            remaining = max(0.0, delay - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tick_now.wait(), timeout=remaining)
+                metrics = await self.source.fetch_current(now)
+                self.failures = 0
+            except MetricsUnavailableError as exc:
+                prometheus_ok, error = False, str(exc)
+                self.failures += 1
+                log.warning("metrics unavailable (attempt %d): %s", self.failures, exc)
+            self.metrics.metrics_available.set(1 if prometheus_ok else 0)
+            workloads = await self.cluster.list_workloads()
+            self._snapshot = ClusterSnapshot(now, metrics, workloads, prometheus_ok, error)
+            return self._snapshot
+
+    def _snapshot_ttl(self, snapshot: ClusterSnapshot) -> float:
+        interval = self.settings.interval_seconds
+        if snapshot.prometheus_ok:
+            return interval / 2
+        backoff = min(self.settings.max_backoff_seconds, interval * 2.0 ** min(self.failures, 6))
+        return max(interval / 2, backoff - interval / 2)
 
     def _maybe_load_history(self, now: float) -> None:
         if self.history is None and self._history_task is None and now >= self._history_next_attempt:
@@ -195,39 +274,43 @@ class Autoscaler:
         )
 
     async def tick(self) -> TickReport:
+        """Decide for every tracked deployment now, on one fresh snapshot."""
         started = time.perf_counter()
         now = self.clock()
         self._maybe_load_history(now)
-        snapshot: dict[DeploymentKey, DeploymentMetrics] = {}
-        prometheus_ok = True
-        error = ""
-        try:
-            snapshot = await self.source.fetch_current(now)
-            self.failures = 0
-        except MetricsUnavailableError as exc:
-            prometheus_ok, error = False, str(exc)
-            self.failures += 1
-            log.warning("metrics unavailable (attempt %d): %s", self.failures, exc)
-        self.metrics.metrics_available.set(1 if prometheus_ok else 0)
-        workloads = await self.cluster.list_workloads()
-        report = TickReport(deployments=len(self.tracked), prometheus_ok=prometheus_ok)
-        for index, (key, tracked) in enumerate(list(self.tracked.items())):
+        snapshot = await self.read_cluster(fresh=True)
+        report = TickReport(deployments=len(self.tracked), prometheus_ok=snapshot.prometheus_ok)
+        for index, key in enumerate(list(self.tracked)):
             if index and index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            workload = workloads.get(key)
-            if workload is None:
-                continue  # no Deployment yet (reconcile creates it)
-            try:
-                async with tracked.lock:
-                    scaled = await self._one(tracked, workload, snapshot.get(key), prometheus_ok, error, now)
-            except LLMScaleError as exc:
-                log.warning("scaling %s/%s failed: %s", key[0], key[1], exc)
-                continue
-            report.decided += 1
-            report.scaled += int(scaled)
+            outcome = await self._decide(key, snapshot, now)
+            if outcome is not None:
+                report.decided += 1
+                report.scaled += int(outcome)
         report.seconds = time.perf_counter() - started
         self.metrics.tick.observe(report.seconds)
         return report
+
+    async def tick_one(self, key: DeploymentKey, *, fresh: bool = False) -> bool | None:
+        """Decide for one deployment on this tick's shared snapshot: scaled?, None if not decided."""
+        now = self.clock()
+        self._maybe_load_history(now)
+        snapshot = await self.read_cluster(fresh=fresh)
+        return await self._decide(key, snapshot, now)
+
+    async def _decide(self, key: DeploymentKey, snapshot: ClusterSnapshot, now: float) -> bool | None:
+        tracked = self.tracked.get(key)
+        workload = snapshot.workloads.get(key)
+        if tracked is None or workload is None:
+            return None  # gone, or no Deployment yet (reconcile creates it)
+        try:
+            async with tracked.lock:
+                return await self._one(
+                    tracked, workload, snapshot.metrics.get(key), snapshot.prometheus_ok, snapshot.error, now
+                )
+        except LLMScaleError as exc:
+            log.warning("scaling %s/%s failed: %s", key[0], key[1], exc)
+            return None
 
     async def _one(
         self,
@@ -240,6 +323,7 @@ class Autoscaler:
     ) -> bool:
         memory = self._memory(tracked)
         ns, name = tracked.namespace, tracked.name
+        self.metrics.evaluations.labels(ns, name).inc()
         policy = tracked.policy(self.settings)
         if memory.needs_seed and self.history is not None:
             self._seed(tracked, memory, policy)
@@ -307,7 +391,7 @@ class Autoscaler:
         if changed or reason != memory.last_reason:
             memory.record(
                 {
-                    "time": gather.rfc3339(now),
+                    "time": rfc3339(now),
                     "replicas": current,
                     "desiredReplicas": desired,
                     "strategy": decision.strategy.value,
@@ -416,6 +500,7 @@ class Autoscaler:
             if decision.forecast is not None:
                 status["forecast"] = decision.forecast.to_status()
         await self.cluster.patch_status(tracked.namespace, tracked.name, status, conditions)
+        self.metrics.status_writes.labels(tracked.namespace, tracked.name).inc()
         tracked.last_status_write = now
         for t, v in wanted.items():
             tracked.conditions[t] = (v[0], v[1])
@@ -427,7 +512,7 @@ class Autoscaler:
 
         Gather-side only: a fresh annotation marks the deployment `activation_requested` for
         the following ticks (until a replica is Ready or `ACTIVATION_HOLD_SECONDS` pass) and
-        wakes the ticker now. Waking from zero is then `decide`'s activation machine, like
+        wakes its `serve` now (a fresh snapshot). Waking from zero is then `decide`'s activation machine, like
         every other decision (DryRun included).
         """
         tracked = self.observe(body)
@@ -436,11 +521,11 @@ class Autoscaler:
             return False
         tracked.activation_seen = value
         now = self.clock()
-        requested = parse_time(value)
+        requested = parse_rfc3339(value)
         if requested is None or now - requested > ACTIVATION_FRESH_SECONDS or not tracked.loop_owned:
             return False
         tracked.activation_until = now + ACTIVATION_HOLD_SECONDS
-        self._tick_now.set()
+        tracked.wake.set()
         return True
 
 

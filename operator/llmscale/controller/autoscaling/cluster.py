@@ -3,8 +3,9 @@
 - list_workloads: ONE list of managed Deployments and ONE list of managed pods per tick, all
   namespaces (or the operator's namespaces), as raw JSON (no model deserialisation: cheap at
   thousands of pods).
-- scale: H5's seam `controller.scale.scale_to` (writes status.desiredReplicas, then reconcile
-  applies it), so the loop and the reconcile never fight over the Deployment's replicas.
+- scale: the operator's serialised path, `ReconcileQueue.scale_to` (writes status.desiredReplicas,
+  then reconciles, under the same per-object lock as every other reconcile), so the loop and the
+  reconcile never fight over the Deployment's replicas and never overlap.
 - patch_status: H5's `controller.status.write_status` (fresh read, conditions merged by type,
   resourceVersion, retry on conflict).
 - set_deletion_costs: reads each Ready pod's in-flight requests straight from its /metrics
@@ -19,10 +20,8 @@ import asyncio
 import json
 import logging
 import urllib.request
-import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from kubernetes import client
@@ -31,14 +30,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from urllib3.exceptions import HTTPError
 
 from llmscale.api import Condition
-from llmscale.controller.autoscale_gather import WorkloadSnapshot
-from llmscale.controller.coldstart import pod_is_ready
-from llmscale.controller.kube import ClusterApi
-from llmscale.controller.scale import scale_to
+from llmscale.controller.autoscaling.gather import WorkloadSnapshot
+from llmscale.controller.events import EventPoster
+from llmscale.controller.kube import KubeApi
+from llmscale.controller.reconcile_queue import ReconcileQueue
 from llmscale.controller.status import write_status
 from llmscale.errors import LLMScaleError, TransientError
 from llmscale.metrics import DeploymentKey
 from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER
+from llmscale.scaling.coldstart import pod_is_ready
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
 UNKNOWN_IN_FLIGHT_COST: Final = 1_000_000
 POD_METRICS_TIMEOUT_SECONDS: Final = 1.0
 IN_FLIGHT_METRICS: Final = ("vllm:num_requests_running", "vllm:num_requests_waiting")
-EVENT_SOURCE: Final = "llmscale-autoscaler"
 SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGER},{DEPLOYMENT_LABEL}"
 
 
@@ -75,49 +74,18 @@ def deletion_costs(in_flight: dict[str, float | None]) -> dict[str, int]:
     }
 
 
-class EventPoster:
-    """Posts core/v1 Events on an LLMDeployment (works outside kopf handler contexts)."""
-
-    def __init__(self, core: client.CoreV1Api, namespace: str, name: str, uid: str | None) -> None:
-        self.core, self.namespace, self.name, self.uid = core, namespace, name, uid
-
-    def emit(self, type_: str, reason: str, message: str) -> None:
-        now = datetime.now(UTC)
-        body = {
-            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:12]}", "namespace": self.namespace},
-            "involvedObject": {
-                "apiVersion": "llmscale.dev/v1alpha1",
-                "kind": "LLMDeployment",
-                "name": self.name,
-                "namespace": self.namespace,
-                "uid": self.uid,
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": type_,
-            "source": {"component": EVENT_SOURCE},
-            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "count": 1,
-        }
-        try:
-            self.core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
-        except (ApiException, HTTPError) as exc:
-            raise _wrap(exc, f"post event on {self.namespace}/{self.name}") from exc
-
-
 class KubeAutoscaleCluster:
     def __init__(
         self,
-        api: ClusterApi,
-        api_client: client.ApiClient,
+        api: KubeApi,
+        reconciles: ReconcileQueue,
         namespaces: Iterable[str] = (),
         max_workers: int = 8,
     ) -> None:
         self.api = api
-        self.api_client = api_client
-        self.apps = client.AppsV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
+        self.reconciles = reconciles
+        self.apps = client.AppsV1Api(api.api_client)
+        self.core = client.CoreV1Api(api.api_client)
         self.namespaces = tuple(namespaces)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="autoscale-kube")
 
@@ -184,13 +152,8 @@ class KubeAutoscaleCluster:
         return int(replicas if replicas is not None else 1)
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
-        uid = None
-        body = await self._run(self.api.get, "llmscale.dev/v1alpha1", "LLMDeployment", namespace, name)
-        if body is not None:
-            uid = (body.get("metadata") or {}).get("uid")
-        sink = EventPoster(self.core, namespace, name, uid)
         try:
-            await self._run(scale_to, self.api, namespace, name, replicas, sink)
+            await self.reconciles.scale_to(namespace, name, replicas)
         except LLMScaleError:
             raise
         except Exception as exc:  # reconcile's own RetryLater/SpecRejected are LLMScaleErrors too
@@ -199,7 +162,8 @@ class KubeAutoscaleCluster:
     async def wake(self, namespace: str, name: str, replicas: int) -> None:
         """0 -> N on the activation signal, fast: desiredReplicas first (so any reconcile applies
         the same number), then the Deployment's /scale directly (one PATCH: the pod is created
-        without waiting for a full reconcile), then the usual reconcile through `scale_to`."""
+        without waiting for a full reconcile, or for a reconcile of this object that holds its
+        turn), then the usual serialised reconcile (`ReconcileQueue.scale_to`)."""
         await self._run(write_status, self.api, namespace, name, {"desiredReplicas": replicas}, [])
         try:
             await self._run(

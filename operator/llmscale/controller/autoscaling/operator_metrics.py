@@ -4,6 +4,10 @@ Series (labels `namespace`, `llmdeployment` unless noted):
   llmscale_desired_replicas, llmscale_ready_replicas, llmscale_current_replicas
   llmscale_strategy_info{strategy, reason} = 1 for the strategy in force
   llmscale_scaling_decisions_total{reason}       decisions that changed replicas, by reason
+  llmscale_scaling_evaluations_total              decisions evaluated by THIS replica (every tick)
+  llmscale_scaling_status_writes_total            status patches by this replica's loop
+  llmscale_scaling_deployments_served             no labels: LLMDeployments this replica scales
+                                                  now (0 on a replica that peering paused)
   llmscale_autoscaler_tick_seconds               histogram, no labels: one whole tick
   llmscale_observed_ttft_p95_seconds, llmscale_observed_itl_p95_seconds
   llmscale_gpu_hours                              GPU-hours since creation (from status.cost)
@@ -43,6 +47,23 @@ class OperatorMetrics:
             (*LABELS, "reason"),
             registry=r,
         )
+        self.evaluations = Counter(
+            "llmscale_scaling_evaluations",
+            "Scaling decisions evaluated by this operator replica.",
+            LABELS,
+            registry=r,
+        )
+        self.status_writes = Counter(
+            "llmscale_scaling_status_writes",
+            "LLMDeployment status patches written by this replica's scaling loop.",
+            LABELS,
+            registry=r,
+        )
+        self.served = Gauge(
+            "llmscale_scaling_deployments_served",
+            "LLMDeployments this replica scales now (0 while a peer with higher priority is active).",
+            registry=r,
+        )
         self.tick = Histogram(
             "llmscale_autoscaler_tick_seconds",
             "Duration of one scaling tick.",
@@ -68,7 +89,10 @@ class OperatorMetrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a deleted deployment's series."""
-        for gauge in (self.desired, self.ready, self.current, self.ttft, self.itl, self.gpu_hours):
+        for gauge in (
+            self.desired, self.ready, self.current, self.ttft, self.itl, self.gpu_hours,
+            self.evaluations, self.status_writes,
+        ):  # fmt: skip
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)
         previous = self._strategy_labels.pop((namespace, name), None)

@@ -1,7 +1,7 @@
 """Operator-wide settings of the scaling loop (flags of `llmscale operator`, or environment).
 
 `llmscale operator` (controller/cli.py) may call `add_cli_arguments(parser)` and pass
-`settings_from_args(args)` to `llmscale.controller.autoscaler.configure`; without that the loop
+`settings_from_args(args)` to `llmscale.controller.autoscaling.handlers.configure`; without that the loop
 reads the `LLMSCALE_*` environment variables below, so it also works under a plain `kopf run`.
 """
 
