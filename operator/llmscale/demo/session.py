@@ -159,7 +159,7 @@ class Demo:
         schedule = build_schedule(
             self.options.trace, duration_seconds=self.options.duration_seconds, speedup=self.options.speedup
         )
-        cluster = LocalCluster(self.root)
+        cluster = LocalCluster.from_environment(self.root)
         if not cluster.is_up():
             self.say("starting the local control plane and Prometheus (about a minute) ...")
         # attach, not up: a cluster that test sessions share stays up for them when the demo ends
