@@ -11,7 +11,10 @@ from llmscale.sim.traces import Trace
 
 
 def write_plot(path: str, trace: Trace, results: Sequence[PolicyResult], slo_ttft_seconds: float) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:
+        raise UserInputError("--plot needs matplotlib: pip install 'llmscale[plot]'") from exc
 
     matplotlib.use("Agg")  # no display here, and never one in CI
     import matplotlib.pyplot as plt

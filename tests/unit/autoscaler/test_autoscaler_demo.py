@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmscale.cli import main
-from llmscale.demo.workload import build_schedule
+from llmscale_tools.demo.workload import build_schedule
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 

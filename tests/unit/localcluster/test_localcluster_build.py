@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import build
-from llmscale.localcluster.build_progress import BuildProgress, is_package_line
+from llmscale_tools.localcluster import build
+from llmscale_tools.localcluster.build_progress import BuildProgress, is_package_line
 
 
 def test_missing_go_toolchain_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster.ports import ClusterPorts, check_ports_free, port_in_use
+from llmscale_tools.localcluster.ports import ClusterPorts, check_ports_free, port_in_use
 
 
 def test_default_ports_are_distinct_and_valid() -> None:

@@ -1,0 +1,64 @@
+"""The operator/gateway wheel carries the product only: no test rig, no demo, no fakes.
+
+Builds the llmscale wheel from this checkout (offline: setuptools from the test extra, no build
+isolation) and reads its file list and metadata. The operator image installs exactly this wheel
+(images/operator.Dockerfile), so what is absent here is absent there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = ("llmscale/localcluster/", "llmscale/demo/", "llmscale/emulator/", "llmscale_tools/")
+FAKES = ("llmscale/metrics/fake.py", "llmscale/gateway/fake.py")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("llmscale-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_the_wheel_holds_the_product_and_nothing_of_the_tools(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    for part in ("llmscale/controller/handlers.py", "llmscale/scaling/core.py", "llmscale/gateway/proxy.py"):
+        assert part in names
+    assert not [n for n in names if n.startswith(TOOLS)], "tool code in the product wheel"
+    assert not [n for n in names if n in FAKES], "test fakes in the product wheel"
+    assert not [n for n in names if n.startswith("tests/") or "/tests/" in n or n.endswith((".go", ".mod"))]
+
+
+def test_test_only_and_plot_dependencies_are_not_required(wheel: zipfile.ZipFile) -> None:
+    (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    requires = [
+        line.removeprefix("Requires-Dist: ")
+        for line in wheel.read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist: ")
+    ]
+    hard = [r for r in requires if "extra ==" not in r]
+    assert not [r for r in hard if r.lower().startswith(("cryptography", "matplotlib"))], hard
+    assert any(r.startswith("matplotlib") and 'extra == "plot"' in r for r in requires)
