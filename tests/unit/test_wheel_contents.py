@@ -1,8 +1,8 @@
 """The operator/gateway wheel carries the product only: no test rig, no demo, no fakes.
 
-Builds the llmscale wheel from this checkout (offline: setuptools from the test extra, no build
-isolation) and reads its file list and metadata. The operator image installs exactly this wheel
-(images/operator.Dockerfile), so what is absent here is absent there.
+Builds the llmscale wheel from this checkout (offline: setuptools' PEP 517 hook from the test
+extra, no build isolation) and reads its file list and metadata. The operator image installs
+exactly this wheel (images/operator.Dockerfile), so what is absent here is absent there.
 """
 
 from __future__ import annotations
@@ -22,23 +22,9 @@ FAKES = ("llmscale/metrics/fake.py", "llmscale/gateway/fake.py")
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    # the PEP 517 hook itself (pip is not in every venv: uv's have none)
+    build = f"from setuptools import build_meta; build_meta.build_wheel({str(out)!r})"
+    subprocess.run([sys.executable, "-c", build], cwd=REPO, check=True, capture_output=True, timeout=300)
     (built,) = out.glob("llmscale-*.whl")
     return zipfile.ZipFile(built)
 
