@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LLMSCALE := $(VENV)/bin/llmscale
 STAMP := $(VENV)/.installed
+# the scanners' own virtualenv (never the project's: tests/scan/requirements.txt)
+SCAN_VENV := .scan-venv
+SCAN_STAMP := $(SCAN_VENV)/.installed
 LOWEST_VENV := .venv-lowest
 LOWEST_STAMP := $(LOWEST_VENV)/.installed
 UV := $(VENV)/bin/uv
@@ -14,8 +17,8 @@ UV := $(VENV)/bin/uv
 LLMSCALE_CLUSTER ?= local
 export LLMSCALE_CLUSTER
 
-.PHONY: help setup system-deps lint typecheck test test-unit test-lowest test-e2e generate verify lock \
-        cluster-build cluster-up cluster-down cluster-status demo bench bench-smoke image e2e-kind clean
+.PHONY: help setup system-deps lint typecheck test test-unit test-lowest test-e2e test-vllm vllm generate verify \
+        scan lock cluster-build cluster-up cluster-down cluster-status demo bench bench-smoke backtest image e2e-kind clean
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -70,6 +73,20 @@ verify: setup ## Fail when generated files (crds/, chart) are stale
 	$(PY) charts/llmscale/hack/gen_schema.py --check
 	$(PY) charts/llmscale/hack/gen_readme.py --check
 
+$(SCAN_STAMP): tests/scan/requirements.txt
+	@[ -x $(SCAN_VENV)/bin/python ] || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r tests/scan/requirements.txt
+	@touch $(SCAN_STAMP)
+
+scan: setup cluster-build $(SCAN_STAMP) ## checkov, hadolint, Kubernetes-schema checks of chart, examples' children, images/ (fails on a new finding)
+	$(PY) tests/scan/render.py build/scan .localcluster/bin/helm
+	@# the Kubernetes OpenAPI of the version the local cluster builds (its Go module; no other download)
+	@swagger="$$(cd tools/llmscale_tools/localcluster/gomod && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes \
+	    | $(CURDIR)/$(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/api/openapi-spec/swagger.json"; \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger" --self-test && \
+	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger"
+
 # The integration tier runs a real Prometheus: system-deps installs it first, and
 # LLMSCALE_REQUIRE_SYSTEM_DEPS=1 turns "no prometheus binary" into a failure instead of a skip.
 test-unit: setup system-deps ## Unit and integration tiers: pure, no cluster, seconds
@@ -86,9 +103,15 @@ cluster-build: setup ## Build (or reuse cached) control-plane binaries, kwok and
 	$(LLMSCALE) cluster build
 
 test-e2e: setup system-deps cluster-build ## End-to-end tier against the real local control plane (minutes)
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not vllm" tests/e2e
 
-test: lint verify test-unit test-lowest test-e2e bench-smoke ## Everything CI runs: lint, generated files, unit, lowest deps, e2e, benchmark smoke
+vllm: setup ## Install (or reuse) the cached real-vLLM CPU environment and its tiny model (~6 GB, minutes)
+	$(LLMSCALE) cluster vllm
+
+test-vllm: setup system-deps cluster-build vllm ## Real-vLLM tier: emulator/vLLM conformance suite, e2e with real engine pods
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m vllm tests/conformance tests/e2e
+
+test: lint verify scan test-unit test-lowest test-e2e test-vllm bench-smoke ## Everything CI runs: lint, generated files, scanners, unit, lowest deps, e2e, real vLLM, benchmark smoke
 
 cluster-up: setup system-deps cluster-build ## Start etcd, apiserver, controller-manager, scheduler, KWOK, GPU nodes, Prometheus
 	$(LLMSCALE) cluster up
@@ -108,6 +131,9 @@ bench: setup system-deps cluster-build ## Run every benchmark in benchmarks/ in 
 bench-smoke: setup system-deps cluster-build ## Run every benchmark in a short smoke mode (breakage fails, targets not judged)
 	$(PY) benchmarks/run_all.py --smoke
 
+backtest: setup ## Score every policy on the repository's suite (suites/default.yaml); plots in backtest-plots/
+	$(LLMSCALE) backtest --suite suites/default.yaml --jobs 2 --plot-dir backtest-plots
+
 image: ## Build the container images (needs a container engine)
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image: no container engine here; images/ is linted by 'make test' instead" >&2; exit 1; }
 	docker build -f images/operator.Dockerfile -t llmscale/operator:dev .
@@ -116,5 +142,5 @@ image: ## Build the container images (needs a container engine)
 e2e-kind: setup image ## e2e suite against a kind cluster with the Helm chart (needs Docker)
 	LLMSCALE_CLUSTER=kind $(VENV)/bin/pytest -q tests/e2e
 
-clean: cluster-down ## Stop the cluster and remove the venv
-	rm -rf $(VENV) $(LOWEST_VENV)
+clean: cluster-down ## Stop the cluster and remove the venvs
+	rm -rf $(VENV) $(SCAN_VENV) $(LOWEST_VENV)

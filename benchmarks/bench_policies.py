@@ -9,7 +9,8 @@ Targets (issue 4), checked per scenario:
 
 Scenarios (same llmscale defaults everywhere, no per-trace parameters);
 Llama-3-8B on one H100-80GB (saturation ~14 req/s at conv lengths, cold start ~45 s), objective
-0.99, the simulator's defaults otherwise (15 s scrape, 60 s rate windows) and 0.25 s steps (ServeGen 1 s):
+0.99, the simulator's defaults otherwise (its modelled Prometheus, the equal start) and 0.25 s
+steps (ServeGen 1 s):
 
 - azure-code: Azure 2023 coding trace at rate scale 3 (the 57-min trace compressed to 19 min:
   7.7 req/s on average, 1-s bursts of ~200 requests, idle gaps up to ~72 s; long prompts, mean

@@ -23,6 +23,7 @@ PRODUCT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway", "llmscale.gateway.cli"),
     ("plan", "llmscale.planner.cli"),
     ("simulate", "llmscale.sim.cli"),
+    ("backtest", "llmscale.sim.backtest.cli"),
     ("bench", "llmscale.bench.cli"),
 )
 PLUGIN_GROUP = "llmscale.commands"

@@ -6,7 +6,7 @@ Session scope:
 - ``cluster`` -> ``E2ECluster``: ``.mode`` ("local" | "existing" | "kind"), ``.kubeconfig: Path``,
   ``.prometheus_url: str | None``, ``.local: LocalCluster | None`` (the handle in local mode:
   ``.stop_prometheus()``, ``.start_prometheus()``, ``.pods_dir``, ``.bin_dir``),
-  ``.has_fake_gpu_nodes: bool`` (True in local mode: nodes gpu-h100-0/1, gpu-a100-0, gpu-l4-0,
+  ``.has_fake_gpu_nodes: bool`` (True in local mode: nodes gpu-h100-0..3, gpu-a100-0, gpu-l4-0,
   cpu-0 of interfaces.md), ``.kubectl_path: Path``.
 - ``api_client`` -> a ``kubernetes.client.ApiClient`` bound to the cluster.
 - ``core_v1`` / ``apps_v1`` / ``custom_objects`` / ``rbac_v1`` -> the typed API objects.

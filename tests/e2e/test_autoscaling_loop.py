@@ -15,7 +15,7 @@ import pytest
 
 from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(420)
 
 FAST = {
     "scale_down_delay_seconds": 10.0,
@@ -43,8 +43,10 @@ class Load:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def set_concurrency(self, concurrency: int) -> None:
+    def set_concurrency(self, concurrency: int, prompt_tokens: int | None = None) -> None:
         self.concurrency = concurrency
+        if prompt_tokens is not None:
+            self.prompt_tokens = prompt_tokens
 
     def stop(self) -> None:
         self._stop.set()
@@ -56,17 +58,17 @@ class Load:
             await asyncio.gather(*(self._client(session, i) for i in range(32)))
 
     async def _client(self, session: aiohttp.ClientSession, index: int) -> None:
-        body = {
-            "model": self.model,
-            "prompt": "hello",
-            "max_tokens": 16,
-            "llmscale_prompt_tokens": self.prompt_tokens,
-        }
         deadline = time.monotonic() + 240
         while not self._stop.is_set() and time.monotonic() < deadline:
             if index >= self.concurrency:
                 await asyncio.sleep(0.2)
                 continue
+            body = {
+                "model": self.model,
+                "prompt": "hello",
+                "max_tokens": 16,
+                "llmscale_prompt_tokens": self.prompt_tokens,
+            }
             try:
                 async with session.post(f"{self.url}/v1/completions", json=body) as response:
                     text = await response.text()
@@ -152,9 +154,15 @@ def test_load_scales_up_then_down_without_dropping_requests(
         )
         # the ramp may still be climbing (one step per tick): the peak is where it settles
         peak = _settled_replicas(apps_v1, namespace, name, wait_for)
-        load.set_concurrency(1)  # light traffic continues through the scale-down
+        # Light traffic continues through the scale-down: one client with 200-token prompts is
+        # ~0.1 of the emulated replica (one L4, maxModelLen 8192: ~3,400 prompt and ~260
+        # generated tok/s saturated); one client with 2,000-token prompts would be ~0.4, which the
+        # forecast's upper bound keeps above one replica for minutes after the heavy phase.
+        load.set_concurrency(1, prompt_tokens=200)
         lowered = time.monotonic()
-        wait_for(lambda: _deployment(apps_v1, namespace, name)[0] < peak, 90, "scale-down after load falls")
+        # 120 s: the capacity prior is now the emulated replica's own (the operator used to plan
+        # two GPUs at full context for this one-L4 spec and assume 4.6x its decode capacity).
+        wait_for(lambda: _deployment(apps_v1, namespace, name)[0] < peak, 120, "scale-down after load falls")
         scale_down_seconds = time.monotonic() - lowered
         time.sleep(3)  # requests in flight on the removed replica finish (drain) or would fail now
     assert load.failed == [], load.failed[:5]

@@ -204,6 +204,8 @@ OPERATOR_ALLOWED = [
     ("create", "events"),
     ("create", "events.events.k8s.io"),
     ("create", "podmonitors.monitoring.coreos.com"),
+    ("create", "networkpolicies.networking.k8s.io"),
+    ("patch", "networkpolicies.networking.k8s.io"),
 ]
 # what the operator must never be able to do
 OPERATOR_DENIED = [
@@ -280,6 +282,9 @@ def test_cluster_wide_gateway_rbac(cluster_wide: Release, kubectl: Kubectl, name
     _check(kubectl, gateway, namespace, True, GATEWAY_ALLOWED)
     _check(kubectl, gateway, namespace, False, GATEWAY_DENIED)
     _check(kubectl, gateway, None, False, [*OPERATOR_CLUSTER_DENIED, ("list", "namespaces")])
+    # its API key Secrets: readable in the release namespace only (denied elsewhere just above)
+    _check(kubectl, gateway, cluster_wide.namespace, True, [("get", "secrets"), ("list", "secrets")])
+    _check(kubectl, gateway, cluster_wide.namespace, False, [("watch", "secrets"), ("create", "secrets")])
 
 
 def test_namespaced_rbac_stops_at_the_watched_namespace(

@@ -163,8 +163,14 @@ def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[s
     return obj if ready else None
 
 
+# the chart turns gateway authentication on: the test creates this key in the release namespace
+API_KEY = "chart-e2e-" + "0123456789abcdef" * 3
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def _ready_endpoints(port: int, model: str) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10) as response:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models", headers=AUTH)
+    with urllib.request.urlopen(request, timeout=10) as response:
         models = json.load(response)["data"]
     return sum(m["llmscale"]["ready_endpoints"] for m in models if m["id"] == model or m["root"] == model)
 
@@ -173,7 +179,7 @@ def _complete(port: int, model: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/completions",
         data=json.dumps({"model": model, "prompt": "Hello", "max_tokens": 4}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **AUTH},
     )
     # generous: the machine running the suite may be busy, and the emulator replica is a process
     with urllib.request.urlopen(request, timeout=120) as response:
@@ -187,6 +193,7 @@ def test_operator_and_gateway_with_the_chart_service_accounts_serve_end_to_end(
     chart_release: dict[str, str],
     custom_objects: client.CustomObjectsApi,
     apps_v1: client.AppsV1Api,
+    core_v1: client.CoreV1Api,
     wait_for: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
@@ -228,7 +235,16 @@ def test_operator_and_gateway_with_the_chart_service_accounts_serve_end_to_end(
         deployment = apps_v1.read_namespaced_deployment("chart-sa", watched)
         assert deployment.metadata.owner_references[0].kind == "LLMDeployment"
 
-        # the gateway, with only its own ServiceAccount, routes a request to the ready replica
+        # the gateway, with only its own ServiceAccount (which reads the key Secrets of the release
+        # namespace through the chart's Role), routes an authenticated request to the ready replica
+        assert "--auth=api-key" in gateway_args
+        core_v1.create_namespaced_secret(
+            chart_release["namespace"],
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="e2e-key", labels={"llmscale.dev/gateway-api-key": "true"}),
+                string_data={"token": API_KEY, "models": "chart-sa"},
+            ),
+        )
         gateway = Process(gateway_args, gateway_env, tmp_path / "gateway.log")
         gateway.wait_http_ok(f"http://127.0.0.1:{gateway_port}/health")
         # its watches (LLMDeployments, EndpointSlices) see the deployment and its ready replica

@@ -114,6 +114,8 @@ def test_default_render_objects_and_hardening() -> None:
         + ["ClusterRoleBinding"] * 2
         + ["Deployment"] * 2
         + ["Service"] * 2
+        + ["NetworkPolicy"] * 2  # operator, gateway (networkPolicy.enabled)
+        + ["Role", "RoleBinding"]  # the gateway's API key Secrets (gateway.auth.enabled)
     )
     crd = one(objects, "CustomResourceDefinition", "llmdeployments.llmscale.dev")
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -174,6 +176,8 @@ def test_default_rbac_is_cluster_wide_and_least_privilege() -> None:
         ("llmscale.dev", "llmdeployments/status", "patch"),
         ("apps", "deployments", "create"),
         ("apps", "deployments", "delete"),
+        ("leaderworkerset.x-k8s.io", "leaderworkersets", "create"),
+        ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "patch"),
         ("", "services", "create"),
         ("policy", "poddisruptionbudgets", "create"),
         ("", "pods", "patch"),
@@ -207,6 +211,7 @@ def test_watch_namespaces_gives_roles_per_namespace() -> None:
     objects = render("--set", "watchNamespaces={team-a,team-b}")
     roles = by_kind(objects, "Role")
     assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles) == [
+        ("llmscale-system", "llmscale-gateway-api-keys"),
         ("team-a", "llmscale-gateway"),
         ("team-a", "llmscale-operator"),
         ("team-b", "llmscale-gateway"),
@@ -353,3 +358,61 @@ def test_existing_service_accounts_must_be_named_and_are_bound() -> None:
     assert binding["subjects"][0]["name"] == "platform-operator"
     pod = one(objects, "Deployment", "llmscale-operator")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "platform-operator"
+
+
+# ---------------------------------------------------------------------------------------------
+# security defaults (issue: secure and production-grade by default)
+
+
+def test_gateway_auth_is_on_by_default_and_reads_keys_only_in_its_namespace() -> None:
+    objects = render()
+    args = container(one(objects, "Deployment", "llmscale-gateway"))["args"]
+    assert "--auth=api-key" in args and "--api-key-namespace=llmscale-system" in args
+    assert "--rate-limit=600" in args
+    role = one(objects, "Role", "llmscale-gateway-api-keys")
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert granted(role["rules"]) == {("", "secrets", "get"), ("", "secrets", "list")}
+    binding = one(objects, "RoleBinding", "llmscale-gateway-api-keys")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "llmscale-gateway", "namespace": RELEASE_NAMESPACE}
+    ]
+
+
+def test_auth_off_is_explicit_and_noted() -> None:
+    objects = render("--set", "gateway.auth.enabled=false")
+    args = container(one(objects, "Deployment", "llmscale-gateway"))["args"]
+    assert "--auth=none" in args
+    assert [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("api-keys")] == []
+
+
+def test_network_policies_admit_only_what_each_component_serves() -> None:
+    objects = render()
+    operator = one(objects, "NetworkPolicy", "llmscale-operator")["spec"]
+    prometheus_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    assert operator["ingress"] == [{"from": [prometheus_peer], "ports": [{"protocol": "TCP", "port": 9090}]}]
+    gateway = one(objects, "NetworkPolicy", "llmscale-gateway")["spec"]
+    assert gateway["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    ingress_controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    restricted = render("--set-json", f"networkPolicy.gatewayFrom=[{json.dumps(ingress_controller)}]")
+    gateway_from = one(restricted, "NetworkPolicy", "llmscale-gateway")["spec"]["ingress"][0]["from"]
+    assert gateway_from == [ingress_controller, prometheus_peer]
+    args = container(one(objects, "Deployment", "llmscale-operator"))["args"]
+    assert "--network-policy=on" in args and "--gateway-namespace=llmscale-system" in args
+    assert (
+        "--gateway-pod-labels=app.kubernetes.io/component=gateway,app.kubernetes.io/instance=llmscale,"
+        "app.kubernetes.io/name=llmscale" in args
+    )
+    assert "--prometheus-pod-labels=app.kubernetes.io/name=prometheus" in args
+    off = render("--set", "networkPolicy.enabled=false")
+    assert by_kind(off, "NetworkPolicy") == []
+    assert "--network-policy=off" in container(one(off, "Deployment", "llmscale-operator"))["args"]
+
+
+def test_chart_pods_pin_their_non_root_user() -> None:
+    for name in ("llmscale-operator", "llmscale-gateway"):
+        pod = one(render(), "Deployment", name)["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 65532
+        assert pod["containers"][0]["securityContext"]["runAsUser"] == 65532

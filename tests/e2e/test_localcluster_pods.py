@@ -103,7 +103,15 @@ def test_pod_ip_answers_http_and_prometheus_scrapes_it_with_namespace_and_pod_la
     sample = series[0]["metric"]
     assert sample["job"] == "kubernetes-pods"
     assert sample["llmdeployment"] == "echo"
-    assert sample["node"] in {"gpu-h100-0", "gpu-h100-1", "gpu-a100-0", "gpu-l4-0", "cpu-0"}
+    assert sample["node"] in {
+        "gpu-h100-0",
+        "gpu-h100-1",
+        "gpu-h100-2",
+        "gpu-h100-3",
+        "gpu-a100-0",
+        "gpu-l4-0",
+        "cpu-0",
+    }
 
 
 def test_startup_delay_annotation_holds_readiness_while_the_process_already_serves(

@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 GPU_TOLERATION = client.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
 
 
-def gpu_deployment(name: str, replicas: int, gpus: int, product: str | None = None) -> client.V1Deployment:
+def gpu_deployment(
+    name: str, replicas: int, gpus: int, product: str | None = None, tolerate: bool = True
+) -> client.V1Deployment:
     affinity = None
     if product is not None:
         affinity = client.V1Affinity(
@@ -40,7 +42,7 @@ def gpu_deployment(name: str, replicas: int, gpus: int, product: str | None = No
                 metadata=client.V1ObjectMeta(labels={"app": name}),
                 spec=client.V1PodSpec(
                     affinity=affinity,
-                    tolerations=[GPU_TOLERATION],
+                    tolerations=[GPU_TOLERATION] if tolerate else None,
                     containers=[
                         client.V1Container(
                             name="vllm",
@@ -72,7 +74,7 @@ def test_gpu_deployment_is_scheduled_onto_gpu_nodes_and_becomes_ready(
     wait_for(ready_replicas, 60, "3 ready replicas of deployment h100")
     pods = core_v1.list_namespaced_pod(namespace, label_selector="app=h100").items
     assert {p.status.phase for p in pods} == {"Running"}
-    assert {p.spec.node_name for p in pods} <= {"gpu-h100-0", "gpu-h100-1"}
+    assert all(p.spec.node_name.startswith("gpu-h100-") for p in pods)
     for pod in pods:
         assert pod.status.pod_ip.startswith("127.")
 
@@ -98,3 +100,28 @@ def test_a_pod_wanting_more_gpus_than_any_node_has_stays_pending_with_the_reason
     pod, condition = wait_for(unschedulable_condition, 30, "the scheduler to mark the pod Unschedulable")
     assert pod.status.phase == "Pending"
     assert "Insufficient nvidia.com/gpu" in condition.message
+
+
+def test_a_plain_gpu_deployment_without_tolerations_schedules_as_on_managed_clusters(
+    cluster: Any,
+    namespace: str,
+    apps_v1: client.AppsV1Api,
+    core_v1: client.CoreV1Api,
+    wait_for: Callable[..., Any],
+) -> None:
+    """ExtendedResourceToleration (on in GKE, EKS, AKS) adds the nvidia.com/gpu toleration to a
+    pod that requests the resource; without it such a pod stays Pending ("untolerated taint")."""
+    if not cluster.has_fake_gpu_nodes:
+        pytest.skip("needs the local cluster's fake GPU nodes")
+    apps_v1.create_namespaced_deployment(namespace, gpu_deployment("plain", 1, 1, tolerate=False))
+
+    def running_pod() -> Any:
+        for pod in core_v1.list_namespaced_pod(namespace, label_selector="app=plain").items:
+            if pod.status.phase == "Running":
+                return pod
+        return None
+
+    pod = wait_for(running_pod, 60, "the plain GPU pod to run")
+    assert pod.spec.node_name.startswith("gpu-")
+    added = [t for t in pod.spec.tolerations or [] if t.key == "nvidia.com/gpu"]
+    assert added and added[0].operator == "Exists" and added[0].effect == "NoSchedule"

@@ -195,7 +195,9 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
 
     async def main() -> None:
         running = await kube_gateway(
-            cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60, keepalive_interval_seconds=1)
+            cluster,
+            namespace,
+            GatewayConfig(port=0, auth="none", hold_timeout_seconds=60, keepalive_interval_seconds=1),
         )
         gateway, url = running.gateway, running.url
         # let the cluster's Prometheus scrape this in-process gateway (the local cluster's
@@ -297,7 +299,9 @@ def test_scale_down_under_load_drops_no_request_through_the_gateway(
     )
 
     async def main() -> list[int]:
-        running = await kube_gateway(cluster, namespace, GatewayConfig(port=0, hold_timeout_seconds=60))
+        running = await kube_gateway(
+            cluster, namespace, GatewayConfig(port=0, auth="none", hold_timeout_seconds=60)
+        )
         gateway, url = running.gateway, running.url
         outcomes: list[int] = []
         try:

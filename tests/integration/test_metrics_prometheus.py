@@ -179,7 +179,7 @@ def test_real_prometheus_both_name_generations_gateway_series_and_history(promet
         for name, emulator in emulators.items():
             source_k8s.add_deployment(NS, name, MODEL, name)
             source_k8s.set_endpoints(NS, name, [Endpoint("127.0.0.1", emulator.port)])
-        gateway = Gateway(GatewayConfig(port=0), source_k8s, FakeActivationSignaller())
+        gateway = Gateway(GatewayConfig(port=0, auth="none"), source_k8s, FakeActivationSignaller())
         runner, _port = await start_site(build_app(gateway), "127.0.0.1", PORTS["gateway"])
         source = PrometheusMetricsSource(prometheus_url, timeout_seconds=3.0)
         try:

@@ -39,6 +39,16 @@ their ServiceAccounts and least-privilege RBAC. `values.schema.json` is strict: 
 misspelt value fails the install. Installation, RBAC and upgrade notes: `docs/install.md`;
 images: `docs/images.md`.
 
+## Prerequisite for models larger than one node: LeaderWorkerSet
+
+A model that no single node of its GPU product holds (Llama-3.1-405B in bf16 on 8 x H100-80GB)
+is served with one replica per LeaderWorkerSet group (tensor parallel within a node, pipeline
+parallel across nodes). Install the LeaderWorkerSet controller (`sigs.k8s.io/lws`, v0.8.0 or
+newer: its release `manifests.yaml` or its Helm chart) before creating such an LLMDeployment;
+without it the LLMDeployment reports `Ready=False`, reason `LeaderWorkerSetNotInstalled`, with
+what to install, and proceeds on its own once the CRD appears. Single-node models do not need
+it. Details: `docs/operator.md` ("Models larger than one node").
+
 ## Values
 
 """

@@ -10,6 +10,14 @@
 - --hold-timeout={{ .Values.gateway.holdTimeoutSeconds }}
 - --request-timeout={{ .Values.gateway.requestTimeoutSeconds }}
 - --shutdown-timeout={{ .Values.gateway.shutdownTimeoutSeconds }}
+{{- if .Values.gateway.auth.enabled }}
+- --auth=api-key
+- --api-key-namespace={{ .Release.Namespace }}
+- --rate-limit={{ .Values.gateway.auth.rateLimitPerMinute }}
+- --api-key-refresh={{ .Values.gateway.auth.refreshSeconds }}
+{{- else }}
+- --auth=none
+{{- end }}
 {{- range .Values.gateway.extraArgs }}
 - {{ . | quote }}
 {{- end }}

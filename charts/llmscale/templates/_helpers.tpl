@@ -79,12 +79,19 @@ read-only root filesystem; the images write only to the emptyDir mounted at /tmp
 */}}
 {{- define "llmscale.podSecurityContext" -}}
 runAsNonRoot: true
+# pinned to the image's USER (images/operator.Dockerfile), not left to the image
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
 {{- define "llmscale.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
+privileged: false
+runAsUser: 65532
+runAsGroup: 65532
 readOnlyRootFilesystem: true
 runAsNonRoot: true
 capabilities:
@@ -92,4 +99,12 @@ capabilities:
     - ALL
 seccompProfile:
   type: RuntimeDefault
+{{- end -}}
+
+
+{{/* A label map as k=v,k2=v2 (sorted), for the operator's --*-pod-labels flags. */}}
+{{- define "llmscale.labelList" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . }}{{ $pairs = append $pairs (printf "%s=%s" $k $v) }}{{ end -}}
+{{- join "," $pairs -}}
 {{- end -}}

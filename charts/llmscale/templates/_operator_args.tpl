@@ -13,6 +13,15 @@ operator reads whether or not the matching flags are given.
 {{- if gt (int .Values.operator.replicas) 1 }}
 - --peering={{ include "llmscale.fullname" . }}
 {{- end }}
+{{- if .Values.networkPolicy.enabled }}
+- --network-policy=on
+- --gateway-namespace={{ .Release.Namespace }}
+- --gateway-pod-labels={{ include "llmscale.labelList" (include "llmscale.selectorLabels" (dict "root" . "component" "gateway") | fromYaml) }}
+- --prometheus-namespace={{ .Values.networkPolicy.prometheus.namespace }}
+- --prometheus-pod-labels={{ include "llmscale.labelList" .Values.networkPolicy.prometheus.podLabels }}
+{{- else }}
+- --network-policy=off
+{{- end }}
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}
 {{- end }}

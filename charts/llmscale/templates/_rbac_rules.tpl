@@ -1,6 +1,7 @@
 {{/*
-RBAC rules, one comment per rule saying why it exists. Deliberately absent: Secrets (the HF
-token reaches vLLM pods via secretKeyRef, which the kubelet resolves, not the operator), nodes,
+RBAC rules, one comment per rule saying why it exists. Deliberately absent: Secrets for the operator (the HF
+token reaches vLLM pods via secretKeyRef, which the kubelet resolves, not the operator; the
+gateway reads its API key Secrets through a Role in the release namespace only, rbac.yaml), nodes,
 pods/create (pods come from the Deployments the operator owns), pods/exec, RBAC objects,
 escalate/bind/impersonate, and every verb on objects the operator does not build.
 */}}
@@ -25,6 +26,17 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# The LeaderWorkerSet of each multi-node LLMDeployment (a replica spans several nodes): the same
+# verbs as its Deployment. Harmless without the LeaderWorkerSet CRD (the operator then reports
+# LeaderWorkerSetNotInstalled).
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# A LeaderWorkerSet's /scale: waking a multi-node deployment from zero sets its group count in
+# one PATCH before the full reconcile.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets/scale"]
+  verbs: ["get", "patch", "update"]
 # The Service in front of each vLLM Deployment (its EndpointSlices feed the gateway).
 - apiGroups: [""]
   resources: ["services"]
@@ -39,6 +51,11 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "patch"]
+# The NetworkPolicy of each LLMDeployment: only the gateway and Prometheus reach its vLLM pods
+# (--network-policy, chart value networkPolicy.enabled).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 # The optional ConfigMap that carries a model's config.json when the name is not in the catalog.
 - apiGroups: [""]
   resources: ["configmaps"]

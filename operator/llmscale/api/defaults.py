@@ -87,8 +87,22 @@ SIMULATE_MAX_REPLICAS: Final = 64
 
 HF_TOKEN_SECRET_KEY: Final = "HF_TOKEN"
 ARCHITECTURE_CONFIGMAP_KEY: Final = "config.json"
-# vLLM (through huggingface_hub) caches downloads under $HF_HOME.
-MODEL_CACHE_MOUNT_PATH: Final = "/root/.cache/huggingface"
+# vLLM (through huggingface_hub) caches downloads under $HF_HOME. Outside /root: the pods run as
+# a non-root user, who cannot traverse the image's /root (mode 0700).
+MODEL_CACHE_MOUNT_PATH: Final = "/var/cache/huggingface"
+# The root filesystem is read-only; vLLM, PyTorch, Triton and NCCL write under $HOME and /tmp.
+HOME_MOUNT_PATH: Final = "/home/vllm"
+TMP_MOUNT_PATH: Final = "/tmp"
+# Pinned non-root identity of the vLLM container (restricted Pod Security Standard); the volumes
+# are group-owned by FS_GROUP so the user can write them. spec.podSecurityContext overrides.
+# A high id (>= 10000) cannot collide with a host account; the same as the operator image's.
+RUN_AS_USER: Final = 65532
+RUN_AS_GROUP: Final = 65532
+FS_GROUP: Final = 65532
+# The Hugging Face token is a file, not an environment variable (environment variables leak into
+# child processes, /proc/<pid>/environ and crash reports); huggingface_hub reads $HF_TOKEN_PATH.
+HF_TOKEN_MOUNT_PATH: Final = "/var/run/secrets/huggingface"
+HF_TOKEN_FILE: Final = "token"
 
 # Seconds between the pod being marked terminating and SIGTERM reaching vLLM: long enough for
 # kube-proxy/EndpointSlice consumers and the gateway to stop sending new requests (vLLM has no
@@ -109,6 +123,23 @@ PROBE_PERIOD_SECONDS: Final = 10
 # /dev/shm for NCCL when tensor parallel > 1; 1 GiB per GPU is what NCCL needs with headroom.
 SHM_BYTES_PER_GPU: Final = 1024**3
 
+# Host (not GPU) compute requests of one vLLM pod when spec.resources.cpu/memory are unset
+# (docs/api.md, "Compute requests"):
+#   cpu    = CPU_BASE_CORES + CPU_CORES_PER_GPU x gpus
+#            (the API server with tokenisation and the engine-core loop are one busy core each;
+#            every GPU worker process spins one more)
+#   memory = HOST_BASE_GIB + HOST_GIB_PER_GPU x gpus + weights + /dev/shm, rounded up to GiB
+#            (Python, the tokenizer and the server; a CUDA context, NCCL and PyTorch per worker;
+#            the safetensors pages pass through the container's page cache while weights load;
+#            the memory-backed /dev/shm counts against the container's memory too)
+# The memory limit equals the request: no host-memory overcommit, so a leak is OOM-killed in its
+# own container instead of pushing the node into pressure eviction of its neighbours.
+# Unknown models (no plan) count weights as the most the GPUs can hold: gpus x memory x util.
+CPU_BASE_CORES: Final = 2
+CPU_CORES_PER_GPU: Final = 1
+HOST_BASE_GIB: Final = 4
+HOST_GIB_PER_GPU: Final = 2
+
 
 def min_replicas_for(strategy: str) -> int:
     """The minReplicas a strategy implies when the spec leaves it out.
@@ -116,3 +147,9 @@ def min_replicas_for(strategy: str) -> int:
     ScaleToZero and Auto may release every GPU (0); Warm and Autoscaled keep one replica.
     """
     return 0 if strategy in ("ScaleToZero", "Auto") else 1
+
+
+# Most nodes one replica may span (spec.resources.maxNodesPerReplica): Llama-3.1-405B in bf16
+# needs 2 nodes of 8 x 80 GB; 4 leaves room for long contexts or smaller GPUs while bounding
+# how many nodes fail and scale together. Same value as planner.pipeline.DEFAULT_MAX_NODES_PER_REPLICA.
+MAX_NODES_PER_REPLICA: Final = 4

@@ -145,7 +145,8 @@ class LLMDeploymentSpec(ApiModel):
     )
     hf_token_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding a Hugging Face token, exposed to vLLM as HF_TOKEN (gated models).",
+        description="Secret key holding a Hugging Face token (gated models), mounted read-only as a file"
+        " that vLLM's downloader reads through HF_TOKEN_PATH (never an environment variable).",
         examples=[{"name": "hf-token", "key": "HF_TOKEN"}],
     )
     model_cache: ModelCacheSpec | None = Field(
@@ -214,6 +215,47 @@ class LLMDeploymentSpec(ApiModel):
         default=None,
         description="PriorityClass of the pods.",
         examples=["llm-serving"],
+    )
+    runtime_class_name: ShortString | None = Field(
+        default=None,
+        description="RuntimeClass of the pods (e.g. the NVIDIA container runtime's). Unset: the node's"
+        " default runtime.",
+        examples=["nvidia"],
+    )
+    topology_spread_constraints: Annotated[list[Opaque], Field(max_length=16)] | None = Field(
+        default=None,
+        description="Pod topology spread constraints (Kubernetes TopologySpreadConstraint objects),"
+        " e.g. to spread replicas over zones. Their labelSelector should use llmscale.dev/deployment.",
+        examples=[
+            [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"llmscale.dev/deployment": "llama-8b"}},
+                }
+            ]
+        ],
+    )
+    automount_service_account_token: bool = Field(
+        default=False,
+        description="Mount a ServiceAccount token into the pods. vLLM never calls the Kubernetes API,"
+        " so the default is false (a stolen token is a foothold in the cluster).",
+        examples=[False],
+    )
+    pod_security_context: Opaque | None = Field(
+        default=None,
+        description="Pod securityContext (Kubernetes PodSecurityContext) merged key by key over"
+        " llmscale's restricted-Pod-Security-Standard default (runAsNonRoot, runAsUser/runAsGroup/"
+        f"fsGroup {defaults.RUN_AS_USER}, seccompProfile RuntimeDefault); keys set here win.",
+        examples=[{"runAsUser": 2000, "runAsGroup": 2000, "fsGroup": 2000}],
+    )
+    security_context: Opaque | None = Field(
+        default=None,
+        description="securityContext of the vLLM container (Kubernetes SecurityContext) merged key by"
+        " key over llmscale's restricted default (allowPrivilegeEscalation false, capabilities drop"
+        " ALL, readOnlyRootFilesystem, runAsNonRoot, seccompProfile RuntimeDefault); keys set here win.",
+        examples=[{"readOnlyRootFilesystem": False}],
     )
 
     @model_validator(mode="after")

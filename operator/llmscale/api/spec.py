@@ -202,8 +202,9 @@ class GpuSpec(ApiModel):
         default=None,
         ge=1,
         le=8,
-        description="GPUs per replica (`nvidia.com/gpu` limit), all on one node. Unset: the tensor"
-        " parallel size (chosen by the planner when that is unset too).",
+        description="GPUs per pod (`nvidia.com/gpu` limit), all on one node; a multi-node replica has"
+        " this many on each of its nodes. Unset: the tensor parallel size (chosen by the planner"
+        " when that is unset too).",
         examples=[2],
     )
     product: GpuProduct = Field(
@@ -216,6 +217,17 @@ class GpuSpec(ApiModel):
 class ResourcesSpec(ApiModel):
     gpu: GpuSpec = Field(
         description="GPU type and count per replica.", examples=[{"product": "L4", "count": 1}]
+    )
+    max_nodes_per_replica: int = Field(
+        default=defaults.MAX_NODES_PER_REPLICA,
+        ge=1,
+        le=16,
+        description="Most nodes one replica may span. When the model does not fit one node of the"
+        " GPU product, the planner uses vLLM's multi-node layout (tensor parallel within a node,"
+        " pipeline parallel across nodes) on the fewest nodes that fit, and the replica becomes a"
+        " LeaderWorkerSet group (the LeaderWorkerSet controller must be installed). 1 = single-node"
+        " only; a model that needs more nodes than this is refused with the numbers.",
+        examples=[4],
     )
     cpu: Quantity | None = Field(
         default=None,

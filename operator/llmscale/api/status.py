@@ -50,7 +50,23 @@ class PlanStatus(StatusModel):
 
     fits: bool | None = Field(default=None, description="Whether one replica fits its GPUs.", examples=[True])
     gpu: str | None = Field(default=None, description="GPU catalog name planned for.", examples=["H100-80GB"])
-    tensor_parallel_size: int | None = Field(default=None, description="GPUs per model copy.", examples=[1])
+    tensor_parallel_size: int | None = Field(
+        default=None, description="Tensor-parallel size: GPUs per node of one model copy.", examples=[1]
+    )
+    pipeline_parallel_size: int | None = Field(
+        default=None, description="Pipeline stages, one per node (1 on a single node).", examples=[2]
+    )
+    nodes_per_replica: int | None = Field(
+        default=None,
+        description="Nodes one replica spans; above 1 a replica is a LeaderWorkerSet group.",
+        examples=[2],
+    )
+    gpus_per_node: int | None = Field(
+        default=None, description="GPUs each pod of a replica requests.", examples=[8]
+    )
+    gpus: int | None = Field(
+        default=None, description="All GPUs of one replica (GPUs per node x nodes).", examples=[16]
+    )
     weights_gib: float | None = Field(
         default=None, description="Weights of the whole model, GiB.", examples=[15.0]
     )
@@ -148,6 +164,12 @@ class LLMDeploymentStatus(StatusModel):
         default=None,
         description="Replicas the operator wants; for Auto, Autoscaled and ScaleToZero the scaling"
         " loop writes it.",
+        examples=[2],
+    )
+    nodes_per_replica: int | None = Field(
+        default=None,
+        description="Nodes (pods) per replica: 1 for a Deployment, the group size of a LeaderWorkerSet"
+        " for a multi-node replica (replicas count groups).",
         examples=[2],
     )
     strategy: str | None = Field(

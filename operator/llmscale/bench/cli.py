@@ -30,6 +30,12 @@ def register(subparsers: Any) -> None:
         "--timeout", type=float, default=300.0, help="per-request timeout in seconds (default 300)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals (default 0)")
+    p.add_argument(
+        "--stagger",
+        default=None,
+        help="closed loop: spread the clients' first requests over this window, seconds or a "
+        "duration (default 100ms, as guidellm and inference-perf ramp; 0 starts all at once)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -52,7 +58,7 @@ def _numbers(flag: str, text: str, kind: type) -> list[Any]:
     return values
 
 
-def _seconds(flag: str, text: str | None, default: str) -> float:
+def _seconds(flag: str, text: str | None, default: str, *, zero_ok: bool = False) -> float:
     from llmscale.api.duration import parse_duration_seconds
     from llmscale.errors import UserInputError
 
@@ -66,6 +72,8 @@ def _seconds(flag: str, text: str | None, default: str) -> float:
             raise UserInputError(
                 f"{flag}: value {raw!r} is not seconds or a duration like 500ms, 2s"
             ) from None
+    if value == 0 and zero_ok:
+        return 0.0
     if not value > 0:
         raise UserInputError(f"{flag}: value {raw!r} must be > 0")
     return value
@@ -92,6 +100,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         raise UserInputError(f"--duration: value {args.duration} must be > 0")
     if not args.timeout > 0:
         raise UserInputError(f"--timeout: value {args.timeout} must be > 0")
+    stagger = 0.1 if args.stagger is None else _seconds("--stagger", args.stagger, "100ms", zero_ok=True)
     slo = Slo(
         ttft_p95_seconds=_seconds("--slo-ttft", args.slo_ttft, str(defaults.SLO_TTFT_P95)),
         itl_p95_seconds=_seconds("--slo-itl", args.slo_itl, str(defaults.SLO_ITL_P95)),
@@ -106,6 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         timeout_seconds=args.timeout,
         slo=slo,
         seed=args.seed,
+        stagger_seconds=stagger,
     )
 
 

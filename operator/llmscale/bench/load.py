@@ -1,7 +1,10 @@
 """Load generation: closed-loop concurrency levels and open-loop Poisson rates.
 
 Closed loop: `concurrency` workers each send a request, wait for it to finish, send the next
-(vLLM's benchmark_serving with --max-concurrency and infinite rate). Open loop: arrivals
+(vLLM's benchmark_serving with --max-concurrency and infinite rate). The workers start spread
+evenly over `stagger_seconds` (worker i after i x stagger / concurrency), as guidellm and
+inference-perf ramp theirs: started in one instant, 16 prompts would be prefilled together and
+the first TTFTs would measure that synthetic burst instead of the steady state. Open loop: arrivals
 follow a Poisson process of the given rate (exponential gaps from a seeded generator), sent
 whatever the server's state, so queueing shows up as it would in production. A level ends
 after `requests` requests were sent or `duration` seconds passed, whichever comes first,
@@ -44,6 +47,7 @@ class LevelPlan:
     duration_seconds: float | None
     timeout_seconds: float
     seed: int = 0
+    stagger_seconds: float = 0.0  # closed loop: spread worker starts over this window
 
 
 @dataclass
@@ -108,15 +112,18 @@ async def run_level(
         tracker.finished(result)
 
     if plan.level.mode == "concurrency":
+        workers = int(plan.level.value)
 
-        async def worker() -> None:
+        async def worker(position: int) -> None:
             nonlocal sent
+            if plan.stagger_seconds > 0 and position > 0:
+                await asyncio.sleep(position * plan.stagger_seconds / workers)
             while may_send():
                 index = sent
                 sent += 1
                 await one(index)
 
-        await asyncio.gather(*(worker() for _ in range(int(plan.level.value))))
+        await asyncio.gather(*(worker(position) for position in range(workers)))
     else:
         rng = random.Random(plan.seed)
         tasks: list[asyncio.Task[None]] = []

@@ -35,6 +35,7 @@ class BenchSettings:
     timeout_seconds: float
     slo: Slo
     seed: int = 0
+    stagger_seconds: float = 0.1
 
 
 def split_url(url: str) -> tuple[str, Api | None]:
@@ -111,7 +112,12 @@ async def run_bench(
             if requests is None and settings.duration_seconds is None:
                 requests = default_requests(level)
             plan = LevelPlan(
-                level, requests, settings.duration_seconds, settings.timeout_seconds, settings.seed
+                level,
+                requests,
+                settings.duration_seconds,
+                settings.timeout_seconds,
+                settings.seed,
+                stagger_seconds=settings.stagger_seconds,
             )
             progress.begin(level.label, requests)
             run = await run_level(session, target, plan, workload, progress.update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import secrets
 from typing import Any
 
@@ -56,6 +57,37 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="server-side apply the LLMDeployment CRD (generated from the models) before starting",
     )
+    p.add_argument(
+        "--network-policy",
+        choices=["on", "off"],
+        default="on",
+        help="render a NetworkPolicy per LLMDeployment admitting only the gateway and Prometheus to"
+        " the vLLM pods (default: on)",
+    )
+    p.add_argument(
+        "--gateway-namespace",
+        metavar="NS",
+        default=os.environ.get("POD_NAMESPACE", "llmscale-system"),
+        help="namespace of the llmscale gateway pods (default: $POD_NAMESPACE, else llmscale-system)",
+    )
+    p.add_argument(
+        "--gateway-pod-labels",
+        metavar="K=V,...",
+        default="app.kubernetes.io/name=llmscale,app.kubernetes.io/component=gateway",
+        help="labels of the gateway pods (default: %(default)s)",
+    )
+    p.add_argument(
+        "--prometheus-namespace",
+        metavar="NS",
+        default="monitoring",
+        help="namespace of the Prometheus pods that scrape vLLM (default: monitoring)",
+    )
+    p.add_argument(
+        "--prometheus-pod-labels",
+        metavar="K=V,...",
+        default="app.kubernetes.io/name=prometheus",
+        help="labels of the Prometheus pods (default: %(default)s)",
+    )
     p.add_argument("--verbose", action="store_true", help="debug logging")
     p.add_argument("--json", action="store_true", help="log as JSON lines")
     try:  # the scaling loop's own flags, when that module is part of this build
@@ -101,12 +133,29 @@ def _install_crd() -> None:
         ) from exc
 
 
+def network_policy_settings(args: argparse.Namespace) -> Any:
+    from llmscale.resources.networkpolicy import NetworkPolicySettings, Peer, parse_label_map
+
+    return NetworkPolicySettings(
+        enabled=args.network_policy == "on",
+        gateway=Peer(
+            args.gateway_namespace, parse_label_map("--gateway-pod-labels", args.gateway_pod_labels)
+        ),
+        prometheus=Peer(
+            args.prometheus_namespace,
+            parse_label_map("--prometheus-pod-labels", args.prometheus_pod_labels),
+        ),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
+    from llmscale.controller.reconcile import configure_network_policy
     from llmscale.kubeconfig import load_kube_config
 
     # flags and settings first: a bad value is a one-line usage error even without a cluster
+    configure_network_policy(network_policy_settings(args))
     importlib.import_module("llmscale.controller.handlers")
     memo = kopf.Memo()
     for name in OPTIONAL_HANDLER_MODULES:

@@ -192,6 +192,8 @@ def deleted(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED_CHILDREN)
+# Multi-node replicas; kopf serves this only once the LeaderWorkerSet CRD exists.
+@kopf.on.event("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", labels=MANAGED_CHILDREN)
 @kopf.on.event("", "v1", "services", labels=MANAGED_CHILDREN)
 async def child_changed(
     body: kopf.Body, event: kopf.RawEvent, logger: kopf.Logger, memo: kopf.Memo, **_: Any

@@ -23,6 +23,9 @@ from llmscale.errors import LLMScaleError, TransientError
 FIELD_MANAGER: Final = "llmscale"
 REQUEST_TIMEOUT_SECONDS: Final = 30
 API_DISCOVERY_TTL_SECONDS: Final = 300.0
+# An absent API is asked about again sooner: installing a CRD (LeaderWorkerSet, PodMonitor)
+# should be noticed within a retry or two, not five minutes.
+API_DISCOVERY_ABSENT_TTL_SECONDS: Final = 30.0
 CONNECTION_POOL_SIZE: Final = 32
 
 
@@ -46,7 +49,11 @@ KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("v1", "Pod"): Kind("/api/v1", "pods"),
     ("v1", "ConfigMap"): Kind("/api/v1", "configmaps"),
     ("policy/v1", "PodDisruptionBudget"): Kind("/apis/policy/v1", "poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): Kind("/apis/networking.k8s.io/v1", "networkpolicies"),
     ("monitoring.coreos.com/v1", "PodMonitor"): Kind("/apis/monitoring.coreos.com/v1", "podmonitors"),
+    ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): Kind(
+        "/apis/leaderworkerset.x-k8s.io/v1", "leaderworkersets"
+    ),
     (f"{defaults.API_GROUP}/{defaults.API_VERSION}", defaults.KIND): Kind(
         f"/apis/{defaults.API_GROUP}/{defaults.API_VERSION}", defaults.PLURAL
     ),
@@ -229,7 +236,11 @@ class KubeApi:
         now = time.monotonic()
         with self._lock:
             cached = self._discovery.get(group_version)
-        if cached is None or now - cached[0] > API_DISCOVERY_TTL_SECONDS:
+        if (
+            cached is None
+            or now - cached[0] > API_DISCOVERY_TTL_SECONDS
+            or (plural not in cached[1] and now - cached[0] > API_DISCOVERY_ABSENT_TTL_SECONDS)
+        ):
             prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
             try:
                 served = frozenset(r["name"] for r in self._call("GET", prefix).get("resources", []))

@@ -25,10 +25,15 @@ from llmscale.controller import readiness
 from llmscale.controller.kube import ApiRejectedError, ClusterApi
 from llmscale.controller.replicas import concrete_strategy, desired_replicas
 from llmscale.controller.status import condition, write_status
+from llmscale.controller.workload import (
+    REASON_LWS_MISSING,
+    LeaderWorkerSetMissing,
+    apply_workload,
+    pod_selector,
+)
 from llmscale.errors import TransientError, UserInputError
 from llmscale.resources import (
     FitVerdict,
-    build_deployment,
     build_pdb,
     build_pod_monitor,
     build_service,
@@ -40,6 +45,7 @@ from llmscale.resources import (
     selector_string,
     wants_pdb,
 )
+from llmscale.resources.networkpolicy import NetworkPolicySettings, build_network_policy
 from llmscale.resources.service import PODMONITOR_GROUP, PODMONITOR_PLURAL, PODMONITOR_VERSION
 
 RETRY_MISSING_CONFIGMAP_SECONDS: Final = 30.0
@@ -47,6 +53,13 @@ log = logging.getLogger(__name__)
 # PDBs this process has deleted or found absent: saves a DELETE per reconcile of a one-replica
 # deployment (only llmscale creates PDBs of that name; a restart forgets and deletes once more).
 _PDB_KNOWN_ABSENT: set[str] = set()
+# Who may reach the vLLM pods (the operator's --network-policy* flags; configure_network_policy).
+_network_policy = NetworkPolicySettings()
+
+
+def configure_network_policy(settings: NetworkPolicySettings) -> None:
+    global _network_policy
+    _network_policy = settings
 
 
 # Not-yet-True states that are normal progress, not problems: their Events are Normal.
@@ -196,8 +209,10 @@ def reconcile(
     serving = resolve_serving(resource.spec, verdict.plan)
     owner = owner_reference(resource.api_version, resource.kind, meta.name, meta.uid)
     try:
-        deployment = api.apply(build_deployment(resource, serving, owner, replicas))
-        api.apply(build_service(resource, owner))
+        deployment = apply_workload(api, resource, serving, owner, replicas)
+        api.apply(build_service(resource, owner, leaders_only=serving.multi_node))
+        if _network_policy.enabled:
+            api.apply(build_network_policy(resource, owner, _network_policy))
         pdb_key = f"{meta.namespace}/{meta.name}"
         if wants_pdb(replicas):
             api.apply(build_pdb(resource, owner))
@@ -208,11 +223,20 @@ def reconcile(
     except ApiRejectedError as exc:
         _hold(api, resource, events, fits, "ChildRejected", str(exc))
         raise SpecRejected(str(exc)) from exc
+    except LeaderWorkerSetMissing as exc:
+        plan = plan_status(verdict.plan) if verdict.plan is not None else None
+        _hold(api, resource, events, fits, REASON_LWS_MISSING, str(exc), {"plan": plan})
+        raise RetryLater(str(exc), exc.delay) from exc
     _apply_pod_monitor(api, resource, owner)
 
     first_time = resource.status is None or resource.status.observed_generation is None
     if first_time:
-        events.emit("Normal", "Created", f"Deployment and Service {meta.name} created ({replicas} replicas)")
+        workload = (
+            f"LeaderWorkerSet ({serving.nodes_per_replica} nodes per replica)"
+            if serving.multi_node
+            else "Deployment"
+        )
+        events.emit("Normal", "Created", f"{workload} and Service {meta.name} created ({replicas} replicas)")
     elif resource.status is not None and resource.status.observed_generation != generation:
         events.emit("Normal", "Updated", f"generation {generation} applied; the Deployment rolls out")
 
@@ -241,7 +265,8 @@ def reconcile(
         "readyReplicas": int(deployment_status.get("readyReplicas") or 0),
         "endpoint": endpoint_url(meta.name, meta.namespace),
         "observedGeneration": generation,
-        "selector": selector_string(meta.name),
+        "selector": pod_selector(meta.name, serving),
+        "nodesPerReplica": serving.nodes_per_replica,
         "plan": plan_status(verdict.plan) if verdict.plan is not None else None,
     }
     # For loop-owned strategies the loop owns desiredReplicas (and, for Auto, strategy): only seed them.

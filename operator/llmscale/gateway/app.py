@@ -16,6 +16,9 @@ INFERENCE_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings")
 
 async def _models(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
+    api_key, denial = gateway.authenticate(request)
+    if denial is not None:
+        return denial
     created = int(time.time())
     data = [
         {
@@ -32,6 +35,7 @@ async def _models(request: web.Request) -> web.Response:
             },
         }
         for route in gateway.table.routes()
+        if api_key is None or api_key.permits(route)
     ]
     return web.json_response({"object": "list", "data": data})
 
@@ -40,7 +44,11 @@ async def _health(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     if not gateway.table.synced:
         return web.json_response({"status": "syncing"}, status=503)
-    return web.json_response({"status": "ok", "deployments": len(gateway.table.routes())})
+    body: dict[str, object] = {"status": "ok", "deployments": len(gateway.table.routes())}
+    if gateway.config.auth == "api-key":
+        # 0 means every request is refused: say so where probes and humans look
+        body["api_keys"] = len(gateway.keys.keys)
+    return web.json_response(body)
 
 
 async def _metrics(request: web.Request) -> web.Response:

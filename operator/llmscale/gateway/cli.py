@@ -66,6 +66,39 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="on SIGTERM, seconds in-flight requests get to finish (30)",
     )
+    p.add_argument(
+        "--auth",
+        choices=["api-key", "none"],
+        default="api-key",
+        help="api-key: every request needs a bearer key from a key Secret (default); none: no"
+        " authentication (only for a gateway nothing untrusted can reach)",
+    )
+    p.add_argument(
+        "--api-key-namespace",
+        metavar="NS",
+        default="",
+        help="namespace of the API key Secrets (default: $POD_NAMESPACE, else llmscale-system)",
+    )
+    p.add_argument(
+        "--api-key-selector",
+        metavar="SELECTOR",
+        default="llmscale.dev/gateway-api-key=true",
+        help="label selector of the API key Secrets (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=600,
+        metavar="N",
+        help="requests per minute per API key unless its Secret sets requestsPerMinute (600; >= 1)",
+    )
+    p.add_argument(
+        "--api-key-refresh",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds between re-reads of the key Secrets: rotation and revocation delay (30)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--json", action="store_true", help="print the startup line as JSON")
     p.set_defaults(func=run)
@@ -89,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
         retry_after_seconds=args.retry_after,
         activation_refresh_seconds=args.activation_refresh,
         connect_timeout_seconds=args.connect_timeout,
+        auth=args.auth,
+        api_key_namespace=args.api_key_namespace,
+        api_key_selector=args.api_key_selector,
+        rate_limit_per_minute=args.rate_limit,
+        api_key_refresh_seconds=args.api_key_refresh,
     )
     if not args.shutdown_timeout >= 0:
         from llmscale.errors import UserInputError

@@ -67,6 +67,21 @@ class GatewayMetrics:
             ("reason",),
             registry=r,
         )
+        self.auth_rejections = Counter(
+            "llmscale_gateway_auth_rejections",
+            "Requests refused before routing: missing_key and invalid_key (401), forbidden_model (403),"
+            " rate_limited (429).",
+            ("reason",),
+            registry=r,
+        )
+        for reason in ("missing_key", "invalid_key", "forbidden_model", "rate_limited"):
+            self.auth_rejections.labels(reason)
+        self.api_keys = Gauge(
+            "llmscale_gateway_api_keys",
+            "API key Secrets at the last refresh, by state (valid, invalid).",
+            ("state",),
+            registry=r,
+        )
         self.hold_seconds = Histogram(
             "llmscale_gateway_hold_seconds",
             "Time a held request waited for a ready replica.",

@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from llmscale.gateway.activation import ActivationThrottle
+from llmscale.gateway.auth import ApiKey, KeyStore, bearer_token, retry_after_header
 from llmscale.gateway.config import GatewayConfig
 from llmscale.gateway.metrics import GatewayMetrics
 from llmscale.gateway.routing import DeploymentKey, Endpoint, RoutingTable
@@ -101,8 +102,11 @@ class Gateway:
         source: EndpointSource,
         signaller: ActivationSignaller,
         metrics: GatewayMetrics | None = None,
+        keys: KeyStore | None = None,
     ) -> None:
         self.config = config
+        # With auth on and no key source, the store stays empty: every request is refused (401).
+        self.keys = keys if keys is not None else KeyStore()
         self.source = source
         self.metrics = metrics or GatewayMetrics()
         self.table = RoutingTable(on_deployment_added=lambda route: self.metrics.ensure_series(route.key))
@@ -134,7 +138,50 @@ class Gateway:
             await self._session.close()
 
     # ---- the request path --------------------------------------------------------------------
+    def authenticate(self, request: web.Request) -> tuple[ApiKey | None, web.Response | None]:
+        """(the caller's key, None) or (None, the 401/429 answer). Auth off: (None, None).
+
+        Runs before the body is read and the model looked up: a refused request never reaches
+        the routing table, so it can never wake a deployment.
+        """
+        if self.config.auth == "none":
+            return None, None
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            self.metrics.auth_rejections.labels("missing_key").inc()
+            return None, openai_error(
+                401,
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                "invalid_request_error",
+                code="missing_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        key = self.keys.authenticate(token)
+        if key is None:
+            self.metrics.auth_rejections.labels("invalid_key").inc()
+            return None, openai_error(
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        wait = self.keys.take(key, asyncio.get_running_loop().time())
+        if wait > 0:
+            self.metrics.auth_rejections.labels("rate_limited").inc()
+            return None, openai_error(
+                429,
+                f"Rate limit reached for this API key ({key.requests_per_minute} requests per minute).",
+                "requests",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        return key, None
+
     async def handle_inference(self, request: web.Request) -> web.StreamResponse:
+        api_key, denial = self.authenticate(request)
+        if denial is not None:
+            return denial
         body = await request.read()
         payload, problem, field = parse_request_body(body)
         if payload is None:
@@ -145,9 +192,19 @@ class Gateway:
         if match is None and not self.table.synced:
             await self.table.wait_synced(self.config.hold_timeout_seconds)
             match = self.table.lookup(model)
+        if match is not None and api_key is not None and not api_key.permits(match.route):
+            self.metrics.auth_rejections.labels("forbidden_model").inc()
+            return openai_error(
+                403,
+                f"this API key may not call model {model!r}",
+                "permission_error",
+                param="model",
+                code="model_not_permitted",
+            )
         if match is None:
             self.metrics.unroutable.labels("unknown_model").inc()
-            known = ", ".join(sorted({r.engine_model_name for r in self.table.routes()})) or "none"
+            visible = [r for r in self.table.routes() if api_key is None or api_key.permits(r)]
+            known = ", ".join(sorted({r.engine_model_name for r in visible})) or "none"
             return openai_error(
                 404,
                 f"model {model!r} is not served here; known models: {known}",

@@ -83,8 +83,10 @@ def non_torch_bytes(tensor_parallel_size: int) -> int:
     return NON_TORCH_BYTES_SINGLE_GPU if tensor_parallel_size == 1 else NON_TORCH_BYTES_TENSOR_PARALLEL
 
 
-def cuda_graph_bytes(model: ModelArchitecture) -> int:
-    return CUDA_GRAPH_BASE_BYTES + CUDA_GRAPH_BYTES_PER_LAYER * model.num_hidden_layers
+def cuda_graph_bytes(model: ModelArchitecture, layers: int | None = None) -> int:
+    """CUDA graphs of one GPU holding `layers` decoder layers (default: all, one pipeline stage)."""
+    count = model.num_hidden_layers if layers is None else layers
+    return CUDA_GRAPH_BASE_BYTES + CUDA_GRAPH_BYTES_PER_LAYER * count
 
 
 def kv_heads_per_gpu(model: ModelArchitecture, tensor_parallel_size: int) -> int:

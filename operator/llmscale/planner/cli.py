@@ -14,6 +14,7 @@ from typing import Any
 EXIT_FITS = 0
 EXIT_DOES_NOT_FIT = 1
 
+DEFAULT_MAX_NODES = 4  # planner.pipeline.DEFAULT_MAX_NODES_PER_REPLICA (kept import-free here)
 COMPARE_QUANTIZATIONS = ("auto", "fp8", "int8", "awq", "gptq", "bitsandbytes")
 
 
@@ -34,6 +35,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--gpus", type=int, help="plan exactly this many GPUs (tensor parallel); default: smallest fit"
+    )
+    p.add_argument(
+        "--nodes",
+        type=int,
+        help="plan exactly this many nodes per replica (pipeline parallel across nodes, --gpus each)",
+    )
+    p.add_argument(
+        "--max-nodes",
+        type=int,
+        default=DEFAULT_MAX_NODES,
+        help="most nodes one replica may span when no single node fits (vLLM's multi-node layout: "
+        f"tensor parallel within a node, pipeline parallel across nodes; default {DEFAULT_MAX_NODES}; "
+        "1 = single-node only)",
     )
     p.add_argument(
         "--quantization", help="fp32, bf16, fp16, fp8, int8, awq, gptq, bitsandbytes (default: none)"
@@ -91,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         max_num_batched_tokens=args.max_num_batched_tokens,
         max_num_seqs=args.max_num_seqs,
         enforce_eager=args.enforce_eager,
+        nodes=args.nodes,
+        max_nodes=args.max_nodes,
     )
     if args.json:
         print(json.dumps(result.to_json_dict(), indent=2))
@@ -153,6 +169,8 @@ def _compare_row(
             max_num_batched_tokens=args.max_num_batched_tokens,
             max_num_seqs=args.max_num_seqs,
             enforce_eager=args.enforce_eager,
+            nodes=args.nodes,
+            max_nodes=args.max_nodes,
         )
     except ContextTooLongError:
         if not several:

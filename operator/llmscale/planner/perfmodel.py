@@ -32,6 +32,8 @@ from typing import Any
 from llmscale.api import defaults
 from llmscale.errors import UserInputError
 from llmscale.planner import ModelArchitecture, get_gpu, plan, resolve_model
+from llmscale.planner.pipeline_replica import group_cold_start_seconds, pipeline_terms
+from llmscale.planner.quantization import DTYPE_BYTES
 
 GIB = 1024**3
 
@@ -95,6 +97,7 @@ class ReplicaPerformanceModel:
     max_num_seqs: int = DEFAULT_MAX_NUM_SEQS
     max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS
     block_size_tokens: int = DEFAULT_BLOCK_SIZE_TOKENS
+    pipeline_parallel_size: int = 1  # nodes of a multi-node replica (planner/pipeline_replica.py)
 
     # ---- construction ---------------------------------------------------------------------
 
@@ -114,7 +117,7 @@ class ReplicaPerformanceModel:
         architecture = resolve_model(model)
         gpu_spec = get_gpu(gpu)
         sizing = _plan_sizing(architecture, gpu_spec, tensor_parallel_size, plan_options)
-        return cls.from_parameters(
+        single_node = cls.from_parameters(
             model_name=architecture.name,
             gpu_name=gpu_spec.name,
             tensor_parallel_size=sizing.tensor_parallel_size,
@@ -127,6 +130,30 @@ class ReplicaPerformanceModel:
             max_model_len=sizing.max_model_len,
             hbm_bandwidth_bytes_per_second=gpu_spec.hbm_bandwidth_bytes_per_second,
             gpu_price_per_hour_usd=gpu_spec.price_per_hour_usd,
+        )
+        return single_node.across_nodes(
+            sizing.pipeline_parallel_size, architecture.hidden_size, sizing.activation_dtype_bytes
+        )
+
+    def across_nodes(
+        self, stages: int, hidden_size: int, activation_dtype_bytes: int
+    ) -> ReplicaPerformanceModel:
+        """This replica's tensor-parallel node as one of `stages` pipeline stages on as many
+        nodes (vLLM's multi-node layout); see planner/pipeline_replica.py for the derivation."""
+        if stages == 1:
+            return self
+        terms = pipeline_terms(stages, hidden_size, activation_dtype_bytes)
+        divisor = terms.variable_divisor
+        return replace(
+            self,
+            pipeline_parallel_size=stages,
+            step_overhead_seconds=self.step_overhead_seconds + terms.extra_fixed_seconds,
+            decode_seconds_per_sequence=self.decode_seconds_per_sequence / divisor
+            + terms.transfer_seconds_per_token,
+            kv_read_seconds_per_context_token=self.kv_read_seconds_per_context_token / divisor,
+            prefill_seconds_per_token=self.prefill_seconds_per_token / divisor
+            + terms.transfer_seconds_per_token,
+            prefill_attention_seconds_per_token_pair=self.prefill_attention_seconds_per_token_pair / divisor,
         )
 
     @classmethod
@@ -195,11 +222,17 @@ class ReplicaPerformanceModel:
 
     @property
     def cold_start_seconds(self) -> float:
-        return default_cold_start_seconds(self.weights_bytes)
+        """Pod creation to Ready; a multi-node group loads its stages in parallel, then forms."""
+        return group_cold_start_seconds(
+            self.pipeline_parallel_size,
+            default_cold_start_seconds(self.weights_bytes),
+            COLD_START_FIXED_SECONDS,
+        )
 
     @property
     def gpus(self) -> int:
-        return self.tensor_parallel_size
+        """All GPUs of one replica (every node of a multi-node group): what GPU-hours count."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
 
     def prefill_compute_seconds(self, prompt_tokens: float, context_before_tokens: float = 0.0) -> float:
         """Marginal cost, inside a step, of `prompt_tokens` prompt tokens that follow
@@ -266,6 +299,7 @@ class ReplicaPerformanceModel:
             "model": self.model_name,
             "gpu": self.gpu_name,
             "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
             "kv_cache_tokens": self.kv_cache_tokens,
             "max_num_seqs": self.max_num_seqs,
             "fixed_step_ms": round(self.fixed_step_seconds * 1e3, 3),
@@ -282,6 +316,8 @@ class _Sizing:
     kv_bytes_per_token: int
     kv_cache_tokens: int
     max_model_len: int
+    pipeline_parallel_size: int = 1
+    activation_dtype_bytes: int = 2
 
 
 def _plan_sizing(
@@ -297,6 +333,8 @@ def _plan_sizing(
         kv_bytes_per_token=int(result.kv_bytes_per_token),
         kv_cache_tokens=int(result.kv_cache_tokens),
         max_model_len=int(result.max_model_len),
+        pipeline_parallel_size=int(result.pipeline_parallel_size),
+        activation_dtype_bytes=DTYPE_BYTES[result.dtype],
     )
 
 

@@ -34,6 +34,7 @@ def render_plan(result: Plan) -> str:
         ("gpu", f"{result.gpus} x {result.gpu} ({result.gpu_memory_gib:.2f} GiB each)"),
         ("verdict", verdict + (f": {result.reason}" if result.reason else "")),
         ("tensor parallel size", str(result.tensor_parallel_size)),
+        ("nodes per replica", _nodes(result)),
         (
             "quantization / dtype",
             f"{result.quantization} / {result.dtype} (kv cache {result.kv_cache_dtype})",
@@ -62,9 +63,20 @@ def render_plan(result: Plan) -> str:
             f"${result.gpu_cost_per_hour:.2f}/h ({result.gpus} x ${result.gpu_price_per_hour_usd:.2f})",
         ),
     ]
+    if result.inter_node_note:
+        rows.append(("inter-node cost", result.inter_node_note))
     rows.extend(("note", note) for note in result.notes)
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)
+
+
+def _nodes(result: Plan) -> str:
+    if result.nodes_per_replica == 1:
+        return f"1 (allowed up to {result.max_nodes_per_replica})"
+    return (
+        f"{result.nodes_per_replica} x {result.gpus_per_node} GPUs (pipeline parallel "
+        f"{result.pipeline_parallel_size}; allowed up to {result.max_nodes_per_replica})"
+    )
 
 
 def _parameters(result: Plan) -> str:

@@ -6,11 +6,17 @@ import math
 from typing import Any
 
 from llmscale.api import LLMDeployment, defaults
-from llmscale.resources import labels
-from llmscale.resources.serving import ServingConfig
+from llmscale.resources import labels, podsecurity
+from llmscale.resources.serving import ServingConfig, shm_gib
 
 SHM_VOLUME = "dshm"
 CACHE_VOLUME = "model-cache"
+HOME_VOLUME = "home"
+TOKEN_VOLUME = "hf-token"
+TMP_VOLUME = "tmp"
+# HOME holds vLLM's, Triton's and torch.compile's caches (compiled kernels: hundreds of MiB)
+HOME_SIZE_LIMIT = "4Gi"
+TMP_SIZE_LIMIT = "4Gi"
 
 
 def vllm_args(resource: LLMDeployment, serving: ServingConfig) -> list[str]:
@@ -46,27 +52,28 @@ def _number(value: float) -> str:
 
 
 def _env(resource: LLMDeployment) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": defaults.MODEL_CACHE_MOUNT_PATH}]
-    token = resource.spec.hf_token_secret_ref
-    if token is not None:
-        env.append(
-            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}}
-        )
+    env: list[dict[str, Any]] = [
+        {"name": "HF_HOME", "value": defaults.MODEL_CACHE_MOUNT_PATH},
+        *podsecurity.writable_env(),
+    ]
+    if resource.spec.hf_token_secret_ref is not None:
+        token_file = f"{defaults.HF_TOKEN_MOUNT_PATH}/{defaults.HF_TOKEN_FILE}"
+        env.append({"name": "HF_TOKEN_PATH", "value": token_file})
     managed = {item["name"] for item in env}
     # User env comes after ours; a user entry with a managed name is dropped (ours wins).
     env += [dict(item) for item in resource.spec.env or () if item.get("name") not in managed]
     return env
 
 
-def _resources(resource: LLMDeployment, serving: ServingConfig) -> dict[str, Any]:
+def _resources(serving: ServingConfig) -> dict[str, Any]:
     gpus = str(serving.gpu_count)
-    limits: dict[str, str] = {labels.GPU_RESOURCE: gpus}
-    requests: dict[str, str] = {labels.GPU_RESOURCE: gpus}
-    if resource.spec.resources.cpu is not None:
-        requests["cpu"] = resource.spec.resources.cpu
-    if resource.spec.resources.memory is not None:
-        requests["memory"] = limits["memory"] = resource.spec.resources.memory
-    return {"limits": limits, "requests": requests}
+    # No CPU limit: CFS throttling would stall the engine loop between decode steps (inter-token
+    # latency spikes); the request reserves the cores. Memory limit = request (no overcommit).
+    memory = serving.memory_request
+    return {
+        "limits": {labels.GPU_RESOURCE: gpus, "memory": memory},
+        "requests": {labels.GPU_RESOURCE: gpus, "cpu": serving.cpu_request, "memory": memory},
+    }
 
 
 def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
@@ -79,11 +86,13 @@ def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str,
 
 
 def _volumes(resource: LLMDeployment, serving: ServingConfig) -> list[dict[str, Any]]:
-    shm_gib = serving.gpu_count * defaults.SHM_BYTES_PER_GPU // 1024**3
     volumes: list[dict[str, Any]] = [
         # NCCL (tensor parallel) and PyTorch workers exchange tensors through /dev/shm;
-        # the container runtime's 64 MiB default is far too small.
-        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib}Gi"}}
+        # the container runtime's 64 MiB default is far too small. Counted in the memory request.
+        {
+            "name": SHM_VOLUME,
+            "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib(serving.gpu_count)}Gi"},
+        },
     ]
     cache = resource.spec.model_cache
     if cache is not None and cache.persistent_volume_claim is not None:
@@ -102,6 +111,16 @@ def _volumes(resource: LLMDeployment, serving: ServingConfig) -> list[dict[str, 
             if cache.empty_dir.medium:
                 empty_dir["medium"] = cache.empty_dir.medium
         volumes.append({"name": CACHE_VOLUME, "emptyDir": empty_dir})
+    # the root filesystem is read-only: these are the only other places vLLM writes
+    volumes.append({"name": HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE_LIMIT}})
+    volumes.append({"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}})
+    token = resource.spec.hf_token_secret_ref
+    if token is not None:
+        # readable by the pod's group only (fsGroup owns projected Secret files)
+        items = [{"key": token.key, "path": defaults.HF_TOKEN_FILE}]
+        volumes.append(
+            {"name": TOKEN_VOLUME, "secret": {"secretName": token.name, "items": items, "defaultMode": 0o440}}
+        )
     return volumes
 
 
@@ -138,21 +157,18 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
     container: dict[str, Any] = {
         "name": labels.CONTAINER_NAME,
         "image": spec.engine.image,
+        # explicit (checkov CKV_K8S_15 wants Always; docs/install.md says why not: a 10 GB engine
+        # image re-checked at every cold start, and a registry outage would block scale-ups)
+        "imagePullPolicy": "IfNotPresent",
         "command": ["vllm", "serve"],
         "args": vllm_args(resource, serving),
         "ports": [
             {"name": defaults.ENGINE_PORT_NAME, "containerPort": defaults.ENGINE_PORT, "protocol": "TCP"}
         ],
         "env": _env(resource),
-        "resources": _resources(resource, serving),
-        "volumeMounts": [
-            {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
-            {
-                "name": CACHE_VOLUME,
-                "mountPath": defaults.MODEL_CACHE_MOUNT_PATH,
-                **({"readOnly": True} if _cache_read_only(resource) else {}),
-            },
-        ],
+        "resources": _resources(serving),
+        "securityContext": podsecurity.container_security_context(resource),
+        "volumeMounts": _volume_mounts(resource),
         # Downloading and loading weights takes minutes: the startup probe holds off liveness
         # until /health answers, for up to the model-sized budget.
         "startupProbe": _probe("/health", defaults.PROBE_PERIOD_SECONDS, startup_failures),
@@ -171,6 +187,11 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
         "affinity": _affinity(resource, serving),
         "tolerations": _tolerations(resource),
         "terminationGracePeriodSeconds": serving.termination_grace_seconds,
+        "securityContext": podsecurity.pod_security_context(resource),
+        "automountServiceAccountToken": spec.automount_service_account_token,
+        # no Service environment variables: the pods need none, and they leak the namespace's
+        # Service addresses into every process
+        "enableServiceLinks": False,
     }
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
@@ -178,9 +199,29 @@ def pod_template(resource: LLMDeployment, serving: ServingConfig) -> dict[str, A
         pod_spec["serviceAccountName"] = spec.service_account_name
     if spec.priority_class_name is not None:
         pod_spec["priorityClassName"] = spec.priority_class_name
+    if spec.runtime_class_name is not None:
+        pod_spec["runtimeClassName"] = spec.runtime_class_name
+    if spec.topology_spread_constraints:
+        pod_spec["topologySpreadConstraints"] = [dict(c) for c in spec.topology_spread_constraints]
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": ref.name} for ref in spec.image_pull_secrets]
     return {"metadata": {"labels": pod_labels, "annotations": pod_annotations}, "spec": pod_spec}
+
+
+def _volume_mounts(resource: LLMDeployment) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        {"name": HOME_VOLUME, "mountPath": defaults.HOME_MOUNT_PATH},
+        {"name": TMP_VOLUME, "mountPath": defaults.TMP_MOUNT_PATH},
+        {
+            "name": CACHE_VOLUME,
+            "mountPath": defaults.MODEL_CACHE_MOUNT_PATH,
+            **({"readOnly": True} if _cache_read_only(resource) else {}),
+        },
+    ]
+    if resource.spec.hf_token_secret_ref is not None:
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": defaults.HF_TOKEN_MOUNT_PATH, "readOnly": True})
+    return mounts
 
 
 def _cache_read_only(resource: LLMDeployment) -> bool:

@@ -93,6 +93,7 @@ def evaluate_fit(
             gpu_memory_utilization=engine.gpu_memory_utilization,
             dtype=engine.dtype,
             gpu_price_per_hour_usd=spec.gpu_price_per_hour,
+            max_nodes=spec.resources.max_nodes_per_replica,
         )
     except ContextTooLongError as exc:
         return FitVerdict("False", REASON_CONTEXT_TOO_LONG, _spec_words(str(exc)), None)
@@ -107,9 +108,15 @@ def evaluate_fit(
 
 
 def fits_message(result: Plan) -> str:
+    layout = f"tensor parallel {result.tensor_parallel_size}"
+    if result.nodes_per_replica > 1:
+        layout = (
+            f"{result.nodes_per_replica} nodes x {result.gpus_per_node} GPUs, {layout} x pipeline"
+            f" parallel {result.pipeline_parallel_size}"
+        )
     return (
         f"{result.weights_gib:.1f} GiB of weights on {result.gpus} x {result.gpu}"
-        f" (tensor parallel {result.tensor_parallel_size}); KV cache {result.kv_cache_tokens} tokens ="
+        f" ({layout}); KV cache {result.kv_cache_tokens} tokens ="
         f" {result.max_concurrent_sequences} sequences of {result.max_model_len} tokens;"
         f" ITL floor {result.itl_floor_seconds * 1000:.1f} ms;"
         f" {result.gpu_cost_per_hour:.2f} USD/h per replica"
@@ -121,6 +128,8 @@ _FLAG_TO_FIELD: Final = {
     "--quantization/--dtype": "spec.engine.quantization/dtype",
     "--quantization": "spec.engine.quantization",
     "--gpus": "spec.resources.gpu.count",
+    "--nodes": "spec.resources.maxNodesPerReplica",
+    "--max-nodes": "spec.resources.maxNodesPerReplica",
     "--gpu-memory-utilization": "spec.engine.gpuMemoryUtilization",
     "--model": "spec.model.name",
 }
@@ -141,6 +150,9 @@ def plan_status(result: Plan) -> dict[str, Any]:
         "gpu": result.gpu,
         "gpus": result.gpus,
         "tensorParallelSize": result.tensor_parallel_size,
+        "pipelineParallelSize": result.pipeline_parallel_size,
+        "nodesPerReplica": result.nodes_per_replica,
+        "gpusPerNode": result.gpus_per_node,
         "quantization": result.quantization,
         "dtype": result.dtype,
         "weightsGib": round(result.weights_gib, 3),

@@ -14,6 +14,11 @@ ENGINE_NAME: Final = "vllm"
 MANAGER: Final = "llmscale"
 CONTAINER_NAME: Final = "vllm"
 
+# Multi-node replicas (LeaderWorkerSet): which pod of a group serves the API.
+ROLE_LABEL: Final = "llmscale.dev/role"
+ROLE_LEADER: Final = "leader"
+ROLE_WORKER: Final = "worker"
+
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 GPU_PRODUCT_NODE_LABEL: Final = "nvidia.com/gpu.product"
 GPU_TAINT_KEY: Final = "nvidia.com/gpu"

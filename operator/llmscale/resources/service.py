@@ -12,15 +12,21 @@ PODMONITOR_VERSION: Final = "v1"
 PODMONITOR_PLURAL: Final = "podmonitors"
 
 
-def build_service(resource: LLMDeployment, owner: dict[str, Any]) -> dict[str, Any]:
+def build_service(
+    resource: LLMDeployment, owner: dict[str, Any], *, leaders_only: bool = False
+) -> dict[str, Any]:
+    """`leaders_only` for a multi-node replica: only its leader pod runs the API server."""
     name = resource.metadata.name
+    selector = labels.selector_labels(name)
+    if leaders_only:
+        selector = {**selector, labels.ROLE_LABEL: labels.ROLE_LEADER}
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": labels.child_metadata(name, resource.metadata.namespace, owner),
         "spec": {
             "type": "ClusterIP",
-            "selector": labels.selector_labels(name),
+            "selector": selector,
             "ports": [
                 {
                     "name": defaults.ENGINE_PORT_NAME,

@@ -90,6 +90,7 @@ def performance_model(spec: LLMDeploymentSpec) -> ReplicaPerformanceModel | None
         engine.quantization,
         engine.max_model_len,
         engine.gpu_memory_utilization,
+        spec.resources.max_nodes_per_replica,
     )
 
 
@@ -103,7 +104,8 @@ def policy_from_spec(spec: LLMDeploymentSpec, settings: PolicySettings) -> Scali
     if model is not None:
         fields.update(capacity_prior(model, replica_capacity_rps=scaling.capacity_hint))
         fields["cold_start_seconds"] = model.cold_start_seconds
-        gpus = spec.resources.gpu.count or model.tensor_parallel_size
+        # a multi-node replica (LeaderWorkerSet group) pays for every node's GPUs
+        gpus = (spec.resources.gpu.count or model.tensor_parallel_size) * model.pipeline_parallel_size
     fields.update(
         strategy=Strategy(scaling.strategy),
         min_replicas=scaling.effective_min_replicas,
@@ -162,6 +164,7 @@ def _performance_model(
     quantization: str | None,
     max_model_len: int | None,
     gpu_memory_utilization: float,
+    max_nodes: int = defaults.MAX_NODES_PER_REPLICA,
 ) -> ReplicaPerformanceModel | None:
     """The replica performance model, or None when the model is unknown or does not fit (the
     controller reports that as the ModelFits condition; the policy then keeps default capacity)."""
@@ -182,6 +185,7 @@ def _performance_model(
             quantization=PLANNER_QUANTIZATION[quantization] if quantization else None,
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
+            max_nodes=max_nodes,
         )
     except (LLMScaleError, ValueError, KeyError):
         return None

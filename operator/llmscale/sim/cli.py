@@ -41,7 +41,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--rate-scale", type=_positive("--rate-scale"), default=1.0, help="multiply the request rate"
     )
-    p.add_argument("--policy", default="all", help="llmscale, hpa, keda, kpa, warm, oracle, or all (default)")
+    p.add_argument(
+        "--policy",
+        default="all",
+        help="llmscale, hpa, keda, kpa, warm, oracle, hpa-tuned, keda-tuned, kpa-tuned, or all (default)",
+    )
     p.add_argument(
         "--deployment",
         default=None,
@@ -64,6 +68,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--cold-start", type=_positive("--cold-start"), default=None, help="seconds; default from size"
     )
+    p.add_argument("--start", type=float, default=0.0, help="skip the first SECONDS (clock restarts there)")
     p.add_argument("--duration", type=_positive("--duration"), default=None, help="only the first SECONDS")
     p.add_argument(
         "--max-replicas",
@@ -98,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from llmscale.sim.deployment import scored_itl_seconds, simulated_deployment
-    from llmscale.sim.fleet import FleetConfig, simulate
+    from llmscale.sim.fleet import FleetConfig
     from llmscale.sim.policies import PolicyUnavailableError, get_policy
+    from llmscale.sim.runner import run_policy
     from llmscale.sim.traces import read_trace
 
     names = _policies(args.policy)
@@ -117,7 +123,17 @@ def run(args: argparse.Namespace) -> int:
         slo_itl_p95_seconds=args.slo_itl_p95,
     )
     slo = resource.spec.scaling.slo
-    trace = read_trace(args.trace, rate_scale=args.rate_scale, duration_seconds=args.duration, seed=args.seed)
+    if args.plot:
+        from llmscale.sim.plot import check_writable
+
+        check_writable(args.plot)  # before the run, not after it
+    trace = read_trace(
+        args.trace,
+        rate_scale=args.rate_scale,
+        duration_seconds=args.duration,
+        seed=args.seed,
+        start_seconds=args.start,
+    )
     config = FleetConfig(
         model=model,
         slo_ttft_p95_seconds=slo.ttft_p95_seconds,
@@ -132,14 +148,16 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         try:
             # llmscale runs the policy the operator would build for this deployment.
-            policy = get_policy(name, deployment=resource) if name == "llmscale" else get_policy(name)
+            results.append(
+                run_policy(
+                    name, trace, config, llmscale_factory=lambda: get_policy("llmscale", deployment=resource)
+                )
+            )
         except PolicyUnavailableError as exc:
             if len(names) == 1:
                 raise
             skipped.append(name)
             print(f"llmscale simulate: skipping {name}: {exc}", file=sys.stderr)
-            continue
-        results.append(simulate(trace, policy, config))
     if args.plot:
         from llmscale.sim.plot import write_plot
 
@@ -165,13 +183,13 @@ def run(args: argparse.Namespace) -> int:
         f"(rate x{args.rate_scale:g}); {model.model_name} on {model.gpus}x {model.gpu_name}, "
         f"cold start {config.effective_cold_start_seconds:.0f} s, SLO TTFT <= {slo.ttft_p95_seconds:g} s"
     )
-    header = f"{'policy':<10} {'SLO attain':>10} {'TTFT p95 s':>10} {'GPU-hours':>10} {'cold starts':>11} "
+    header = f"{'policy':<11} {'SLO attain':>10} {'TTFT p95 s':>10} {'GPU-hours':>10} {'cold starts':>11} "
     header += f"{'scale events':>12} {'failed':>7}"
     print(header)
     for result in results:
         ttft = "-" if result.ttft_p95_s is None else f"{result.ttft_p95_s:.3f}"
         print(
-            f"{result.name:<10} {result.slo_attainment * 100:>9.2f}% {ttft:>10} {result.gpu_hours:>10.3f} "
+            f"{result.name:<11} {result.slo_attainment * 100:>9.2f}% {ttft:>10} {result.gpu_hours:>10.3f} "
             f"{result.cold_starts:>11} {result.scale_events:>12} {result.failed_requests:>7}"
         )
     if args.plot:

@@ -33,6 +33,10 @@ class StepResult:
     token_ids: tuple[str, ...]  # every request that produced a token (includes first_token_ids)
     finished_ids: tuple[str, ...]  # requests that produced their last token
     preempted_ids: tuple[str, ...]  # requests sent back to the waiting queue
+    # every request that computed tokens this step (decode or a prefill chunk): the step a
+    # request is first scheduled in ends its queue time and starts its prefill, as in vLLM
+    scheduled_ids: tuple[str, ...] = ()
+    batch_tokens: int = 0  # tokens computed this step: every prefill chunk plus one per decode
 
 
 @dataclass(eq=False)  # identity semantics: list.remove / `in` must not compare fields
@@ -171,6 +175,8 @@ class ContinuousBatchingEngine:
             tuple(s.request_id for s in emitted),
             tuple(finished),
             tuple(s.request_id for s in plan.preempted),
+            tuple(s.request_id for s in plan.decode) + tuple(s.request_id for s, _ in plan.chunks),
+            len(plan.decode) + prefill_tokens,
         )
 
     # ---- scheduling -----------------------------------------------------------------------

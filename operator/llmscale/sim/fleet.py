@@ -8,6 +8,19 @@ limit) and otherwise routes each to the ready replica with the fewest outstandin
 every replica advances (see `llmscale.sim.replica`); fleet metrics are recorded for the
 policy's Prometheus view. A replica costs GPU time from creation to deletion (a drained
 replica is deleted when its last request finishes); `gpus` GPUs per replica.
+
+Equal start: every policy starts from the same fleet, `initial_replicas` Ready replicas at
+t = 0 (default 1: a deployment that has been serving at its floor). Whatever a policy asks for
+beyond them at its first tick cold-starts like any later scale-up.
+
+One cold-start distribution: every replica created during the run is Ready
+cold_start x U(1 - jitter, 1 + jitter) after its creation, drawn from one random stream per
+seed, so the k-th cold start of every policy lasts exactly as long.
+
+Signals: engine and gateway series reach every policy through `PrometheusModel` (scrape
+intervals, rate window, evaluation lag). Only the gateway's wake signal (arrivals since the
+previous tick, `gateway_arrivals_last_tick`) is immediate: the gateway hands it to the operator
+directly when it holds a request at zero, as the activator does in Knative.
 """
 
 from __future__ import annotations
@@ -20,10 +33,14 @@ import numpy as np
 
 from llmscale.api import defaults
 from llmscale.api.duration import parse_duration_seconds
+from llmscale.sim.capacity import PRIOR_GENERATION_TOKENS, PRIOR_PROMPT_TOKENS, planned_capacity_rps
 from llmscale.sim.observe import (
     ITL_BUCKETS_SECONDS,
     TTFT_BUCKETS_SECONDS,
     MetricsRecorder,
+    PrometheusModel,
+    bucket_increase,
+    counter_rate,
     histogram_quantile,
 )
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
@@ -43,16 +60,14 @@ class FleetConfig:
     cold_start_seconds: float | None = None  # None: the model's default from its weight size
     cold_start_jitter: float = 0.1  # each start lasts cold_start x U(1 - j, 1 + j)
     step_seconds: float = 1.0
-    scrape_interval_seconds: float = 15.0  # Prometheus scrape interval
-    scrape_delay_seconds: float = 0.0  # extra ingestion delay after a scrape
-    metrics_window_seconds: float = 60.0  # rate(x[1m]) unless the policy says otherwise
+    prometheus: PrometheusModel = field(default_factory=PrometheusModel)
+    initial_replicas: int = 1  # Ready at t = 0 for every policy (the equal start)
     hold_timeout_seconds: float = 300.0  # gateway: longest a request is held at zero
     gateway_queue_limit: int = 10_000  # gateway: held requests beyond this fail (503)
     min_replicas: int = 0
     max_replicas: int = defaults.SIMULATE_MAX_REPLICAS
     drain_tail_seconds: float = 600.0  # keep simulating after the last arrival at most this long
     seed: int = 0
-    capacity_utilisation: float = 0.8  # share of saturation a replica may run at within the SLO
 
     @property
     def effective_cold_start_seconds(self) -> float:
@@ -71,13 +86,10 @@ class _Fleet:
 
 
 def make_context(config: FleetConfig, trace: Trace, policy: SimPolicy) -> SimContext:
+    """What a policy may know before the run: the deployment, never the trace's statistics
+    (only policies that declare `needs_trace`, warm and oracle, get the trace itself)."""
     model = config.model
-    mean_in = float(np.mean(trace.input_tokens)) if len(trace) else 0.0
-    mean_out = float(np.mean(trace.output_tokens)) if len(trace) else 1.0
-    capacity = (
-        model.saturation_requests_per_second(max(1.0, mean_in), max(1.0, mean_out))
-        * config.capacity_utilisation
-    )
+    capacity = planned_capacity_rps(model)
     summary = None
     if getattr(policy, "needs_trace", False):
         summary = TraceSummary(
@@ -93,8 +105,8 @@ def make_context(config: FleetConfig, trace: Trace, policy: SimPolicy) -> SimCon
         min_replicas=config.min_replicas,
         max_replicas=config.max_replicas,
         replica_capacity_rps=capacity,
-        mean_input_tokens=mean_in,
-        mean_output_tokens=mean_out,
+        mean_input_tokens=PRIOR_PROMPT_TOKENS,
+        mean_output_tokens=PRIOR_GENERATION_TOKENS,
         trace=summary,
     )
 
@@ -123,10 +135,15 @@ class _Simulation:
         self.gateway: list[int] = []  # held request indices, FIFO
         self.gateway_head = 0
         self.rejected_requests = 0
-        self.window = float(getattr(policy, "metrics_window_seconds", config.metrics_window_seconds))
-        self.scrape_interval = float(
-            getattr(policy, "scrape_interval_seconds", config.scrape_interval_seconds)
+        # A policy that reads its pods directly (Knative's autoscaler) brings its own view.
+        own_view = getattr(policy, "prometheus", None)
+        self.prometheus: PrometheusModel = (
+            own_view if isinstance(own_view, PrometheusModel) else config.prometheus
         )
+        # Policies that never read latency quantiles (the baselines) skip their computation.
+        self.wants_latency = bool(getattr(policy, "reads_latency_quantiles", True))
+        self._sorted_samples: list[float] = []
+        self._sorted_count = 0
         self.last_tick_arrivals = 0.0
         self.series: dict[str, list[float]] = {"time": [], "arrival_rps": [], "replicas": [], "ready": []}
 
@@ -158,52 +175,84 @@ class _Simulation:
             else:
                 replica.state = DRAINING
 
+    def _idle(self) -> bool:
+        for replica in self.fleet.replicas:
+            if replica.running or replica.waiting or replica.prefill_work_seconds > 0:
+                return False
+        return True
+
     def _delete(self, replica: SimReplica, now: float) -> None:
         self.fleet.gpu_seconds += (now - replica.created_seconds) * self.model.gpus
         self.fleet.replicas.remove(replica)
 
     def _observe(self, now: float, ready: int) -> FleetObservation:
         metrics = self.metrics
-        interval = self.scrape_interval
-        visible = math.floor((now - self.config.scrape_delay_seconds) / interval) * interval
-        window = self.window
-        available = visible >= 0 and metrics.any_ready(visible, window)
-        at = metrics.index_at(visible) if visible >= 0 else 0
+        prom = self.prometheus
+        engine_span = prom.samples(now, prom.engine_scrape_interval_seconds)
+        engine_last = engine_span[1] if engine_span else None
+        # Engine series exist only while a replica was Ready at the last scrape.
+        engine_ok = engine_span is not None and metrics.ready[metrics.index_at(engine_span[1])] > 0
+        gateway_span = prom.samples(now, prom.gateway_scrape_interval_seconds)
+        gateway_last = prom.last_sample(now, prom.gateway_scrape_interval_seconds)
         arrivals_now = metrics.arrivals[metrics.index_at(now)]
         since_tick = int(arrivals_now - self.last_tick_arrivals)
         self.last_tick_arrivals = arrivals_now
-        samples = sorted(self.fleet.cold_start_samples)
-        p50 = samples[len(samples) // 2] if samples else None
-        p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))] if samples else None
-        if available:
-            ttft_p95 = histogram_quantile(
-                0.95, TTFT_BUCKETS_SECONDS, metrics.window_counts(metrics.ttft_counts, visible, window)
-            )
-            itl_p95 = histogram_quantile(
-                0.95, ITL_BUCKETS_SECONDS, metrics.window_counts(metrics.itl_counts, visible, window)
-            )
+        samples = self.fleet.cold_start_samples
+        if len(samples) != self._sorted_count:
+            self._sorted_samples = sorted(samples)
+            self._sorted_count = len(samples)
+        ordered = self._sorted_samples
+        p50 = ordered[len(ordered) // 2] if ordered else None
+        p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else None
+        live = len(self._live())
+        # The operator's rule (autoscale_gather.metrics_usable): with Ready replicas the engine
+        # series must be there, at zero the gateway's must.
+        available = engine_ok if ready > 0 else gateway_span is not None
+        ttft_p95 = itl_p95 = None
+        if engine_ok and engine_span is not None:
+            at = metrics.index_at(engine_span[1])
+            if self.wants_latency:
+                ttft_p95 = histogram_quantile(
+                    0.95, TTFT_BUCKETS_SECONDS, bucket_increase(metrics, metrics.ttft_counts, engine_span)
+                )
+                itl_p95 = histogram_quantile(
+                    0.95, ITL_BUCKETS_SECONDS, bucket_increase(metrics, metrics.itl_counts, engine_span)
+                )
+            request_rate = counter_rate(metrics, metrics.success, engine_span)
+            prompt_rate = counter_rate(metrics, metrics.prompt_tokens, engine_span)
+            generation_rate = counter_rate(metrics, metrics.generation_tokens, engine_span)
+            waiting = float(metrics.waiting[at])
+            running = float(metrics.running[at])
+            kv_usage = float(metrics.kv_usage[at])
         else:
-            ttft_p95 = itl_p95 = None
+            request_rate = prompt_rate = generation_rate = waiting = running = kv_usage = 0.0
         return FleetObservation(
             now=now,
-            current_replicas=len(self._live()),
+            current_replicas=live,
             ready_replicas=ready,
-            request_rate_rps=metrics.rate(metrics.success, visible, window) if available else 0.0,
-            prompt_tokens_rate=metrics.rate(metrics.prompt_tokens, visible, window) if available else 0.0,
-            generation_tokens_rate=metrics.rate(metrics.generation_tokens, visible, window)
-            if available
-            else 0.0,
-            num_requests_waiting=float(metrics.waiting[at]) if available else 0.0,
-            num_requests_running=float(metrics.running[at]) if available else 0.0,
-            kv_cache_usage=float(metrics.kv_usage[at]) if available else 0.0,
+            request_rate_rps=request_rate,
+            prompt_tokens_rate=prompt_rate,
+            generation_tokens_rate=generation_rate,
+            num_requests_waiting=waiting,
+            num_requests_running=running,
+            kv_cache_usage=kv_usage,
             ttft_p95_seconds=ttft_p95,
             itl_p95_seconds=itl_p95,
-            gateway_arrivals_rps=metrics.rate(metrics.arrivals, now, window),
-            gateway_queue_depth=len(self.gateway) - self.gateway_head,
+            gateway_arrivals_rps=counter_rate(metrics, metrics.arrivals, gateway_span)
+            if gateway_span
+            else 0.0,
+            gateway_queue_depth=int(metrics.gateway_queue[metrics.index_at(gateway_last)])
+            if gateway_last is not None
+            else 0,
             metrics_available=available,
             cold_start_p50_seconds=p50,
             cold_start_p95_seconds=p95,
             gateway_arrivals_last_tick=since_tick,
+            engine_metrics_available=engine_ok,
+            gateway_metrics_available=gateway_span is not None,
+            gateway_reporting=gateway_span is not None,
+            engine_sample_seconds=engine_last,
+            gateway_queue_now=len(self.gateway) - self.gateway_head,
         )
 
     # ---- the loop -------------------------------------------------------------------------
@@ -244,9 +293,8 @@ class _Simulation:
         finished: list[float] = []
         total = len(trace)
         done_requests = self.rejected_requests
-        # The fleet starts in the steady state the policy asks for before the first request.
-        initial = max(config.min_replicas, min(config.max_replicas, policy.decide(self._observe(0.0, 0))))
-        for _ in range(initial):
+        # The equal start: the same Ready fleet for every policy (module docstring).
+        for _ in range(max(0, min(config.max_replicas, config.initial_replicas))):
             replica = SimReplica(model, 0.0, 0.0)
             replica.state = READY
             self.fleet.replicas.append(replica)
@@ -270,11 +318,21 @@ class _Simulation:
                 self.series["arrival_rps"].append(observation.gateway_arrivals_rps)
                 self.series["replicas"].append(float(len(self.fleet.replicas)))
                 self.series["ready"].append(float(ready_count))
+            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
+            if lo == hi and self.gateway_head == len(self.gateway) and self._idle():
+                # Nothing arrives, nothing is held, no replica has work: only the gauges move.
+                self.metrics.record(
+                    step, success=0, prompt_tokens=0.0, generation_tokens=0.0, arrivals=0,
+                    ttft_counts=None, itl_counts=None, running=0, waiting=0, kv_usage=0.0,
+                    ready=ready_count, provisioned=len(self.fleet.replicas), gateway_queue=0,
+                )  # fmt: skip
+                if (done_requests >= total and now >= trace.duration_seconds) or step == last_step:
+                    break
+                continue
             ready = [r for r in self.fleet.replicas if r.state == READY]
             ttft_counts = [0.0] * nb_ttft
             itl_counts = [0.0] * nb_itl
             prompt_tokens = 0.0
-            lo, hi = int(step_index_of[step]), int(step_index_of[step + 1])
             # Gateway: hold while nothing is ready; otherwise release the held queue first.
             if ready:
                 pending = self.gateway[self.gateway_head :] + order[lo:hi]
@@ -322,8 +380,12 @@ class _Simulation:
             completed = 0
             running = waiting = 0
             kv_used = 0.0
+            end_of_step = now + dt
             for replica in list(self.fleet.replicas):
                 if replica.state == STARTING:
+                    continue
+                if not replica.running and not replica.waiting and replica.state == READY:
+                    replica.prefill_work_seconds = 0.0  # an idle replica: nothing to advance
                     continue
                 finished.clear()
                 produced = replica.advance(now, dt, finished)
@@ -355,19 +417,28 @@ class _Simulation:
                 if replica.state == DRAINING and replica.outstanding == 0:
                     self._delete(replica, now + dt)
                     continue
-                queued_prefills = replica.waiting_for_prefill(now + dt)
+                # (SimReplica.waiting_for_prefill and context_tokens, inlined: per replica and step)
+                starts = replica.prefill_starts
+                while starts and starts[0] <= end_of_step:
+                    starts.popleft()
+                queued_prefills = len(starts)
                 running += replica.running - queued_prefills
                 waiting += len(queue) + queued_prefills
-                kv_used += min(1.0, max(0.0, replica.context_tokens) / kv_limit)
-            ready_now = sum(1 for r in self.fleet.replicas if r.state == READY)
+                context = replica.batch_context_offset + replica.decoding * replica.clock
+                if context > 0:
+                    kv_used += context / kv_limit if context < kv_limit else 1.0
+            ready_now = 0
+            for replica in self.fleet.replicas:
+                if replica.state == READY:
+                    ready_now += 1
             self.metrics.record(
                 step,
                 success=completed,
                 prompt_tokens=prompt_tokens,
                 generation_tokens=generation,
                 arrivals=hi - lo,
-                ttft_counts=np.asarray(ttft_counts),
-                itl_counts=np.asarray(itl_counts),
+                ttft_counts=ttft_counts if any(ttft_counts) else None,
+                itl_counts=itl_counts if generation else None,
                 running=running,
                 waiting=waiting,
                 kv_usage=kv_used / ready_now if ready_now else 0.0,
@@ -382,6 +453,7 @@ class _Simulation:
             self._delete(replica, end)
         self.ttft[:] = ttft
         self.itl[:] = itl
+        self.series["cold_start_seconds"] = list(self.fleet.cold_start_samples)
         unserved = np.isnan(self.ttft) & ~failed
         failed |= unserved  # still held or queued when the simulation stopped
         return build_result(

@@ -1,10 +1,11 @@
 """The contract between the fleet simulator and a scaling policy.
 
 Every `tick_seconds` of simulated time the simulator builds one `FleetObservation` and asks
-the policy for the desired number of replicas. Engine-side signals are what Prometheus would
-return at that moment: scraped `scrape_interval` seconds apart, seen after a scrape delay, and
-counters turned into rates over a window (`rate(x[window])`). Gateway signals are immediate
-(the gateway counts them itself). Before the first tick the simulator calls `prepare` once.
+the policy for the desired number of replicas. Engine and gateway series are what Prometheus
+would return at that moment (`llmscale.sim.observe.PrometheusModel`: scrape intervals, rate
+window, evaluation lag). Only `gateway_arrivals_last_tick` (the wake signal the gateway hands
+over directly) and `gateway_queue_now` are immediate. Before the first tick the simulator calls
+`prepare` once.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ class FleetObservation:
     kv_cache_usage: float  # mean over ready replicas at the last scrape, 0..1
     ttft_p95_seconds: float | None  # histogram_quantile over the window; None if no data
     itl_p95_seconds: float | None  # histogram_quantile over the window; None if no data
-    gateway_arrivals_rps: float  # requests reaching the gateway, over the last window (immediate)
-    gateway_queue_depth: int  # requests the gateway holds now (no ready replica)
-    metrics_available: bool  # False when Prometheus has no engine series in the window
+    gateway_arrivals_rps: float  # rate(llmscale_gateway_arrivals_total[window]) via Prometheus
+    gateway_queue_depth: int  # llmscale_gateway_queue_depth at the gateway's last scrape
+    metrics_available: bool  # the operator's rule: engine series when Ready replicas, else the gateway's
     cold_start_p50_seconds: float | None  # measured creation -> Ready; None until observed
     cold_start_p95_seconds: float | None
-    gateway_arrivals_last_tick: int = 0  # arrivals since the previous tick (for activation)
     gateway_reporting: bool = True  # False: Prometheus has no gateway series (outage, scrape gap)
+    gateway_arrivals_last_tick: int = 0  # arrivals since the previous tick (the wake signal; immediate)
+    engine_metrics_available: bool = False  # engine series in Prometheus (>= 2 samples in the window)
+    gateway_metrics_available: bool = False  # gateway series in Prometheus (>= 2 samples in the window)
+    engine_sample_seconds: float | None = None  # time of the engine scrape the gauges come from
+    gateway_queue_now: int = 0  # requests the gateway holds now (what an activator sees itself)
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,11 @@ class SimContext:
     gpu_price_per_hour_usd: float  # of one GPU
     min_replicas: int
     max_replicas: int
-    replica_capacity_rps: float  # requests/s one replica serves within the SLO on this trace's lengths
-    mean_input_tokens: float
-    mean_output_tokens: float
+    # Requests/s one replica serves within the SLO at the documented prior request lengths
+    # (llmscale.sim.capacity): the planner's figure, never one fitted to the trace.
+    replica_capacity_rps: float
+    mean_input_tokens: float  # the prior prompt length (not the trace's mean)
+    mean_output_tokens: float  # the prior output length (not the trace's mean)
     trace: TraceSummary | None = None  # given only to policies that declare needs_trace = True
 
 

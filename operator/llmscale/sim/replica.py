@@ -12,6 +12,9 @@ Instead of simulating every engine step, a replica advances in coarse time steps
   slows down while prompts arrive, as in the engine.
 * **Prefill pipeline.** Prompts are processed FIFO: a request's first token comes when the
   prompts before it are done plus its own prefill cost plus one step of the running batch.
+  Its decoding starts only then: until its first token a request holds a sequence slot and its
+  KV reservation but is not in the decode batch (it neither slows the decode steps nor
+  advances towards its end), so no request can finish before its first token.
 * **Admission.** Like vLLM: at most max_num_seqs running, FIFO waiting queue. KV is reserved
   for prompt + output at admission (no preemption in this formulation; the engine does
   preempt, which only matters when the cache is nearly full).
@@ -39,10 +42,12 @@ class SimReplica:
         "batch_context_offset",
         "clock",
         "created_seconds",
+        "decoding",
         "finishes",
         "kv_reserved",
         "last_step_seconds",
         "model",
+        "pending",
         "prefill_busy_until",
         "prefill_starts",
         "prefill_work_seconds",
@@ -66,10 +71,14 @@ class SimReplica:
         self.ready_seconds = ready_seconds
         self.state = STARTING
         self.clock = 0.0
-        self.finishes: list[tuple[float, int, int, int]] = []  # (finish clock, request, kv tokens, prompt)
-        self.running = 0
+        # (finish clock, request, kv tokens, prompt, clock when its decoding started)
+        self.finishes: list[tuple[float, int, int, int, float]] = []
+        # Admitted, prompt not yet done: (first-token time, request, kv tokens, prompt, output).
+        self.pending: list[tuple[float, int, int, int, int]] = []
+        self.running = 0  # admitted sequences (in prefill or decoding): vLLM's running + waiting-for-prefill
+        self.decoding = 0  # sequences in the decode batch (their first token is out)
         self.kv_reserved = 0
-        # context tokens = batch_context_offset + running * clock (prompt - admission clock, summed)
+        # context tokens = batch_context_offset + decoding * clock (prompt - join clock, summed)
         self.batch_context_offset = 0.0
         self.waiting: deque[int] = deque()
         self.prefill_busy_until = 0.0
@@ -83,13 +92,13 @@ class SimReplica:
 
     @property
     def context_tokens(self) -> float:
-        return self.batch_context_offset + self.running * self.clock
+        return self.batch_context_offset + self.decoding * self.clock
 
     def decode_step_seconds(self) -> float:
-        context = self.batch_context_offset + self.running * self.clock
+        context = self.batch_context_offset + self.decoding * self.clock
         return (
             self._fixed_step_seconds
-            + self.running * self._sequence_seconds
+            + self.decoding * self._sequence_seconds
             + (context if context > 0 else 0.0) * self._context_seconds_per_token
         )
 
@@ -101,9 +110,8 @@ class SimReplica:
     ) -> tuple[float, float]:
         """Start a request at `now` whose prompt costs `prefill` seconds
         (`prefill_compute_seconds(prompt)`); returns (first-token time, inter-token latency)."""
-        clock = self.clock
-        running = self.running
-        context = self.batch_context_offset + running * clock
+        running = self.decoding
+        context = self.batch_context_offset + running * self.clock
         step = (
             self._fixed_step_seconds
             + running * self._sequence_seconds
@@ -119,10 +127,8 @@ class SimReplica:
         if start > now:
             self.prefill_starts.append(start)
         kv_tokens = prompt + output
-        heapq.heappush(self.finishes, (clock + output - 1, request, kv_tokens, prompt))
-        self.running = running + 1
+        self.running += 1
         self.kv_reserved += kv_tokens
-        self.batch_context_offset += prompt - clock
         self.admitted_tokens += prompt
         # A new request also waits for the engine step in flight (half a step on average);
         # behind a prompt backlog, its last chunk shares a step with the prompts after it, and
@@ -131,7 +137,9 @@ class SimReplica:
         if start > now:
             ahead = start - now
             wait += 0.5 * (ahead if ahead < self._budget_prefill_seconds else self._budget_prefill_seconds)
-        return start + wait + pipeline + step, step
+        first = start + wait + pipeline + step
+        heapq.heappush(self.pending, (first, request, kv_tokens, prompt, output))
+        return first, step
 
     def waiting_for_prefill(self, now: float) -> int:
         """Admitted requests whose prompt has not started (vLLM still counts them waiting)."""
@@ -143,32 +151,54 @@ class SimReplica:
     def advance(self, start: float, dt: float, finished: list[float]) -> float:
         """Run decoding over [start, start + dt); appends each finish time to `finished`.
 
-        Returns the generation tokens produced (for the counter); `last_step_seconds` is the
-        decode step time of the interval (vLLM observes inter-token latency per token)."""
-        if self.running == 0:
-            return 0.0
+        A request whose first token comes inside the interval joins the decode batch at that
+        moment (at the token clock it finds then) and finishes output - 1 tokens later. Returns
+        the generation tokens produced (for the counter); `last_step_seconds` is the decode step
+        time of the interval (vLLM observes inter-token latency per token)."""
+        end = start + dt
+        pending = self.pending
+        joining = bool(pending) and pending[0][0] < end
         prefill_time = self.prefill_work_seconds if self.prefill_work_seconds < dt else dt
         self.prefill_work_seconds -= prefill_time
-        step = self.decode_step_seconds()
+        if self.decoding == 0 and not joining:
+            return 0.0
+        decoding = self.decoding
+        context = self.batch_context_offset + decoding * self.clock
+        step = (
+            self._fixed_step_seconds
+            + decoding * self._sequence_seconds
+            + (context if context > 0 else 0.0) * self._context_seconds_per_token
+        )
         self.last_step_seconds = step
         # Chunked prefill never starves decoding: each step carries at most one token budget.
-        budget_step = step + self._budget_prefill_seconds
-        steps = max((dt - prefill_time) / step, dt / budget_step)
+        steps = (dt - prefill_time) / step
+        floor = dt / (step + self._budget_prefill_seconds)
+        if steps < floor:
+            steps = floor
         old_clock = self.clock
-        self.clock = old_clock + steps
-        produced = steps * self.running
+        clock = old_clock + steps
+        produced = steps * self.decoding
         finishes = self.finishes
-        clock = self.clock
+        push = heapq.heappush
+        while pending and pending[0][0] < end:
+            first, request, kv_tokens, prompt, output = heapq.heappop(pending)
+            offset = (first - start) / dt
+            join = old_clock + steps * (offset if offset > 0 else 0.0)
+            push(finishes, (join + output - 1, request, kv_tokens, prompt, join))
+            self.decoding += 1
+            self.batch_context_offset += prompt - join
+            remaining = clock - join
+            produced += 1.0 + (remaining if remaining < output - 1 else output - 1)
+        self.clock = clock
         pop = heapq.heappop
         while finishes and finishes[0][0] <= clock:
-            finish_clock, _request, kv_tokens, prompt = pop(finishes)
+            finish_clock, _request, kv_tokens, prompt, join = pop(finishes)
             fraction = (finish_clock - old_clock) / steps
             finished.append(start + dt * (fraction if fraction > 0 else 0.0))
             self.running -= 1
+            self.decoding -= 1
             self.kv_reserved -= kv_tokens
-            # Remove its context: prompt + (clock - admission clock) tokens.
-            admission_clock = finish_clock - (kv_tokens - prompt) + 1
-            self.batch_context_offset -= prompt - admission_clock
-        if self.running == 0:
+            self.batch_context_offset -= prompt - join
+        if self.decoding == 0:
             self.batch_context_offset = 0.0
         return produced

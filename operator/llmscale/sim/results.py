@@ -33,6 +33,7 @@ class PolicyResult:
     ttft_p50_s: float | None = None
     cost_usd: float = 0.0
     series: dict[str, list[float]] = field(default_factory=dict)  # time, arrival_rps, replicas, ready
+    parameters: dict[str, float] = field(default_factory=dict)  # what a search chose (tuned, oracle)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class PolicyResult:
             "requests": self.requests,
             "ttft_p50_s": None if self.ttft_p50_s is None else round(self.ttft_p50_s, 6),
             "cost_usd": round(self.cost_usd, 4),
+            "parameters": self.parameters,
         }
 
 

@@ -102,8 +102,16 @@ def _lognormal_tokens(
 
 
 def read_servegen(
-    path: Path, *, rate_scale: float = 1.0, duration_seconds: float | None = None, seed: int = 0
+    path: Path,
+    *,
+    rate_scale: float = 1.0,
+    duration_seconds: float | None = None,
+    seed: int = 0,
+    start_seconds: float = 0.0,
 ) -> Trace:
+    """Arrivals of the windows in [start_seconds, start_seconds + duration_seconds), with the
+    clock restarted at `start_seconds` (a whole number of days keeps the time of day)."""
+    stop = None if duration_seconds is None else start_seconds + duration_seconds
     rng = np.random.default_rng(seed)
     pieces: list[npt.NDArray[np.float64]] = []
     for file_path in _files(path):
@@ -128,9 +136,9 @@ def read_servegen(
             if rate < 0 or not math.isfinite(rate):
                 raise TraceFormatError(str(file_path), number, f"rate {cells[1]!r} is invalid; expected >= 0")
             family = cells[3].strip().lower()
-            if duration_seconds is not None and start >= duration_seconds:
+            if stop is not None and start >= stop:
                 break  # rows are in time order; the rest is past the cut
-            if rate == 0 or not family:
+            if rate == 0 or not family or start + WINDOW_SECONDS <= start_seconds:
                 continue
             if family not in _FAMILIES:
                 raise TraceFormatError(
@@ -139,10 +147,11 @@ def read_servegen(
                     f"distribution {cells[3]!r} is unknown; expected Gamma, Weibull or Exponential",
                 )
             end = start + WINDOW_SECONDS
-            if duration_seconds is not None:
-                end = min(end, duration_seconds)
-            pieces.append(_window_arrivals(rng, start, end, rate, family, shape))
-    arrivals = np.sort(np.concatenate(pieces)) if pieces else np.empty(0)
+            if stop is not None:
+                end = min(end, stop)
+            window = _window_arrivals(rng, start, end, rate, family, shape)
+            pieces.append(window[window >= start_seconds])
+    arrivals = np.sort(np.concatenate(pieces)) - start_seconds if pieces else np.empty(0)
     if len(arrivals) == 0:
         raise TraceFormatError(str(path), None, "no requests in the selected windows")
     count = len(arrivals)

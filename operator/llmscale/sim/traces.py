@@ -58,6 +58,17 @@ class Trace:
             self.source_format,
         )
 
+    def after(self, start_seconds: float) -> Trace:
+        """The requests from `start_seconds` on, with the clock restarted there."""
+        first = int(np.searchsorted(self.arrival_seconds, start_seconds, side="left"))
+        return Trace(
+            self.name,
+            self.arrival_seconds[first:] - start_seconds,
+            self.input_tokens[first:],
+            self.output_tokens[first:],
+            self.source_format,
+        )
+
     def compressed(self, rate_scale: float) -> Trace:
         """Inter-arrival times divided by `rate_scale` (so the rate is multiplied by it)."""
         return Trace(
@@ -76,17 +87,25 @@ def check_rate_scale(rate_scale: float) -> float:
 
 
 def read_trace(
-    path: str | Path, *, rate_scale: float = 1.0, duration_seconds: float | None = None, seed: int = 0
+    path: str | Path,
+    *,
+    rate_scale: float = 1.0,
+    duration_seconds: float | None = None,
+    seed: int = 0,
+    start_seconds: float = 0.0,
 ) -> Trace:
     """Read any supported trace; `rate_scale` > 1 multiplies the request rate.
 
     Request-level traces are time-compressed (a 1-hour trace at rate_scale 4 lasts 15 min);
     ServeGen rate curves keep their clock (diurnal shape) and have their rates multiplied.
-    `duration_seconds` keeps the first part of the (scaled) trace.
+    `start_seconds` skips the beginning of the (scaled) trace and restarts the clock there;
+    `duration_seconds` then keeps that much of it.
     """
     rate_scale = check_rate_scale(rate_scale)
     if duration_seconds is not None and not duration_seconds > 0:
         raise UserInputError(f"--duration: value {duration_seconds!r} is invalid; expected seconds > 0")
+    if not (start_seconds >= 0 and np.isfinite(start_seconds)):
+        raise UserInputError(f"--start: value {start_seconds!r} is invalid; expected seconds >= 0")
     file_path = Path(path)
     if not file_path.exists():
         raise UserInputError(f"--trace: file {str(path)!r} does not exist")
@@ -94,7 +113,11 @@ def read_trace(
 
     if file_path.is_dir() or servegen.looks_like_servegen(file_path):
         return servegen.read_servegen(
-            file_path, rate_scale=rate_scale, duration_seconds=duration_seconds, seed=seed
+            file_path,
+            rate_scale=rate_scale,
+            duration_seconds=duration_seconds,
+            seed=seed,
+            start_seconds=start_seconds,
         )
     first_line, first_number = _first_content_line(file_path)
     if first_line.lstrip().startswith("{"):
@@ -114,6 +137,8 @@ def read_trace(
             )
     if rate_scale != 1.0:
         trace = trace.compressed(rate_scale)
+    if start_seconds > 0:
+        trace = trace.after(start_seconds)
     if duration_seconds is not None:
         trace = trace.cut(duration_seconds)
     return trace

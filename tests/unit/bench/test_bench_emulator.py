@@ -72,8 +72,14 @@ def test_measured_ttft_and_itl_agree_with_the_model() -> None:
     config = EmulatorConfig(model=MODEL, gpu=GPU, port=0, speedup=SPEEDUP)
     workload, info = fixed_workload(PROMPT_TOKENS, OUTPUT_TOKENS)
     with emulator_thread(config) as url:
+        # the model's expectation (closed_loop_medians) starts every client at once
         reports = [
-            run_sync(settings(url, [Level("concurrency", c)], n), workload, info, Progress(enabled=False))
+            run_sync(
+                settings(url, [Level("concurrency", c)], n, stagger_seconds=0.0),
+                workload,
+                info,
+                Progress(enabled=False),
+            )
             for c, n in plan
         ]
     for (concurrency, total), report in zip(plan, reports, strict=True):
@@ -182,3 +188,42 @@ def test_wrong_model_name_is_refused_naming_the_served_ones(fast_emulator: str) 
     status, _, err = run_cli("--url", fast_emulator, "--model", "gpt-4", "--no-progress")
     assert status == 2
     assert "--model: value 'gpt-4' is not served" in err and "it serves m" in err
+
+
+def test_closed_loop_clients_start_staggered_over_the_window() -> None:
+    """4 clients, stagger 0.6 s: client i sends its first request at i x 0.15 s (i = 0..3)."""
+    import asyncio
+    import time
+
+    from aiohttp import web
+
+    from llmscale.bench.client import Target
+    from llmscale.bench.load import LevelPlan, new_session, run_level
+
+    arrivals: list[float] = []
+
+    async def completions(_request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        await asyncio.sleep(2.0)  # every client holds its first request past the window
+        return web.json_response({"choices": [{"text": "x", "finish_reason": "length"}], "usage": {}})
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/completions", completions)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with new_session() as session:
+                plan = LevelPlan(Level("concurrency", 4), 4, None, 10.0, stagger_seconds=0.6)
+                target = Target(f"http://127.0.0.1:{port}", "m", "completions")
+                await run_level(session, target, plan, lambda _i: (10, 1))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    offsets = [t - arrivals[0] for t in sorted(arrivals)]
+    for index, offset in enumerate(offsets):
+        assert abs(offset - 0.15 * index) < 0.06, offsets

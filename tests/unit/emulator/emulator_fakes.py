@@ -30,6 +30,8 @@ class FakeStep:
     token_ids: list[str]
     finished_ids: list[str]
     preempted_ids: list[str] = field(default_factory=list)
+    scheduled_ids: list[str] = field(default_factory=list)
+    batch_tokens: int = 0
 
 
 class FakeEngine:
@@ -77,7 +79,9 @@ class FakeEngine:
             if self.running[request_id] == 0:
                 del self.running[request_id]
                 finished.append(request_id)
-        return FakeStep(duration, admitted, decoding, finished)
+        return FakeStep(
+            duration, admitted, decoding, finished, [], [*admitted, *decoding], len(admitted) + len(decoding)
+        )
 
 
 def fake_factory(engine: FakeEngine, max_model_len: int = 4096) -> Callable[[EmulatorConfig], EngineSpec]:

@@ -114,8 +114,10 @@ def test_errors_have_vllm_shape_and_name_the_field(emulate: Any) -> None:
         ({"model": "fake", "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
         ({"model": "fake"}, 400, "prompt"),
         ({"model": "fake", "prompt": "x", "stream": "yes"}, 400, "stream"),
-        ({"model": "fake", "prompt": "x", "n": 2}, 400, "n"),
-        ({"model": "fake", "prompt": "x", "llmscale_prompt_tokens": 5000}, 400, "prompt"),
+        ({"model": "fake", "prompt": "x", "n": 0}, 400, "n"),
+        ({"model": "fake", "prompt": "x", "temperature": -1}, 400, "temperature"),
+        ({"model": "fake", "prompt": "x", "top_p": 5}, 400, "top_p"),
+        ({"model": "fake", "prompt": "x", "llmscale_prompt_tokens": 5000}, 400, "input_tokens"),
         ({"model": "fake", "prompt": "x", "max_tokens": 4096}, 400, "max_tokens"),
         ({"model": "fake", "prompt": "x", "stream_options": {"include_usage": True}}, 400, "stream_options"),
     ]
@@ -281,3 +283,41 @@ def test_drain_refuses_new_requests_and_finishes_in_flight(emulate: Any) -> None
     assert refused == 503
     assert drained
     assert finished["usage"]["completion_tokens"] == 20
+
+
+def test_n_choices_stream_with_their_index_and_usage_counts_all(emulate: Any) -> None:
+    async def scenario(emu: RunningEmulator) -> list[dict[str, Any]]:
+        body = {
+            "model": "fake",
+            "prompt": "hi",
+            "max_tokens": 3,
+            "n": 2,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{emu.url}/v1/completions", json=body) as response,
+        ):
+            events = await read_sse(response)
+        return [json.loads(data) for _, data in events if data != "[DONE]"]
+
+    chunks = emulate(scenario)
+    text = {0: "", 1: ""}
+    finish = {}
+    for chunk in chunks[:-1]:
+        (choice,) = chunk["choices"]
+        text[choice["index"]] += choice["text"]
+        if choice["finish_reason"]:
+            finish[choice["index"]] = choice["finish_reason"]
+    assert text == {0: " tok tok tok", 1: " tok tok tok"}
+    assert finish == {0: "length", 1: "length"}
+    assert chunks[-1]["usage"]["completion_tokens"] == 6
+
+
+def test_unknown_routes_answer_json_404(emulate: Any) -> None:
+    async def scenario(emu: RunningEmulator) -> tuple[int, str, Any]:
+        async with aiohttp.ClientSession() as session, session.get(f"{emu.url}/v1/nothing") as response:
+            return response.status, response.content_type, await response.json()
+
+    assert emulate(scenario) == (404, "application/json", {"detail": "Not Found"})

@@ -162,3 +162,33 @@ def test_sigterm_drains_in_flight_request_then_exits() -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_a_lone_huge_prompt_counts_as_prefill_not_queue_time() -> None:
+    """vLLM's queue time ends when the scheduler first takes the request; a 100k-token prompt
+    on an idle engine is chunk-prefilled for seconds after that, and all of it is prefill."""
+    speedup = 20.0
+
+    async def main() -> str:
+        config = EmulatorConfig(model=MODEL, gpu="H100-80GB", port=0, speedup=speedup)
+        emu = await start_emulator(config)
+        try:
+            body = {"model": MODEL, "prompt": "x", "llmscale_prompt_tokens": 100_000, "max_tokens": 2}
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"{emu.url}/v1/completions", json=body) as response:
+                    assert response.status == 200
+                async with session.get(f"{emu.url}/metrics") as response:
+                    return await response.text()
+        finally:
+            await emu.drain_and_stop(timeout_seconds=2.0)
+
+    page = asyncio.run(main())
+    sums = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in page.splitlines()
+        if line.startswith(("vllm:request_queue_time_seconds_sum", "vllm:request_prefill_time_seconds_sum"))
+    }
+    # an idle engine schedules it at once (allow 10 ms of wall-clock lag x speed-up)
+    assert sums["vllm:request_queue_time_seconds_sum"] < 0.01 * speedup
+    # 100k tokens of an 8B model take seconds of prefill on one H100 (the issue measured ~8 s)
+    assert sums["vllm:request_prefill_time_seconds_sum"] > 3.0

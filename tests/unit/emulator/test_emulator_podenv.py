@@ -87,3 +87,13 @@ def test_older_entrypoint_with_model_flag() -> None:
 def test_bad_environment_names_the_variable(overrides: dict[str, str], names: str) -> None:
     with pytest.raises(UserInputError, match=names.replace(".", r"\.")):
         config_from_pod_env(env(**overrides))
+
+
+def test_a_multi_node_leaders_wrapped_command_line_still_names_the_model() -> None:
+    # resources/leaderworkerset.py: `bash -c SCRIPT vllm serve MODEL ...` (the script starts Ray first)
+    model = "meta-llama/Llama-3.1-405B-Instruct"
+    argv = ["/bin/bash", "-c", 'ray-start && exec "$0" "$@"', "vllm", "serve", model,
+            "--port", "8000", "--tensor-parallel-size", "8", "--pipeline-parallel-size", "2"]  # fmt: skip
+    parsed = parse_vllm_command(argv)
+    assert parsed["model"] == "meta-llama/Llama-3.1-405B-Instruct"
+    assert (parsed["port"], parsed["tensor_parallel_size"]) == (8000, 8)

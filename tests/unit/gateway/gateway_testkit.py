@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from llmscale.gateway.app import build_app, start_site
+from llmscale.gateway.auth import KeyStore
 from llmscale.gateway.config import GatewayConfig
 from llmscale.gateway.proxy import Gateway
 from llmscale.gateway.routing import Endpoint
@@ -96,11 +97,13 @@ class RunningGateway:
 
 @asynccontextmanager
 async def running_gateway(
-    config: GatewayConfig | None = None, source: FakeEndpointSource | None = None
+    config: GatewayConfig | None = None,
+    source: FakeEndpointSource | None = None,
+    keys: KeyStore | None = None,
 ) -> AsyncIterator[RunningGateway]:
     source = source or FakeEndpointSource()
     signaller = FakeActivationSignaller()
-    gateway = Gateway(config or GatewayConfig(port=0), source, signaller)
+    gateway = Gateway(config or GatewayConfig(port=0, auth="none"), source, signaller, keys=keys)
     runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
     try:
         yield RunningGateway(gateway, f"http://127.0.0.1:{port}", source, signaller)

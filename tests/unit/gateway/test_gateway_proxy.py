@@ -106,7 +106,7 @@ def test_request_at_zero_is_held_signalled_and_forwarded_when_a_replica_is_ready
 def test_held_streaming_client_gets_headers_at_once_then_keepalives_then_data() -> None:
     async def main() -> None:
         up = FakeUpstream("a", chunks=1)
-        config = GatewayConfig(port=0, keepalive_interval_seconds=0.05)
+        config = GatewayConfig(port=0, auth="none", keepalive_interval_seconds=0.05)
         async with (
             serving_upstream(up),
             running_gateway(config, source_with_model()) as gw,
@@ -127,7 +127,7 @@ def test_held_streaming_client_gets_headers_at_once_then_keepalives_then_data() 
 
 def test_overflow_gets_503_with_retry_after_and_a_known_model_is_never_404() -> None:
     async def main() -> None:
-        config = GatewayConfig(port=0, queue_size=1, retry_after_seconds=7)
+        config = GatewayConfig(port=0, auth="none", queue_size=1, retry_after_seconds=7)
         async with running_gateway(config, source_with_model()) as gw, aiohttp.ClientSession() as client:
             first = asyncio.create_task(client.post(gw.url + "/v1/completions", json=completion()))
             await eventually(lambda: gw.gateway.held((NS, NAME)) == 1)
@@ -144,7 +144,7 @@ def test_overflow_gets_503_with_retry_after_and_a_known_model_is_never_404() -> 
 
 def test_hold_timeout_is_503_for_plain_and_an_error_event_for_streams() -> None:
     async def main() -> None:
-        config = GatewayConfig(port=0, hold_timeout_seconds=0.3, keepalive_interval_seconds=0.1)
+        config = GatewayConfig(port=0, auth="none", hold_timeout_seconds=0.3, keepalive_interval_seconds=0.1)
         async with running_gateway(config, source_with_model()) as gw, aiohttp.ClientSession() as client:
             async with client.post(gw.url + "/v1/completions", json=completion()) as resp:
                 assert resp.status == 503
@@ -264,7 +264,7 @@ def test_a_held_stream_refused_by_its_first_replica_is_held_again_and_served_by_
     async def main() -> None:
         a, b = FakeUpstream("a", chunks=1), FakeUpstream("b", chunks=1)
         a.status = 503
-        config = GatewayConfig(port=0, keepalive_interval_seconds=0.05)
+        config = GatewayConfig(port=0, auth="none", keepalive_interval_seconds=0.05)
         async with (
             serving_upstream(a),
             serving_upstream(b),
@@ -392,7 +392,7 @@ def test_a_request_held_twice_counts_once_in_held_requests() -> None:
         async with (
             serving_upstream(a),
             serving_upstream(b),
-            running_gateway(GatewayConfig(port=0), source_with_model()) as gw,
+            running_gateway(GatewayConfig(port=0, auth="none"), source_with_model()) as gw,
         ):
             async with aiohttp.ClientSession() as client:
                 pending = asyncio.ensure_future(client.post(gw.url + "/v1/completions", json=completion()))

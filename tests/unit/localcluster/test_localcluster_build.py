@@ -144,3 +144,35 @@ def test_only_import_paths_count_as_compiled_packages() -> None:
     assert not is_package_line("go: downloading k8s.io/api v0.34.4")
     assert not is_package_line("# k8s.io/kubernetes/cmd/kubectl")
     assert not is_package_line("pkg/x.go:3: undefined: Foo")
+
+
+def test_lws_is_built_in_its_own_module_with_its_crd_kept_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[list[str], Path]] = []
+    source = tmp_path / "modcache" / "lws"
+    (source / "config/crd/bases").mkdir(parents=True)
+    (source / "config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml").write_text("kind: X\n")
+
+    def fake_run_go(args: list[str], **kwargs: object) -> None:
+        calls.append((args, Path(str(kwargs["cwd"]))))
+        output = Path(args[args.index("-o") + 1])
+        output.write_text("")
+        output.chmod(0o755)
+
+    monkeypatch.setattr(build, "run_go", fake_run_go)
+    monkeypatch.setattr(build, "module_source_dir", lambda module, cwd: source)
+    root = tmp_path / "cache" / "bin"
+    build.ensure_binaries(tmp_path / "bin", components=(build.LWS,), report=lambda _m: None, root=root)
+    args, cwd = calls[0]
+    assert args[0] == "build" and args[-1] == "sigs.k8s.io/lws/cmd"
+    # a copy of the shipped gomod/lws beside the cache: a module that requires only sigs.k8s.io/lws
+    # (never the Kubernetes wrapper)
+    assert cwd == tmp_path / "cache" / f"gomod-lws-{build.LWS.version}"
+    assert "require sigs.k8s.io/lws v0.8.0" in (cwd / "go.mod").read_text()
+    cached = root / f"lws-{build.LWS.version}"
+    assert (cached / "lws").is_file() and (cached / "lws-crd.yaml").read_text() == "kind: X\n"
+    assert os.readlink(tmp_path / "bin" / "lws-crd.yaml") == str(cached / "lws-crd.yaml")
+    assert build.is_complete(build.LWS, root)
+    (cached / "lws-crd.yaml").unlink()
+    assert not build.is_complete(build.LWS, root)  # a binary without its CRD is rebuilt

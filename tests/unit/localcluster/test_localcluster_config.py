@@ -38,7 +38,15 @@ def test_nodes_get_a_heartbeat_and_kwok_is_told_which_nodes_to_manage() -> None:
 
 def test_gpu_nodes_advertise_gpus_with_feature_discovery_labels_and_taint() -> None:
     nodes = {n.name: kwok_config.node_manifest(n) for n in kwok_config.DEFAULT_NODES}
-    assert set(nodes) == {"gpu-h100-0", "gpu-h100-1", "gpu-a100-0", "gpu-l4-0", "cpu-0"}
+    assert set(nodes) == {
+        "gpu-h100-0",
+        "gpu-h100-1",
+        "gpu-h100-2",
+        "gpu-h100-3",
+        "gpu-a100-0",
+        "gpu-l4-0",
+        "cpu-0",
+    }
     h100 = nodes["gpu-h100-0"]
     assert h100["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert h100["metadata"]["labels"]["llmscale.dev/gpu-product"] == "H100-80GB"
@@ -68,6 +76,8 @@ def test_apiserver_has_rbac_and_service_account_signing(tmp_path: Path) -> None:
     assert "--bind-address=127.0.0.1" in argv and "--secure-port=19443" in argv
     assert any(a.startswith("--service-account-signing-key-file=") for a in argv)
     assert not any("disable-admission-plugins" in a for a in argv)
+    # GPU pods without their own toleration schedule, as on managed clusters
+    assert "--enable-admission-plugins=ExtendedResourceToleration" in argv
 
 
 def test_version_stamp_covers_server_and_client() -> None:

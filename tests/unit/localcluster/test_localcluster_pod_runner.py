@@ -98,6 +98,28 @@ def test_runner_starts_on_ip_terminates_on_deletion_and_never_restarts(tmp_path:
     assert (tmp_path / "ns_p1.log").read_text().startswith("[pod-runner] starting")
 
 
+def test_pre_stop_sleep_runs_before_sigterm_as_a_kubelet_does(tmp_path: Path) -> None:
+    """preStop sleep 1 s inside a 2 s grace: the process still runs at 0.5 s, gets SIGTERM
+    (not SIGKILL) after the sleep. vLLM 0.32 aborts in-flight requests on SIGTERM, so this
+    window is what lets them finish."""
+    pod = _pod()
+    pod["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 1}}}
+    assert pp.pre_stop_sleep_seconds(pod) == 1.0 and pp.pre_stop_sleep_seconds(_pod()) == 0.0
+    runner = PodRunner(_FakeCore(), tmp_path, {"sleep": SLEEPER})
+    runner.handle(pod, deleted=False)
+    entry = runner.processes["u1"]
+    deleting = _pod(deleting=True)
+    deleting["spec"] = pod["spec"]
+    started = time.monotonic()
+    runner.handle(deleting, deleted=False)
+    time.sleep(0.5)
+    runner.tick()
+    assert entry.process.poll() is None, "SIGTERM came before the preStop sleep ended"
+    _drain(runner, lambda: "u1" not in runner.processes)
+    assert entry.process.returncode == -15
+    assert 1.0 <= time.monotonic() - started < 2.0
+
+
 def test_a_crashed_process_is_logged_not_restarted(tmp_path: Path) -> None:
     runner = PodRunner(_FakeCore(), tmp_path, {"crash": [sys.executable, "-c", "raise SystemExit(4)"]})
     runner.handle(_pod(rule="crash"), deleted=False)

@@ -36,7 +36,9 @@ def test_overlay_reads_queue_depth_now_and_arrival_rate_between_reads() -> None:
     async def main() -> None:
         source = FakeEndpointSource()
         source.add_deployment(*KEY, "meta-llama/Llama-3.1-8B", "llama")
-        gateway = Gateway(GatewayConfig(port=0, hold_timeout_seconds=10), source, FakeActivationSignaller())
+        gateway = Gateway(
+            GatewayConfig(port=0, auth="none", hold_timeout_seconds=10), source, FakeActivationSignaller()
+        )
         runner, port = await start_site(build_app(gateway), "127.0.0.1", 0)
         prometheus = FakeMetricsSource()
         prometheus.set(*KEY, request_rate_rps=0.0)  # engine side known, gateway side not scraped

@@ -127,7 +127,7 @@ def test_picks_smallest_tensor_parallel_size_that_fits() -> None:
 
 
 def test_nothing_fits_returns_largest_valid_size_with_numbers() -> None:
-    result = plan("llama-3.1-405b", "L4", max_model_len=8192)
+    result = plan("llama-3.1-405b", "L4", max_model_len=8192, max_nodes=1)
     assert not result.fits
     assert result.tensor_parallel_size == 8
     assert "does not fit on up to 8 x L4" in (result.reason or "")

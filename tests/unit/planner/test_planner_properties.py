@@ -26,6 +26,12 @@ def test_plan_invariants(model: str, gpu: str, quantization: str | None, context
     assert result.fits == (result.max_fitting_model_len >= result.max_model_len)
     assert (result.reason is None) == result.fits
     assert result.gpu_cost_per_hour == round(result.gpus * result.gpu_price_per_hour_usd, 4)
+    assert result.gpus == result.gpus_per_node * result.nodes_per_replica
+    assert result.nodes_per_replica <= result.max_nodes_per_replica
+    if result.nodes_per_replica > 1:
+        # several nodes only when no single node holds the model
+        single = plan(model, gpu, quantization=quantization, max_model_len=context, max_nodes=1)
+        assert not single.fits
     if resolve_model(model).sliding_window is None:
         assert result.max_concurrent_sequences == result.kv_cache_blocks // -(-context // 16)
     if result.fits:
@@ -54,6 +60,13 @@ def test_more_memory_never_means_less_kv_cache(model: str, gpu: str, low: float,
                      max_model_len=512, gpu_memory_utilization=low)  # fmt: skip
     except UserInputError:
         return
-    second = plan(model, gpu, gpus=first.gpus, max_model_len=512, gpu_memory_utilization=low + extra)
+    second = plan(
+        model,
+        gpu,
+        gpus=first.gpus_per_node,
+        nodes=first.nodes_per_replica,
+        max_model_len=512,
+        gpu_memory_utilization=low + extra,
+    )
     assert second.kv_cache_tokens >= first.kv_cache_tokens
     assert second.max_concurrent_sequences >= first.max_concurrent_sequences

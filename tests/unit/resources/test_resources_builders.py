@@ -96,7 +96,13 @@ def test_planner_picks_tensor_parallel_and_gpu_count_when_unset() -> None:
     r = resource(model={"name": "meta-llama/Llama-3.1-70B-Instruct"}, engine={"maxModelLen": 8192})
     c = container(deployment(r))
     assert c["args"][c["args"].index("--tensor-parallel-size") + 1] == "2"
-    assert c["resources"] == {"limits": {"nvidia.com/gpu": "2"}, "requests": {"nvidia.com/gpu": "2"}}
+    # Llama-3.1-70B: 70,553,706,496 parameters x 2 bytes = 131.42 GiB of weights.
+    # memory = 4 base + 2 x 2 GPUs + 131.42 weights + 2 x 1 GiB /dev/shm = 141.42 -> 142Gi
+    # cpu = 2 + 1 x 2 GPUs = 4
+    assert c["resources"] == {
+        "limits": {"nvidia.com/gpu": "2", "memory": "142Gi"},
+        "requests": {"nvidia.com/gpu": "2", "cpu": "4", "memory": "142Gi"},
+    }
 
 
 def test_gpu_scheduling_affinity_tolerations_and_shm() -> None:
@@ -174,16 +180,30 @@ def test_hf_token_cache_and_user_env() -> None:
     )
     c = container(deployment(r))
     assert c["env"] == [
-        {"name": "HF_HOME", "value": "/root/.cache/huggingface"},
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "HF_TOKEN"}}},
+        {"name": "HF_HOME", "value": "/var/cache/huggingface"},
+        {"name": "HOME", "value": "/home/vllm"},
+        {"name": "TMPDIR", "value": "/tmp"},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"},
         {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
+    ]
+    # the token is a read-only file (group-readable), never an environment variable
+    token_volume = deployment(r)["spec"]["template"]["spec"]["volumes"][-1]
+    assert token_volume == {
+        "name": "hf-token",
+        "secret": {"secretName": "hf", "items": [{"key": "HF_TOKEN", "path": "token"}], "defaultMode": 0o440},
+    }
+    assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in c[
+        "volumeMounts"
     ]
     volumes = deployment(r)["spec"]["template"]["spec"]["volumes"]
     assert volumes[1] == {
         "name": "model-cache",
         "persistentVolumeClaim": {"claimName": "cache", "readOnly": True},
     }
-    assert {"name": "model-cache", "mountPath": "/root/.cache/huggingface", "readOnly": True} in c[
+    assert {"name": "model-cache", "mountPath": "/var/cache/huggingface", "readOnly": True} in c[
         "volumeMounts"
     ]
     default_cache = deployment(resource())["spec"]["template"]["spec"]["volumes"][1]

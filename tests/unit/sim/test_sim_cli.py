@@ -61,3 +61,12 @@ def test_rate_scale_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None
         _run("--trace", CODE_TRACE, "--rate-scale", "0")
     assert caught.value.code == 2
     assert "--rate-scale: value '0'" in capsys.readouterr().err
+
+
+def test_bad_plot_path_and_negative_start_fail_before_the_run(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"--plot: directory .*nowhere"):
+        _run("--trace", CODE_TRACE, "--plot", str(tmp_path / "nowhere" / "x.png"))
+    with pytest.raises(UserInputError, match=r"--plot: value .* is not a writable file path"):
+        _run("--trace", CODE_TRACE, "--plot", str(tmp_path))
+    with pytest.raises(UserInputError, match=r"--start: value -5\.0"):
+        _run("--trace", CODE_TRACE, "--start", "-5")

@@ -70,13 +70,15 @@ def test_fleet_and_engine_agree_on_ttft_at_moderate_load(h100_8b: ReplicaPerform
 
 def test_gateway_holds_at_zero_and_times_out(h100_8b: ReplicaPerformanceModel) -> None:
     trace = _trace(np.array([0.0, 1.0, 2.0]))
-    held = simulate(trace, get_policy("kpa"), FleetConfig(model=h100_8b, cold_start_seconds=20.0))
+    held = simulate(
+        trace, get_policy("kpa"), FleetConfig(model=h100_8b, cold_start_seconds=20.0, initial_replicas=0)
+    )
     assert held.failed_requests == 0 and held.cold_starts == 1
     assert held.ttft_p95_s is not None and 17.0 < held.ttft_p95_s < 25.0  # waited for the cold start
     timed_out = simulate(
         trace,
         get_policy("kpa"),
-        FleetConfig(model=h100_8b, cold_start_seconds=60.0, hold_timeout_seconds=30.0),
+        FleetConfig(model=h100_8b, cold_start_seconds=60.0, hold_timeout_seconds=30.0, initial_replicas=0),
     )
     assert timed_out.failed_requests == 3 and timed_out.slo_attainment == 0.0
 
@@ -130,7 +132,7 @@ class _Schedule:
 def test_scale_down_drains_in_flight_requests(h100_8b: ReplicaPerformanceModel) -> None:
     # Two long requests at t=0 land on two replicas; at t=5 the policy wants one replica.
     trace = _trace(np.array([0.0, 0.0]), prompt=100, output=2000)
-    config = FleetConfig(model=h100_8b, drain_tail_seconds=120.0)
+    config = FleetConfig(model=h100_8b, drain_tail_seconds=120.0, initial_replicas=2)
     result = simulate(trace, _Schedule([(0.0, 2), (5.0, 1)]), config)
     assert result.failed_requests == 0 and result.slo_attainment == 1.0
     decode_seconds = 2000 * h100_8b.decode_step_seconds(1, 1100)

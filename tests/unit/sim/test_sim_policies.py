@@ -41,6 +41,7 @@ def _obs(now: float, replicas: int, *, running: float = 0.0, waiting: float = 0.
         cold_start_p50_seconds=None,
         cold_start_p95_seconds=None,
         gateway_arrivals_last_tick=arrivals,
+        gateway_queue_now=queue,
     )
 
 
@@ -112,7 +113,9 @@ def test_kpa_scales_to_zero_after_stable_window_and_grace() -> None:
 
 
 def test_registry_names_and_errors() -> None:
-    assert POLICY_NAMES == ("llmscale", "hpa", "keda", "kpa", "warm", "oracle")
+    assert POLICY_NAMES == (
+        "llmscale", "hpa", "keda", "kpa", "warm", "oracle", "hpa-tuned", "keda-tuned", "kpa-tuned",
+    )  # fmt: skip
     assert get_policy("HPA").name == "hpa"
     assert get_policy("hpa", tolerance=0.2).tolerance == 0.2  # type: ignore[attr-defined]
     with pytest.raises(UserInputError, match="expected one of llmscale, hpa"):

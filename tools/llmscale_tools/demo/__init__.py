@@ -31,6 +31,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--plot", default="demo.png", metavar="FILE.png", help="where to write the plot (demo.png)"
     )
+    p.add_argument(
+        "--engine",
+        default="emulator",
+        metavar="E",
+        help="emulator (default, fast) or vllm: real CPU vLLM serving a tiny model in every pod "
+        "(needs `make vllm`; at most 2 replicas, prompts capped to its 1024-token context)",
+    )
     p.add_argument("--keep-cluster", action="store_true", help="leave a cluster the demo started running")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (live view on stderr)")
     p.set_defaults(func=run)

@@ -32,6 +32,13 @@ MAX_REPLICAS = 4
 STARTUP_DELAY = "8s"
 REQUEST_TIMEOUT_SECONDS = 150.0
 DRAIN_LIMIT_SECONDS = 150.0
+ENGINES = ("emulator", "vllm")
+# Real vLLM on CPU: ~3.4 GB and a real start-up (~40 s on idle cores) per replica; its tiny
+# model has a 1024-token context, so trace prompts and outputs are capped to fit.
+VLLM_MAX_REPLICAS = 2
+VLLM_MAX_PROMPT_TOKENS = 768
+VLLM_MAX_OUTPUT_TOKENS = 128
+VLLM_START_BUDGET_SECONDS = 900.0
 # Short windows so a 4-minute demo shows a whole cycle (production defaults are minutes).
 DEMO_OVERRIDES = {
     "scale_down_delay_seconds": 20.0,
@@ -60,6 +67,7 @@ class DemoOptions:
     plot: Path
     keep_cluster: bool
     json_output: bool
+    engine: str = "emulator"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoOptions:
@@ -83,13 +91,24 @@ class DemoOptions:
         plot = Path(args.plot)
         if plot.suffix.lower() != ".png":
             raise UserInputError(f"--plot: value {args.plot!r} is invalid; expected a .png file name")
-        return cls(trace, args.speedup, args.duration, args.strategy, plot, args.keep_cluster, args.json)
+        engine = getattr(args, "engine", "emulator")
+        if engine not in ENGINES:
+            raise UserInputError(f"--engine: value {engine!r} is invalid; expected emulator or vllm")
+        if engine == "vllm":
+            from llmscale_tools.localcluster import vllm_env
+
+            vllm_env.require_ready()
+        return cls(
+            trace, args.speedup, args.duration, args.strategy, plot, args.keep_cluster, args.json, engine
+        )
 
 
-def manifest(namespace: str, strategy: str) -> dict[str, Any]:
-    scaling: dict[str, Any] = {"strategy": strategy, "maxReplicas": MAX_REPLICAS, "slo": {"ttftP95": "2s"}}
+def manifest(namespace: str, strategy: str, engine: str = "emulator") -> dict[str, Any]:
+    real = engine == "vllm"
+    max_replicas = VLLM_MAX_REPLICAS if real else MAX_REPLICAS
+    scaling: dict[str, Any] = {"strategy": strategy, "maxReplicas": max_replicas, "slo": {"ttftP95": "2s"}}
     if strategy == "Warm":
-        scaling["replicas"] = MAX_REPLICAS // 2
+        scaling["replicas"] = max_replicas // 2
     return {
         "apiVersion": "llmscale.dev/v1alpha1",
         "kind": "LLMDeployment",
@@ -99,8 +118,9 @@ def manifest(namespace: str, strategy: str) -> dict[str, Any]:
             "engine": {"maxModelLen": 8192},
             "resources": {"gpu": {"product": GPU, "count": 1}},
             "scaling": scaling,
-            "podLabels": {"llmscale.dev/runner": "emulator"},
-            "podAnnotations": {"llmscale.dev/startup-delay": STARTUP_DELAY},
+            "podLabels": {"llmscale.dev/runner": "vllm" if real else "emulator"},
+            # a real engine's start-up is its own; the emulator's is simulated
+            "podAnnotations": {"llmscale.dev/startup-delay": "0s" if real else STARTUP_DELAY},
             "terminationGracePeriodSeconds": 60,
         },
     }
@@ -150,17 +170,23 @@ class Demo:
                 f"namespace {namespace}: starting the operator and the gateway (logs in {stack.log_dir})"
             )
             stack.start_operator(interval_seconds=2.0, overrides=DEMO_OVERRIDES)
-            stack.start_gateway()
+            real = self.options.engine == "vllm"
+            stack.start_gateway(hold_timeout_seconds=VLLM_START_BUDGET_SECONDS if real else 120.0)
             client.CustomObjectsApi(api_client).create_namespaced_custom_object(
                 "llmscale.dev",
                 "v1alpha1",
                 namespace,
                 "llmdeployments",
-                manifest(namespace, self.options.strategy),
+                manifest(namespace, self.options.strategy, self.options.engine),
+            )
+            pods = (
+                "real CPU vLLM pods (tiny model), cold start vLLM's own"
+                if real
+                else f"emulated pods, cold start {STARTUP_DELAY}"
             )
             self.say(
                 f"applied LLMDeployment {DEPLOYMENT} ({MODEL} on {GPU}, strategy {self.options.strategy}, "
-                f"emulated pods, cold start {STARTUP_DELAY}); replaying {len(schedule)} requests over "
+                f"{pods}); replaying {len(schedule)} requests over "
                 f"{self.options.duration_seconds:.0f}s from {schedule.trace_name} "
                 f"(x{schedule.speedup:g} speed, every {schedule.keep_every}. request)"
             )
@@ -193,13 +219,16 @@ class Demo:
         run = Run()
         target = Target(url=stack.gateway_url, model=SERVED_NAME)
         start = time.monotonic()
+        real = self.options.engine == "vllm"
+        timeout = VLLM_START_BUDGET_SECONDS if real else REQUEST_TIMEOUT_SECONDS
 
         async def one(prompt_tokens: int, output_tokens: int) -> None:
+            if real:
+                prompt_tokens = min(prompt_tokens, VLLM_MAX_PROMPT_TOKENS)
+                output_tokens = min(output_tokens, VLLM_MAX_OUTPUT_TOKENS)
             run.in_flight += 1
             try:
-                result = await send_request(
-                    session, target, prompt_tokens, output_tokens, REQUEST_TIMEOUT_SECONDS
-                )
+                result = await send_request(session, target, prompt_tokens, output_tokens, timeout)
                 result.start_seconds -= start
                 run.results.append(result)
             finally:
@@ -225,7 +254,7 @@ class Demo:
             if remaining > 0:
                 await asyncio.sleep(remaining)
             if tasks:
-                await asyncio.wait(tasks, timeout=DRAIN_LIMIT_SECONDS)
+                await asyncio.wait(tasks, timeout=max(timeout, DRAIN_LIMIT_SECONDS))
             monitor.cancel()
             await asyncio.gather(monitor, return_exceptions=True)
             for task in tasks:
@@ -281,6 +310,7 @@ class Demo:
         p95 = percentile(ttfts, 95)
         return {
             "strategy": self.options.strategy,
+            "engine": self.options.engine,
             "requests": len(run.sent_times),
             "succeeded": len(ok),
             "failed": len(run.sent_times) - len(ok),

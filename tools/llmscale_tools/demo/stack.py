@@ -117,8 +117,20 @@ class Stack:
         )
         return process
 
-    def start_gateway(self, *, hold_timeout_seconds: float = 120.0, queue_size: int = 200) -> int:
+    def start_gateway(
+        self,
+        *,
+        hold_timeout_seconds: float = 120.0,
+        queue_size: int = 200,
+        api_key_namespace: str | None = None,
+    ) -> int:
+        """The gateway; with `api_key_namespace` it authenticates API keys from Secrets there."""
         port = free_port()
+        if api_key_namespace is None:
+            # the demo's gateway listens on loopback of a throwaway cluster: no API keys
+            auth = ["--auth", "none"]
+        else:
+            auth = ["--auth", "api-key", "--api-key-namespace", api_key_namespace, "--api-key-refresh", "1"]
         argv = [
             sys.executable, "-m", "llmscale", "gateway",
             "--port", str(port),
@@ -128,6 +140,7 @@ class Stack:
             "--keepalive-interval", "2",
             "--activation-refresh", "1",
             "--log-level", "WARNING",
+            *auth,
         ]  # fmt: skip
         self._spawn("gateway", argv, {})
         self.gateway_port = port
@@ -209,8 +222,11 @@ def emulated_llmdeployment(
     ttft_p95: str = "2s",
     pod_annotations: Mapping[str, str] | None = None,
     scaling_overrides: Mapping[str, float] | None = None,
+    runner: str = "emulator",
+    extra_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """An LLMDeployment whose pods the local pod runner serves with the vLLM emulator."""
+    """An LLMDeployment whose pods the local pod runner serves with the vLLM emulator, or with
+    real CPU vLLM (`runner="vllm"`: its start-up is vLLM's own, so no startup delay is added)."""
     scaling: dict[str, Any] = {"strategy": strategy, "maxReplicas": max_replicas, "mode": mode}
     scaling["slo"] = {"ttftP95": ttft_p95}
     if min_replicas is not None:
@@ -226,10 +242,10 @@ def emulated_llmdeployment(
         "metadata": metadata,
         "spec": {
             "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "servedName": name},
-            "engine": {"maxModelLen": 8192},
+            "engine": {"maxModelLen": 8192, **({"extraArgs": list(extra_args)} if extra_args else {})},
             "resources": {"gpu": {"product": gpu, "count": 1}},
             "scaling": scaling,
-            "podLabels": {"llmscale.dev/runner": "emulator"},
+            "podLabels": {"llmscale.dev/runner": runner},
             "podAnnotations": {"llmscale.dev/startup-delay": startup_delay, **dict(pod_annotations or {})},
             "terminationGracePeriodSeconds": 30,
         },

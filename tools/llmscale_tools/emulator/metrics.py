@@ -27,6 +27,16 @@ REQUEST_LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
 )  # fmt: skip
 FINISHED_REASONS: tuple[str, ...] = ("stop", "length", "abort")
+# tokens computed per engine step (vLLM's fixed list)
+ITERATION_TOKENS_BUCKETS: tuple[float, ...] = (
+    1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+)  # fmt: skip
+REQUEST_N_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20)
+PREEMPTIONS_BUCKETS: tuple[float, ...] = (1, 2, 3, 4, 5, 10, 20)
+SLEEP_STATES: tuple[str, ...] = ("awake", "weights_offloaded", "discard_all")
+PROMPT_SOURCES: tuple[str, ...] = ("local_compute", "local_cache_hit", "external_kv_transfer")
+CACHED_SOURCES: tuple[str, ...] = ("device", "host", "p2p", "disk", "external_unspecified")
+ADMISSION_REASONS: tuple[str, ...] = ("max_num_queued_reqs", "max_num_queued_tokens")
 
 
 def build_1_2_5_buckets(max_value: int) -> list[float]:
@@ -135,6 +145,9 @@ class VllmMetrics:
         self.request_generation_tokens = histogram(
             "vllm:request_generation_tokens", "Number of generation tokens processed.", token_buckets
         )
+        self._current: _CurrentOnly | None = None
+        if not legacy:
+            self._current = _CurrentOnly(reg, names, values, max_model_len)
         self._legacy_prompt_throughput: Gauge | None = None
         self._legacy_generation_throughput: Gauge | None = None
         if legacy:
@@ -175,6 +188,7 @@ class VllmMetrics:
         queue_seconds: float,
         prefill_seconds: float,
         decode_seconds: float,
+        preemptions: int = 0,
     ) -> None:
         self._success[finished_reason].inc()
         self.e2e.observe(e2e_seconds)
@@ -183,6 +197,130 @@ class VllmMetrics:
         self.decode_time.observe(decode_seconds)
         self.request_prompt_tokens.observe(prompt_tokens)
         self.request_generation_tokens.observe(generation_tokens)
+        if self._current is not None:
+            self._current.record_finished(
+                prompt_tokens=prompt_tokens,
+                generation_tokens=generation_tokens,
+                prefill_seconds=prefill_seconds,
+                decode_seconds=decode_seconds,
+                preemptions=preemptions,
+            )
+
+    def record_step(self, batch_tokens: int) -> None:
+        """One engine step computed `batch_tokens` tokens (prefill chunks plus decodes)."""
+        if self._current is not None and batch_tokens > 0:
+            self._current.iteration_tokens.observe(batch_tokens)
+
+    def record_request_params(self, *, n: int, max_tokens: int) -> None:
+        if self._current is not None:
+            self._current.params_n.observe(n)
+            self._current.params_max_tokens.observe(max_tokens)
+            self._current.max_num_generation_tokens.observe(max_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CurrentOnly:
+    """Families only the current (v1) generation has, with vLLM's labels and buckets.
+
+    Prefix caching, multimodal caches, KV transfer, admission limits and sleep mode are not
+    modelled: their counters stay where vLLM leaves them when the feature is idle (queries
+    count every prompt token, hits stay 0, the engine is "awake").
+    """
+
+    def __init__(
+        self, reg: CollectorRegistry, names: list[str], values: list[str], max_model_len: int
+    ) -> None:
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, names, registry=reg).labels(*values)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...] | list[float]) -> Histogram:
+            return Histogram(name, doc, names, buckets=buckets, registry=reg).labels(*values)
+
+        sleep = Gauge("vllm:engine_sleep_state", "Engine sleep state", [*names, "sleep_state"], registry=reg)
+        for state in SLEEP_STATES:
+            sleep.labels(*values, state).set(1 if state == "awake" else 0)
+        self.prefix_queries = counter(
+            "vllm:prefix_cache_queries", "Prefix cache queries, in terms of tokens."
+        )
+        self.prefix_hits = counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of tokens.")
+        counter("vllm:external_prefix_cache_queries", "External prefix cache queries, in terms of tokens.")
+        counter("vllm:external_prefix_cache_hits", "External prefix cache hits, in terms of tokens.")
+        counter("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of items.")
+        counter("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of items.")
+        by_source = Counter(
+            "vllm:prompt_tokens_by_source", "Prompt tokens by source.", [*names, "source"], registry=reg
+        )
+        self.prompt_by_source = {source: by_source.labels(*values, source) for source in PROMPT_SOURCES}
+        counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external).")
+        cached_by_source = Counter(
+            "vllm:prompt_tokens_cached_by_source",
+            "Number of cached prompt tokens by source.",
+            [*names, "source"],
+            registry=reg,
+        )
+        for source in CACHED_SOURCES:
+            cached_by_source.labels(*values, source)
+        # vLLM counts admission rejections per model, without the engine label
+        rejections = Counter(
+            "vllm:admission_rejections",
+            "Requests rejected at admission, by the limit they hit.",
+            ["model_name", "reason"],
+            registry=reg,
+        )
+        for reason in ADMISSION_REASONS:
+            rejections.labels(values[0], reason)
+        token_buckets = build_1_2_5_buckets(max_model_len)
+        self.iteration_tokens = histogram(
+            "vllm:iteration_tokens_total",
+            "Histogram of number of tokens per engine_step.",
+            ITERATION_TOKENS_BUCKETS,
+        )
+        self.max_num_generation_tokens = histogram(
+            "vllm:request_max_num_generation_tokens",
+            "Histogram of maximum number of requested generation tokens.",
+            token_buckets,
+        )
+        self.params_n = histogram(
+            "vllm:request_params_n", "Histogram of the n request parameter.", REQUEST_N_BUCKETS
+        )
+        self.params_max_tokens = histogram(
+            "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", token_buckets
+        )
+        self.tpot = histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.",
+            ITL_BUCKETS_SECONDS,
+        )
+        self.inference_time = histogram(
+            "vllm:request_inference_time_seconds",
+            "Histogram of time spent in RUNNING phase for request.",
+            REQUEST_LATENCY_BUCKETS_SECONDS,
+        )
+        self.num_preemptions = histogram(
+            "vllm:request_num_preemptions", "Number of preemptions per request.", PREEMPTIONS_BUCKETS
+        )
+        self.prefill_kv_computed = histogram(
+            "vllm:request_prefill_kv_computed_tokens",
+            "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+            token_buckets,
+        )
+
+    def record_finished(
+        self,
+        *,
+        prompt_tokens: int,
+        generation_tokens: int,
+        prefill_seconds: float,
+        decode_seconds: float,
+        preemptions: int,
+    ) -> None:
+        self.prefix_queries.inc(prompt_tokens)
+        self.prompt_by_source["local_compute"].inc(prompt_tokens)
+        self.prefill_kv_computed.observe(prompt_tokens)
+        self.inference_time.observe(prefill_seconds + decode_seconds)
+        self.num_preemptions.observe(preemptions)
+        if generation_tokens > 1:
+            # vLLM's per-request TPOT: decode time over the tokens after the first
+            self.tpot.observe(decode_seconds / (generation_tokens - 1))

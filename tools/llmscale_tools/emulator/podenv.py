@@ -69,6 +69,11 @@ def parse_vllm_command(argv: list[str]) -> dict[str, Any]:
     # `vllm serve MODEL`: the model is the word after "serve"; the older entry point
     # (`python -m vllm.entrypoints.openai.api_server --model MODEL`) names it by flag.
     after_serve = positional[positional.index("serve") + 1 :] if "serve" in positional else []
+    if not after_serve and "serve" in argv:
+        # a wrapper before vLLM (a multi-node leader's `bash -c SCRIPT vllm serve MODEL ...`)
+        # splits argparse's positionals; the model is still the word after "serve"
+        following = argv[argv.index("serve") + 1 :]
+        after_serve = following[:1] if following and not following[0].startswith("-") else []
     model = args.model or (after_serve[0] if after_serve else None)
     return {
         "model": model,

@@ -37,6 +37,10 @@ class StepOutcome(Protocol):
     def finished_ids(self) -> Collection[str]: ...
     @property
     def preempted_ids(self) -> Collection[str]: ...
+    @property
+    def scheduled_ids(self) -> Collection[str]: ...
+    @property
+    def batch_tokens(self) -> int: ...
 
 
 class StepEngine(Protocol):
@@ -77,11 +81,14 @@ class TokenStream:
     prompt_tokens: int
     max_tokens: int
     arrival_model_time: float
+    finish_reason: str = "length"  # what the last token ends it with: "length" or "stop"
     tokens_generated: int = 0
     tokens_taken: int = 0
     finished_reason: str | None = None
     first_token_model_time: float | None = None
     first_token_step_start: float | None = None
+    first_scheduled_model_time: float | None = None  # start of the first step that computed it
+    preemptions: int = 0
     last_token_model_time: float | None = None
     _waiter: asyncio.Future[None] | None = field(default=None, repr=False)
 
@@ -138,10 +145,11 @@ class EngineLoop:
     def in_flight(self) -> int:
         return len(self.streams)
 
-    def submit(self, prompt_tokens: int, max_tokens: int) -> TokenStream:
+    def submit(self, prompt_tokens: int, max_tokens: int, finish_reason: str = "length") -> TokenStream:
         request_id = f"req-{next(self._ids)}"
         now = self.clock.now()
         stream = TokenStream(request_id, prompt_tokens, max_tokens, arrival_model_time=now)
+        stream.finish_reason = finish_reason
         self.engine.add_request(request_id, prompt_tokens, max_tokens, now)
         self.streams[request_id] = stream
         self._publish_scheduler_state()
@@ -168,7 +176,11 @@ class EngineLoop:
         self.streams.pop(stream.request_id, None)
         first = stream.first_token_model_time
         last = stream.last_token_model_time or now
-        step_start = stream.first_token_step_start
+        # queue time ends when the engine first schedules the request (vLLM's "scheduled"
+        # event); a long prompt's chunked prefill after that counts as prefill, not queue
+        step_start = stream.first_scheduled_model_time
+        if step_start is None:
+            step_start = stream.first_token_step_start
         queue_seconds = (step_start if step_start is not None else now) - stream.arrival_model_time
         self.metrics.record_finished(
             finished_reason=reason,
@@ -178,6 +190,7 @@ class EngineLoop:
             queue_seconds=max(0.0, queue_seconds),
             prefill_seconds=(first - step_start) if first is not None and step_start is not None else 0.0,
             decode_seconds=(last - first) if first is not None else 0.0,
+            preemptions=stream.preemptions,
         )
         stream._wake()
 
@@ -227,6 +240,10 @@ class EngineLoop:
             self._apply(outcome, step_start, step_end)
 
     def _apply(self, outcome: StepOutcome, step_start: float, step_end: float) -> None:
+        for request_id in outcome.scheduled_ids:
+            scheduled = self.streams.get(request_id)
+            if scheduled is not None and scheduled.first_scheduled_model_time is None:
+                scheduled.first_scheduled_model_time = step_start
         produced = set(outcome.first_token_ids)
         produced.update(outcome.token_ids)
         for request_id in produced:
@@ -235,11 +252,15 @@ class EngineLoop:
                 self._deliver(stream, step_start, step_end)
         if outcome.preempted_ids:
             self.metrics.preemptions.inc(len(outcome.preempted_ids))
+            for request_id in outcome.preempted_ids:
+                if request_id in self.streams:
+                    self.streams[request_id].preemptions += 1
+        self.metrics.record_step(outcome.batch_tokens)
         for request_id in outcome.finished_ids:
             stream = self.streams.get(request_id)
             if stream is not None:
-                # every request generates exactly max_tokens (ignore_eos semantics)
-                self._finish(stream, "length", step_end)
+                # a request generates exactly its planned tokens, then ends as planned
+                self._finish(stream, stream.finish_reason, step_end)
         self._publish_scheduler_state()
         self._update_throughput()
 

@@ -12,8 +12,9 @@ from aiohttp import web
 from llmscale import __version__
 from llmscale.errors import UserInputError
 from llmscale_tools.emulator.config import EmulatorConfig
+from llmscale_tools.emulator.errors import RequestError
 from llmscale_tools.emulator.metrics import VllmMetrics
-from llmscale_tools.emulator.protocol import Endpoint, RequestError, ResponseShaper, parse_request
+from llmscale_tools.emulator.protocol import Endpoint, ResponseShaper, parse_request
 from llmscale_tools.emulator.runtime import EngineLoop, TokenStream
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -26,6 +27,18 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 def _error(exc: RequestError) -> web.Response:
     return web.json_response(exc.to_json(), status=exc.status)
+
+
+@web.middleware
+async def _json_not_found(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown routes and methods answer JSON as vLLM's FastAPI server does, never plain text."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPNotFound:
+        return web.json_response({"detail": "Not Found"}, status=404)
+    except web.HTTPMethodNotAllowed:
+        return web.json_response({"detail": "Method Not Allowed"}, status=405)
+    return response
 
 
 class EmulatorServer:
@@ -42,7 +55,7 @@ class EmulatorServer:
         self.created = int(time.time())
 
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[_json_not_found])
         app.router.add_get("/health", self.health)
         app.router.add_get("/ping", self.health)
         app.router.add_get("/version", self.version)
@@ -120,43 +133,70 @@ class EmulatorServer:
         except RequestError as exc:
             return _error(exc)
         shaper = ResponseShaper(parsed)
+        self.metrics.record_request_params(n=parsed.n, max_tokens=parsed.max_tokens)
+        streams: list[TokenStream] = []
         try:
-            stream = self.engine_loop.submit(parsed.prompt_tokens, parsed.max_tokens)
+            # n > 1: one engine request per choice, as vLLM's parallel sampling fans out
+            for _ in range(parsed.n):
+                streams.append(
+                    self.engine_loop.submit(parsed.prompt_tokens, parsed.max_tokens, parsed.finish_reason)
+                )
         except UserInputError as exc:  # e.g. longer than the whole KV cache
+            for stream in streams:
+                self.engine_loop.cancel(stream)
             return _error(RequestError(str(exc), param="max_tokens"))
         try:
             if parsed.stream:
-                return await self._stream(request, shaper, stream)
-            await stream.wait_finished()
+                return await self._stream(request, shaper, streams)
+            for stream in streams:
+                await stream.wait_finished()
             return web.json_response(
-                shaper.full_response(stream.tokens_generated, stream.finished_reason or "length")
+                shaper.full_response(
+                    [s.tokens_generated for s in streams], [s.finished_reason or "length" for s in streams]
+                )
             )
         finally:
-            # a client disconnect cancels the handler (or breaks a write): free the engine slot
-            self.engine_loop.cancel(stream)
+            # a client disconnect cancels the handler (or breaks a write): free the engine slots
+            for stream in streams:
+                self.engine_loop.cancel(stream)
 
     async def _stream(
-        self, request: web.Request, shaper: ResponseShaper, stream: TokenStream
+        self, request: web.Request, shaper: ResponseShaper, streams: list[TokenStream]
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await response.prepare(request)
         if shaper.request.endpoint == "chat":
-            await response.write(_sse(shaper.role_chunk()))
+            for index in range(len(streams)):
+                await response.write(_sse(shaper.role_chunk(index)))
+        if len(streams) == 1:
+            await self._stream_choice(response, shaper, streams[0], 0)
+        else:
+            # choices interleave as their tokens come; one writer at a time per chunk
+            await asyncio.gather(
+                *(self._stream_choice(response, shaper, s, i) for i, s in enumerate(streams))
+            )
+        if shaper.request.include_usage:
+            await response.write(_sse(shaper.usage_chunk(sum(s.tokens_generated for s in streams))))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _stream_choice(
+        response: web.StreamResponse, shaper: ResponseShaper, stream: TokenStream, index: int
+    ) -> None:
+        sent = 0
         while True:
             fresh = await stream.next_tokens()
             final = stream.done and stream.tokens_taken == stream.tokens_generated
             if fresh == 0 and not final:
                 continue
-            if fresh > 0 or final:
-                # tokens that piled up while this handler was busy go out in one chunk, as
-                # vLLM's output collector merges them
-                await response.write(
-                    _sse(shaper.token_chunk(fresh, stream.finished_reason if final else None))
-                )
+            # tokens that piled up while this handler was busy go out in one chunk, as
+            # vLLM's output collector merges them
+            chunk = shaper.token_chunk(sent, sent + fresh, final, index)
+            if final and stream.finished_reason != shaper.request.finish_reason:
+                chunk["choices"][0]["finish_reason"] = stream.finished_reason
+            await response.write(_sse(chunk))
+            sent += fresh
             if final:
-                break
-        if shaper.request.include_usage:
-            await response.write(_sse(shaper.usage_chunk(stream.tokens_generated)))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+                return

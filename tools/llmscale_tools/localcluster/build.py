@@ -39,6 +39,7 @@ class Component:
     name: str
     version: str
     binaries: tuple[str, ...]
+    files: tuple[str, ...] = ()  # data kept with the binaries (e.g. the CRD of that version)
 
     def cache_dir(self, cache_root: Path) -> Path:
         return cache_root / f"{self.name}-{self.version}"
@@ -48,7 +49,8 @@ KUBERNETES = Component("kubernetes", versions.KUBERNETES_VERSION, versions.KUBER
 ETCD = Component("etcd", versions.ETCD_VERSION, ("etcd",))
 KWOK = Component("kwok", versions.KWOK_VERSION, ("kwok",))
 HELM = Component("helm", versions.HELM_VERSION, ("helm",))
-ALL_COMPONENTS = (KUBERNETES, ETCD, KWOK, HELM)
+LWS = Component("lws", versions.LWS_VERSION, ("lws",), files=(versions.LWS_CRD_FILE,))
+ALL_COMPONENTS = (KUBERNETES, ETCD, KWOK, HELM, LWS)
 
 
 def cache_root() -> Path:
@@ -198,23 +200,48 @@ def count_packages(packages: list[str], *, cwd: Path, wrapper: bool) -> int | No
 GOMOD_FILES = ("go.mod", "go.sum", "tools.go")
 
 
-def wrapper_module_dir() -> Path:
-    """The wrapper Go module, copied out of the installed package into the cache.
+def wrapper_module_dir(
+    root: Path, subdirectory: str = "", version: str = versions.KUBERNETES_VERSION
+) -> Path:
+    """A wrapper Go module (gomod/ for Kubernetes and etcd, gomod/lws/ for LWS), copied out of the
+    installed package into the cache (`root`'s parent: ~/.cache/llmscale/gomod-<version>).
 
     go.mod/go.sum/tools.go ship with llmscale-tools (package data), so `cluster build` works from
     an installed wheel; the build runs in a writable copy under the cache (go may touch go.sum).
     """
-    source = Path(__file__).resolve().parent / "gomod"
-    target = cache_root().parent / f"gomod-{versions.KUBERNETES_VERSION}"
+    source = Path(__file__).resolve().parent / "gomod" / subdirectory
+    name = "-".join(part for part in ("gomod", subdirectory, version) if part)
+    target = root.parent / name
     target.mkdir(parents=True, exist_ok=True)
-    for name in GOMOD_FILES:
-        shipped = source / name
+    for filename in GOMOD_FILES:
+        shipped = source / filename
         if not shipped.is_file():
             raise EnvironmentSetupError(f"{shipped} is missing: reinstall llmscale-tools")
-        copy = target / name
+        copy = target / filename
         if not copy.is_file() or copy.read_bytes() != shipped.read_bytes():
             shutil.copyfile(shipped, copy)
     return target
+
+
+def module_source_dir(module: str, cwd: Path) -> Path:
+    """Where the module cache holds `module` as required by the Go module in `cwd`."""
+    go = find_go()
+    completed = subprocess.run(
+        [str(go), "list", "-m", "-f", "{{.Dir}}", module],
+        cwd=cwd,
+        env=go_environment(go, wrapper=True),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    directory = Path(completed.stdout.strip())
+    if completed.returncode != 0 or not directory.is_dir():
+        raise EnvironmentSetupError(
+            f"`go list -m {module}` in {cwd} failed: {completed.stderr.strip()[-500:]}"
+        )
+    return directory
 
 
 @contextlib.contextmanager
@@ -228,7 +255,9 @@ def _build_lock(root: Path) -> Iterator[None]:
 
 def is_complete(component: Component, root: Path) -> bool:
     directory = component.cache_dir(root)
-    return all(os.access(directory / binary, os.X_OK) for binary in component.binaries)
+    return all(os.access(directory / binary, os.X_OK) for binary in component.binaries) and all(
+        (directory / name).is_file() for name in component.files
+    )
 
 
 def _build_component(
@@ -248,18 +277,44 @@ def _build_component(
             progress.report(
                 f"{label}: resolving its packages (go list; downloads modules on a fresh machine)"
             )
-            total = count_packages(packages, cwd=wrapper_module_dir(), wrapper=True)
+            total = count_packages(packages, cwd=wrapper_module_dir(root), wrapper=True)
             progress.begin(label, total, next_up)
             try:
                 run_go(
                     ["build", "-v", "-trimpath", "-ldflags", ldflags, "-o", *output, *packages],
-                    cwd=wrapper_module_dir(),
+                    cwd=wrapper_module_dir(root),
                     log_path=log_path,
                     wrapper=True,
                     on_line=progress.line,
                 )
             finally:
                 progress.end()
+        elif component is LWS:
+            # A go.mod of its own (`go install pkg@version` would ask the proxy for the module's
+            # version list to check deprecation, which is not always served).
+            module_dir = wrapper_module_dir(root, "lws", versions.LWS_VERSION)
+            progress.begin(label, None, next_up)
+            try:
+                run_go(
+                    [
+                        "build",
+                        "-v",
+                        "-trimpath",
+                        "-ldflags",
+                        f"-s -w -X {versions.LWS_MODULE}/pkg/version.GitVersion={component.version}",
+                        "-o",
+                        str(staging / "lws"),
+                        versions.LWS_PACKAGE,
+                    ],
+                    cwd=module_dir,
+                    log_path=log_path,
+                    wrapper=True,
+                    on_line=progress.line,
+                )
+            finally:
+                progress.end()
+            source = module_source_dir(versions.LWS_MODULE, module_dir) / versions.LWS_CRD_SOURCE
+            shutil.copyfile(source, staging / versions.LWS_CRD_FILE)
         else:
             package = versions.KWOK_PACKAGE if component is KWOK else versions.HELM_PACKAGE
             progress.begin(label, None, next_up)
@@ -323,7 +378,7 @@ def ensure_binaries(
             report(f"{component.name} {component.version}: built in {timings[component.name]:.0f} s")
     bin_dir.mkdir(parents=True, exist_ok=True)
     for component in components:
-        for binary in component.binaries:
+        for binary in (*component.binaries, *component.files):
             link = bin_dir / binary
             if link.is_symlink() or link.exists():
                 link.unlink()

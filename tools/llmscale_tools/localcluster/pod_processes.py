@@ -19,10 +19,22 @@ _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def rule_commands(python: str = sys.executable) -> dict[str, list[str]]:
-    """Rule name (value of the `llmscale.dev/runner` label) -> argv."""
+ENGINES = ("emulator", "vllm")
+
+
+def rule_commands(python: str = sys.executable, engine: str = "emulator") -> dict[str, list[str]]:
+    """Rule name (value of the `llmscale.dev/runner` label) -> argv.
+
+    `vllm` runs real vLLM (llmscale_tools.localcluster.vllm_pod). `engine` is the cluster session's
+    choice for pods labelled `emulator`: "vllm" runs real vLLM for them too (the runner reads
+    it from LLMSCALE_POD_ENGINE), so one switch moves a whole demo or test session.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"LLMSCALE_POD_ENGINE: value {engine!r} is unknown; expected emulator or vllm")
+    vllm = [python, "-m", "llmscale_tools.localcluster.vllm_pod"]
     return {
-        "emulator": [python, "-m", "llmscale_tools.emulator", "--pod-env"],
+        "emulator": vllm if engine == "vllm" else [python, "-m", "llmscale_tools.emulator", "--pod-env"],
+        "vllm": vllm,
         "http-echo": [python, "-m", "llmscale_tools.localcluster.echo_server"],
     }
 
@@ -61,6 +73,14 @@ def grace_seconds(pod: Mapping[str, Any]) -> float:
     return float(value) if value is not None else DEFAULT_GRACE_SECONDS
 
 
+def pre_stop_sleep_seconds(pod: Mapping[str, Any]) -> float:
+    """The first container's `lifecycle.preStop.sleep.seconds` (0 when it has none)."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    sleep = ((containers[0].get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    seconds = sleep.get("seconds")
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else 0.0
+
+
 def pod_args(pod: Mapping[str, Any]) -> list[str]:
     """The first container's command followed by its args (what a kubelet would exec)."""
     containers = (pod.get("spec") or {}).get("containers") or [{}]
@@ -83,8 +103,18 @@ def pod_env(pod: Mapping[str, Any], node_labels: Mapping[str, str]) -> dict[str,
     }
 
 
+# A multi-node replica's worker pod (LeaderWorkerSet) joins its leader's Ray cluster and serves
+# no HTTP: an emulated group runs the emulator in the leader only and a plain listener in each
+# worker, so the runner's "accepts connections" readiness holds for workers too.
+ROLE_LABEL = "llmscale.dev/role"
+WORKER_STAND_IN_RULE = "http-echo"
+
+
 def command_for(pod: Mapping[str, Any], rules: Mapping[str, list[str]]) -> list[str] | None:
-    rule = pod["metadata"].get("labels", {}).get(RUNNER_LABEL)
+    labels = pod["metadata"].get("labels", {})
+    rule = labels.get(RUNNER_LABEL)
+    if rule == "emulator" and labels.get(ROLE_LABEL) == "worker":
+        rule = WORKER_STAND_IN_RULE
     return list(rules[rule]) if rule in rules else None
 
 

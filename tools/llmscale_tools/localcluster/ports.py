@@ -23,6 +23,10 @@ class ClusterPorts:
     scheduler: int = 19259
     kwok: int = 19247
     prometheus: int = 19090
+    # the LeaderWorkerSet controller: admission webhooks (TLS), health probes, metrics
+    lws_webhook: int = 19545
+    lws_health: int = 19546
+    lws_metrics: int = 19547
     # KWOK's pod IP range (loopback, so pod IPs answer here); two clusters need two ranges
     pod_cidr: str = "127.64.0.0/16"
 
@@ -36,6 +40,9 @@ class ClusterPorts:
             "kube-scheduler": self.scheduler,
             "kwok": self.kwok,
             "prometheus": self.prometheus,
+            "lws": self.lws_health,
+            "lws-webhook": self.lws_webhook,
+            "lws-metrics": self.lws_metrics,
         }
 
     def shifted(self, offset: int) -> ClusterPorts:

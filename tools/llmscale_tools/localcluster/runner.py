@@ -3,10 +3,11 @@
 Run as `python -m llmscale_tools.localcluster.runner --kubeconfig K --pods-dir D`; `cluster up`
 starts it. A watch thread feeds pod events into a queue; the main thread starts processes
 as soon as a pod has an IP, writes the annotation `llmscale.dev/ready-at` once the process
-accepts connections (KWOK marks the pod Ready at that time, never before it listens), sends
-SIGTERM when the pod gets a deletion timestamp or disappears, and SIGKILL after the pod's
-terminationGracePeriodSeconds. A process that exits on its own is logged and not restarted:
-a crash must stay visible, not be papered over.
+accepts connections (KWOK marks the pod Ready at that time, never before it listens). When the
+pod gets a deletion timestamp or disappears it runs the container's preStop sleep (the process
+keeps serving), then sends SIGTERM, and SIGKILL once the pod's terminationGracePeriodSeconds
+(counted from the deletion) is over. A process that exits on its own is logged and not
+restarted: a crash must stay visible, not be papered over.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class PodProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     pod: dict[str, Any]
-    kill_at: float | None = None  # monotonic deadline once SIGTERM was sent
+    kill_at: float | None = None  # monotonic SIGKILL deadline once the pod is going away
+    term_at: float | None = None  # monotonic time of the SIGTERM still to send (after preStop)
     announced: bool = False  # ready-at annotation written (the process accepted a connection)
 
 
@@ -97,6 +99,10 @@ class PodRunner:
             elif entry.kill_at is not None and now >= entry.kill_at:
                 log.warning("process of pod %s ignored SIGTERM; SIGKILL", entry.key)
                 entry.process.kill()
+            elif entry.term_at is not None and now >= entry.term_at:
+                log.info("pod %s: preStop over; SIGTERM", entry.key)
+                entry.term_at = None
+                entry.process.terminate()
         for uid, pod in list(self.waiting.items()):
             if uid not in self.processes:
                 del self.waiting[uid]
@@ -104,7 +110,7 @@ class PodRunner:
 
     def stop_all(self, max_grace_seconds: float) -> None:
         for uid in list(self.processes):
-            self._terminate(uid, max_grace_seconds)
+            self._terminate(uid, max_grace_seconds, pre_stop=False)
         deadline = time.monotonic() + max_grace_seconds
         while self.processes and time.monotonic() < deadline + 1:
             self.tick()
@@ -186,14 +192,22 @@ class PodRunner:
         self.processes[uid] = PodProcess(key, ip, process, log_path, pod)
         log.info("started %s for pod %s on %s (pid %d)", argv[-1], key, ip, process.pid)
 
-    def _terminate(self, uid: str, grace: float) -> None:
+    def _terminate(self, uid: str, grace: float, *, pre_stop: bool = True) -> None:
+        """As a kubelet: the preStop sleep first (the process keeps serving), then SIGTERM,
+        then SIGKILL when the grace period (counted from the start) is over."""
         entry = self.processes.get(uid)
         if entry is None or entry.kill_at is not None:
+            return
+        now = time.monotonic()
+        entry.kill_at = now + grace
+        sleep = min(pp.pre_stop_sleep_seconds(entry.pod), grace) if pre_stop else 0.0
+        if sleep > 0 and entry.process.poll() is None:
+            log.info("pod %s is going away: preStop sleep %.0f s, then SIGTERM", entry.key, sleep)
+            entry.term_at = now + sleep
             return
         log.info("pod %s is going away: SIGTERM (SIGKILL in %.0f s)", entry.key, grace)
         if entry.process.poll() is None:
             entry.process.terminate()
-        entry.kill_at = time.monotonic() + grace
 
 
 def _watch_pods(core: Any, api: Any, events: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
@@ -243,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     api = new_client(config_file=str(args.kubeconfig))
     core = client.CoreV1Api(api)
     args.pods_dir.mkdir(parents=True, exist_ok=True)
-    runner = PodRunner(core, args.pods_dir, pp.rule_commands())
+    try:
+        rules = pp.rule_commands(engine=os.environ.get("LLMSCALE_POD_ENGINE", "emulator"))
+    except ValueError as exc:
+        print(f"llmscale-pod-runner: {exc}", file=sys.stderr)
+        return 2
+    runner = PodRunner(core, args.pods_dir, rules)
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
 

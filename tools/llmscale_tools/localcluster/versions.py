@@ -16,3 +16,12 @@ HELM_PACKAGE = "helm.sh/helm/v3/cmd/helm"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ETCD_PACKAGE = "go.etcd.io/etcd/server/v3"
+
+# The LeaderWorkerSet controller (multi-node replicas), built from gomod/lws/go.mod (package data),
+# a module graph of its own that requires only sigs.k8s.io/lws at this version.
+LWS_VERSION = "v0.8.0"
+LWS_MODULE = "sigs.k8s.io/lws"
+LWS_PACKAGE = "sigs.k8s.io/lws/cmd"
+# Kept next to the binary in the cache: the CRD of the same version, from the module's source.
+LWS_CRD_SOURCE = "config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml"
+LWS_CRD_FILE = "lws-crd.yaml"

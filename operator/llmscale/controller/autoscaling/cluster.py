@@ -37,7 +37,15 @@ from llmscale.controller.reconcile_queue import ReconcileQueue
 from llmscale.controller.status import write_status
 from llmscale.errors import LLMScaleError, TransientError
 from llmscale.metrics import DeploymentKey
-from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER
+from llmscale.resources.labels import DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGER, ROLE_LABEL, ROLE_WORKER
+from llmscale.resources.leaderworkerset import (
+    LWS_API_VERSION,
+    LWS_GROUP,
+    LWS_KIND,
+    LWS_PLURAL,
+    LWS_VERSION,
+    lws_name,
+)
 from llmscale.scaling.coldstart import pod_is_ready
 
 log = logging.getLogger(__name__)
@@ -86,6 +94,7 @@ class KubeAutoscaleCluster:
         self.reconciles = reconciles
         self.apps = client.AppsV1Api(api.api_client)
         self.core = client.CoreV1Api(api.api_client)
+        self.custom = client.CustomObjectsApi(api.api_client)
         self.namespaces = tuple(namespaces)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="autoscale-kube")
 
@@ -97,6 +106,21 @@ class KubeAutoscaleCluster:
 
     def _list_call(self, kind: str, namespace: str | None) -> Any:
         # _preload_content=False: the raw JSON, without building typed models for every pod
+        if kind == LWS_PLURAL:  # multi-node replicas (controller/workload.py)
+            return (
+                self.custom.list_cluster_custom_object(
+                    LWS_GROUP, LWS_VERSION, LWS_PLURAL, label_selector=SELECTOR, _preload_content=False
+                )
+                if namespace is None
+                else self.custom.list_namespaced_custom_object(
+                    LWS_GROUP,
+                    LWS_VERSION,
+                    namespace,
+                    LWS_PLURAL,
+                    label_selector=SELECTOR,
+                    _preload_content=False,
+                )
+            )
         if kind == "deployments":
             if namespace is None:
                 return self.apps.list_deployment_for_all_namespaces(
@@ -120,13 +144,22 @@ class KubeAutoscaleCluster:
             items.extend(json.loads(raw.data).get("items") or ())
         return items
 
+    def _list_leader_worker_sets(self) -> list[dict[str, Any]]:
+        return self._list(LWS_PLURAL) if self.api.has_api(LWS_API_VERSION, LWS_PLURAL) else []
+
     async def list_workloads(self) -> dict[DeploymentKey, WorkloadSnapshot]:
-        deployments, pods = await asyncio.gather(
-            self._run(self._list, "deployments"), self._run(self._list, "pods")
+        deployments, groups, pods = await asyncio.gather(
+            self._run(self._list, "deployments"),
+            self._run(self._list_leader_worker_sets),
+            self._run(self._list, "pods"),
         )
+        # A LeaderWorkerSet counts groups in replicas/readyReplicas, like a Deployment counts pods.
+        deployments = [*deployments, *groups]
         by_key: dict[DeploymentKey, list[dict[str, Any]]] = {}
         for pod in pods:
             meta = pod.get("metadata") or {}
+            if (meta.get("labels") or {}).get(ROLE_LABEL) == ROLE_WORKER:
+                continue  # a group is measured and costed through its leader
             owner = (meta.get("labels") or {}).get(DEPLOYMENT_LABEL)
             if owner:
                 by_key.setdefault((meta.get("namespace", "default"), owner), []).append(pod)
@@ -146,6 +179,8 @@ class KubeAutoscaleCluster:
 
     async def get_replicas(self, namespace: str, name: str) -> int | None:
         deployment = await self._run(self.api.get, "apps/v1", "Deployment", namespace, name)
+        if deployment is None and await self._run(self.api.has_api, LWS_API_VERSION, LWS_PLURAL):
+            deployment = await self._run(self.api.get, LWS_API_VERSION, LWS_KIND, namespace, lws_name(name))
         if deployment is None:
             return None
         replicas = (deployment.get("spec") or {}).get("replicas")
@@ -165,10 +200,23 @@ class KubeAutoscaleCluster:
         without waiting for a full reconcile, or for a reconcile of this object that holds its
         turn), then the usual serialised reconcile (`ReconcileQueue.scale_to`)."""
         await self._run(write_status, self.api, namespace, name, {"desiredReplicas": replicas}, [])
+        scale = {"spec": {"replicas": replicas}}
         try:
-            await self._run(
-                self.apps.patch_namespaced_deployment_scale, name, namespace, {"spec": {"replicas": replicas}}
-            )
+            try:
+                await self._run(self.apps.patch_namespaced_deployment_scale, name, namespace, scale)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                # a multi-node replica: the LeaderWorkerSet's /scale counts groups
+                await self._run(
+                    self.custom.patch_namespaced_custom_object_scale,
+                    LWS_GROUP,
+                    LWS_VERSION,
+                    namespace,
+                    LWS_PLURAL,
+                    lws_name(name),
+                    scale,
+                )
         except (ApiException, HTTPError) as exc:
             log.warning("fast scale of %s/%s failed (%s); reconciling instead", namespace, name, exc)
         await self.scale(namespace, name, replicas)

@@ -1,4 +1,5 @@
-"""Scaling policies for the fleet simulator, by name: llmscale, hpa, keda, kpa, warm, oracle.
+"""Scaling policies for the fleet simulator, by name: llmscale, hpa, keda, kpa, warm, oracle
+(the per-bin schedule kept for `get_policy`; the searched oracle is `llmscale.sim.oracle`).
 
 `get_policy(name, **overrides)` builds a fresh policy (policies keep state across ticks);
 overrides set the policy's documented parameters, e.g. `get_policy("hpa", tolerance=0.2)`.
@@ -17,7 +18,11 @@ from llmscale.sim.policies.kpa import KPAPolicy
 from llmscale.sim.policies.static import OraclePolicy, WarmPolicy
 from llmscale.sim.policy import SimPolicy
 
-POLICY_NAMES: tuple[str, ...] = ("llmscale", "hpa", "keda", "kpa", "warm", "oracle")
+POLICY_NAMES: tuple[str, ...] = (
+    "llmscale", "hpa", "keda", "kpa", "warm", "oracle", "hpa-tuned", "keda-tuned", "kpa-tuned",
+)  # fmt: skip
+# Names that need a search over whole simulations (llmscale.sim.runner), not one policy object.
+SEARCHED_POLICIES: frozenset[str] = frozenset({"oracle", "hpa-tuned", "keda-tuned", "kpa-tuned"})
 
 
 class PolicyUnavailableError(UserInputError):

@@ -3,16 +3,20 @@
 HPA defaults (kube-controller-manager and autoscaling/v2 behavior): sync every 15 s,
 tolerance 0.1, desired = ceil(ready x metric / target), scale-up at most max(+100 %, +4 pods)
 per 15 s with no stabilisation, scale-down to the highest recommendation of the last 300 s,
-min 1 replica (an HPA cannot scale to zero).
+min 1 replica (an HPA cannot scale to zero). Unready (starting) pods follow the replica
+calculator of kube-controller-manager: on a scale-up they count as using 0 of the metric, and
+when that flips the direction (or lands within tolerance) the HPA holds the current count.
 
 Metric (a documented choice): `vllm:num_requests_running` averaged per pod, target = the
-requests in flight on one replica at its SLO capacity (Little's law on the replica model).
+requests in flight on one replica at its planned capacity (Little's law on the replica model at
+the prior request lengths of `llmscale.sim.capacity`, the same capacity llmscale is given).
 Running requests track load linearly up to the batch limit, unlike KV usage, which for short
 ShareGPT-like requests stays low until the replica is far past its latency target.
 
 KEDA defaults: polling 30 s, cooldown 300 s before scaling to zero, trigger on
 `vllm:num_requests_waiting` with threshold 5 (production-stack's default), fed to an HPA as an
-AverageValue external metric (desired = ceil(total waiting / 5)) with the HPA rules above.
+AverageValue external metric: ratio = total waiting / (5 x current replicas); outside the
+tolerance desired = ceil(total waiting / 5), as the HPA computes external per-pod metrics.
 Activation 0 -> 1 and "is active" use a second trigger on the gateway (held requests or
 arrivals since the last poll), because at zero the engine exports nothing.
 """
@@ -58,19 +62,39 @@ class HPAController:
             desired = min(desired, limit)
         return max(self.min_replicas, min(self.max_replicas, desired))
 
-    def average_value_desired(self, current: int, ready: int, total: float, target_per_pod: float) -> int:
-        """desired for a per-pod average target (Pods metric or AverageValue external metric)."""
-        pods = max(ready, 1)
-        ratio = (total / pods) / target_per_pod
-        if abs(ratio - 1.0) <= self.tolerance:
+    def pods_metric_desired(self, current: int, ready: int, total: float, target_per_pod: float) -> int:
+        """desired for a Pods metric averaged over the ready pods (replica calculator, no missing pods).
+
+        Unready pods: on a scale-up they are counted as using nothing; when the ratio recomputed
+        that way flips the direction or falls within tolerance, the count is held."""
+        if ready <= 0:
             return current
-        return math.ceil(pods * ratio - 1e-9)
+        ratio = (total / ready) / target_per_pod
+        unready = max(0, current - ready)
+        if not (unready > 0 and ratio > 1.0):
+            if abs(1.0 - ratio) <= self.tolerance:
+                return current
+            return math.ceil(ratio * ready - 1e-9)
+        pods = ready + unready
+        new_ratio = (total / pods) / target_per_pod
+        if abs(1.0 - new_ratio) <= self.tolerance or new_ratio < 1.0:
+            return current
+        desired = math.ceil(new_ratio * pods - 1e-9)
+        return current if desired < current else desired
+
+    def external_average_desired(self, current: int, total: float, target_per_pod: float) -> int:
+        """desired for an AverageValue external metric: tolerance on the raw ratio to current."""
+        ratio = total / (target_per_pod * max(current, 1))
+        if abs(1.0 - ratio) <= self.tolerance:
+            return current
+        return math.ceil(total / target_per_pod - 1e-9)
 
 
 @dataclass
 class HPAPolicy:
     name: str = "hpa"
     tick_seconds: float = 15.0
+    reads_latency_quantiles: bool = False
     target_running_per_replica: float | None = None  # None: concurrency at SLO capacity
     tolerance: float = 0.1
     scale_down_stabilization_seconds: float = 300.0
@@ -100,14 +124,12 @@ class HPAPolicy:
         if not observation.metrics_available or observation.ready_replicas == 0:
             return current  # no metrics: the HPA keeps the scale
         assert self.target_running_per_replica is not None
-        raw = self.controller.average_value_desired(
+        raw = self.controller.pods_metric_desired(
             current,
             observation.ready_replicas,
             observation.num_requests_running,
             self.target_running_per_replica,
         )
-        if raw > current and observation.ready_replicas < current:
-            raw = max(raw, current)  # unready pods: HPA does not scale up on top of them twice
         return self.controller.recommend(observation.now, current, raw)
 
 
@@ -115,6 +137,7 @@ class HPAPolicy:
 class KEDAPolicy:
     name: str = "keda"
     tick_seconds: float = 15.0  # the HPA sync period; KEDA's own poll is polling_seconds
+    reads_latency_quantiles: bool = False
     polling_seconds: float = 30.0
     cooldown_seconds: float = 300.0
     waiting_threshold: float = 5.0
@@ -136,7 +159,7 @@ class KEDAPolicy:
         if now - self._last_poll >= self.polling_seconds:
             self._last_poll = now
             active = (
-                observation.gateway_queue_depth > 0
+                observation.gateway_queue_now > 0
                 or self._arrivals_since_poll > 0
                 or observation.num_requests_waiting > 0
                 or observation.num_requests_running > 0
@@ -152,11 +175,7 @@ class KEDAPolicy:
             return 0
         if not observation.metrics_available or observation.ready_replicas == 0:
             return current
-        total = observation.num_requests_waiting
-        if total <= 0:
-            raw = 1
-        else:
-            raw = math.ceil(total / self.waiting_threshold - 1e-9)
-            if abs(raw / current - 1.0) <= self.controller.tolerance:
-                raw = current
-        return self.controller.recommend(now, current, raw)
+        raw = self.controller.external_average_desired(
+            current, observation.num_requests_waiting, self.waiting_threshold
+        )
+        return self.controller.recommend(now, current, max(raw, 1))  # KEDA, not the HPA, goes to zero

@@ -16,7 +16,8 @@ on the model, GPU and request lengths (a Llama-3-8B on an H100 saturates near 10
 ShareGPT-like lengths but near 20 for 2k-token prompts). An operator deploying an LLM on
 Knative tunes `autoscaling.knative.dev/target` to the replica, so the default here is the
 concurrency one replica carries at its SLO capacity (Little's law on the replica model, the
-same figure the hpa baseline targets), times Knative's default target utilisation 0.7.
+same figure the hpa baseline targets, at the prior request lengths of `llmscale.sim.capacity`),
+times Knative's default target utilisation 0.7.
 Pass `target_concurrency=100` for Knative's untuned default.
 """
 
@@ -26,15 +27,26 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from llmscale.sim.observe import PrometheusModel
 from llmscale.sim.policies.common import concurrency_at
 from llmscale.sim.policy import FleetObservation, SimContext
+
+# Knative's autoscaler scrapes the queue-proxies itself every second and the activator reports
+# held requests directly: its own view, not the cluster Prometheus.
+KNATIVE_VIEW = PrometheusModel(
+    engine_scrape_interval_seconds=1.0,
+    gateway_scrape_interval_seconds=1.0,
+    rate_window_seconds=2.0,
+    evaluation_lag_seconds=0.0,
+)
 
 
 @dataclass
 class KPAPolicy:
     name: str = "kpa"
     tick_seconds: float = 2.0
-    scrape_interval_seconds: float = 1.0  # Knative scrapes queue-proxy stats every second
+    reads_latency_quantiles: bool = False
+    prometheus: PrometheusModel = KNATIVE_VIEW
     stable_window_seconds: float = 60.0
     panic_window_percentage: float = 10.0
     panic_threshold_percentage: float = 200.0
@@ -66,7 +78,7 @@ class KPAPolicy:
 
     def decide(self, observation: FleetObservation) -> int:
         now = observation.now
-        concurrency = observation.gateway_queue_depth + (
+        concurrency = observation.gateway_queue_now + (
             observation.num_requests_running + observation.num_requests_waiting
             if observation.metrics_available
             else 0.0

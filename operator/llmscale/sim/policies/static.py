@@ -1,9 +1,13 @@
 """Policies that know the whole trace: `warm` (fixed at peak need) and `oracle` (lower bound).
 
+`warm` is the always-on reference a team would size by hand from last week's peak; the oracle
+that bounds every policy is `llmscale.sim.oracle` (the per-bin `OraclePolicy` below is kept for
+`get_policy("oracle")` users and sizes like warm, bin by bin).
+
 Need per 1-s bin (per TTFT-target bin if that is longer) = the larger of
 * ceil(request rate over the surrounding 10-s bin / the replica's capacity within the SLO),
-  capacity = saturation on this trace's mean lengths x `capacity_utilisation`
-  (SimContext.replica_capacity_rps): enough headroom for sustained load;
+  capacity = saturation on this trace's own mean lengths (these policies know the trace) x the
+  planned utilisation (`llmscale.sim.capacity.PRIOR_UTILISATION`);
 * ceil(requests in the bin / one second of saturation throughput): a burst shorter than the
   TTFT target must be absorbed within it at full speed, or it misses the SLO.
 """
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from llmscale.sim.capacity import PRIOR_UTILISATION
 from llmscale.sim.policy import FleetObservation, SimContext
 
 SMOOTH_BIN_SECONDS = 10.0
@@ -32,15 +37,16 @@ def need_per_bin(context: SimContext, bin_seconds: float) -> npt.NDArray[np.int6
         raise ValueError("this policy needs the trace (needs_trace = True)")
     bins = max(1, math.ceil((trace.duration_seconds + 1e-9) / bin_seconds))
     counts = np.bincount((trace.arrival_seconds // bin_seconds).astype(np.int64), minlength=bins)[:bins]
-    saturation = context.model.saturation_requests_per_second(
-        max(1.0, context.mean_input_tokens), max(1.0, context.mean_output_tokens)
-    )
+    mean_input = float(np.mean(trace.input_tokens)) if len(trace.input_tokens) else 1.0
+    mean_output = float(np.mean(trace.output_tokens)) if len(trace.output_tokens) else 1.0
+    saturation = context.model.saturation_requests_per_second(max(1.0, mean_input), max(1.0, mean_output))
+    capacity = saturation * PRIOR_UTILISATION
     burst_need = np.ceil(counts / (saturation * bin_seconds) - 1e-9).astype(np.int64)
     per_smooth = max(1, round(SMOOTH_BIN_SECONDS / bin_seconds))
     padded = np.zeros(math.ceil(bins / per_smooth) * per_smooth, dtype=np.int64)
     padded[:bins] = counts
     smooth_rates = padded.reshape(-1, per_smooth).sum(axis=1) / (per_smooth * bin_seconds)
-    smooth_need = np.ceil(smooth_rates / context.replica_capacity_rps - 1e-9).astype(np.int64)
+    smooth_need = np.ceil(smooth_rates / capacity - 1e-9).astype(np.int64)
     need: npt.NDArray[np.int64] = np.maximum(burst_need, np.repeat(smooth_need, per_smooth)[:bins])
     need[counts > 0] = np.maximum(need[counts > 0], 1)
     return need

@@ -1,0 +1,189 @@
+"""`llmscale bench` side by side with guidellm and inference-perf (docs/bench.md).
+
+    python benchmarks/bench_peers.py --url http://127.0.0.1:8000 --model NAME \
+        --peers-venv /tmp/peers --tokenizer DIR [--emulator] [--levels 1,4,16] [--requests 40]
+
+Runs each tool at each closed-loop concurrency with the same workload (200 prompt tokens,
+180 output tokens, ignore_eos, streaming completions) and prints one markdown table of TTFT,
+ITL and e2e medians (ms) with each peer's ratio to llmscale bench. The peers live in their own
+throwaway venv (`--peers-venv`; they are never project dependencies): guidellm 0.8.1 and
+inference-perf 0.7.0 (which needs Python 3.12). They tokenise with `--tokenizer` (the tiny
+model's directory from `make vllm`), so nothing is downloaded; the served model name must be that
+directory when the tokenizer is looked up by model name (guidellm does).
+
+`--emulator`: the emulator has no tokenizer and counts characters / 4, so guidellm gets the
+exact prompt length through its request extras (`llmscale_prompt_tokens`, as llmscale bench
+sends it) and inference-perf, which cannot add body fields, gets prompts of 2.67x the tokens
+(byte-level BPE on the synthetic text runs ~2.67 tokens per 4 characters), about 200 emulator
+tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PROMPT_TOKENS = 200
+OUTPUT_TOKENS = 180  # --output-tokens overrides (real CPU vLLM: fewer keeps a run in minutes)
+EMULATOR_CHARS_RATIO = 2.67
+
+
+def run(argv: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> str:
+    import os
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1") | (env_extra or {})
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    if done.returncode != 0:
+        sys.exit(f"{argv[0]} failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+    return done.stdout
+
+
+def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
+    out = run(
+        [
+            str(Path(sys.executable).parent / "llmscale"), "bench", "--url", args.url, "--model", args.model,
+            "--concurrency", str(level), "--requests", str(args.requests),
+            "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS),
+            "--no-progress", "--json",
+        ],
+        work,
+    )  # fmt: skip
+    level_report = json.loads(out)["levels"][0]
+    return {k: level_report[f"{k}_p50_s"] * 1000 for k in ("ttft", "itl", "e2e")}
+
+
+def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
+    backend: dict[str, Any] = {
+        "kind": "openai_http", "target": args.url, "model": args.model, "request_format": "/v1/completions",
+    }  # fmt: skip
+    if args.emulator:
+        backend["extras"] = {"body": {"llmscale_prompt_tokens": PROMPT_TOKENS}}
+    scenario = {
+        "spec": {
+            "backend": backend,
+            "profile": {"kind": "concurrent", "streams": [level]},
+            "data": [
+                {"kind": "synthetic_text", "prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS}
+            ],
+            "constraints": [{"kind": "max_requests", "count": args.requests}],
+            "outputs": [{"kind": "json", "path": str(work / f"guidellm-{level}.json")}],
+        }
+    }
+    path = work / f"guidellm-{level}.scenario.json"
+    path.write_text(json.dumps(scenario))
+    run(
+        [
+            str(args.peers_venv / "bin" / "guidellm"), "run", "-c", str(path),
+            "--output", f"kind=json,path={work / f'guidellm-{level}.json'}", "--disable-progress",
+        ],
+        work,
+    )  # fmt: skip
+    metrics = json.loads((work / f"guidellm-{level}.json").read_text())["benchmarks"][0]["metrics"]
+
+    def median(name: str, scale: float = 1.0) -> float:
+        return float(metrics[name]["successful"]["median"]) * scale
+
+    return {
+        "ttft": median("time_to_first_token_ms"),
+        "itl": median("inter_token_latency_ms"),
+        "e2e": median("request_latency", 1000.0),
+    }
+
+
+def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
+    prompt = round(PROMPT_TOKENS * EMULATOR_CHARS_RATIO) if args.emulator else PROMPT_TOKENS
+    reports = work / f"inference-perf-{level}"
+    config = {
+        "api": {"type": "completion", "streaming": True},
+        "data": {
+            "type": "random",
+            "input_distribution": {
+                "min": prompt,
+                "max": prompt,
+                "mean": prompt,
+                "std_dev": 0,
+                "type": "fixed",
+            },
+            "output_distribution": {
+                "min": OUTPUT_TOKENS,
+                "max": OUTPUT_TOKENS,
+                "mean": OUTPUT_TOKENS,
+                "std_dev": 0,
+                "type": "fixed",
+            },
+        },
+        "load": {
+            "type": "concurrent",
+            "stages": [{"num_requests": args.requests, "concurrency_level": level}],
+        },
+        "server": {"type": "vllm", "model_name": args.model, "base_url": args.url, "ignore_eos": True},
+        "tokenizer": {"pretrained_model_name_or_path": str(args.tokenizer)},
+        "storage": {"local_storage": {"path": str(reports)}},
+        "report": {"request_lifecycle": {"summary": True, "per_stage": True, "per_request": False}},
+    }
+    path = work / f"inference-perf-{level}.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    run([str(args.peers_venv / "bin" / "inference-perf"), "-c", str(path)], work)
+    summary = next(reports.rglob("summary_lifecycle_metrics.json"))
+    data = json.loads(summary.read_text())
+    successes = data["successes"]["latency"]
+
+    def median(name: str) -> float:
+        return float(successes[name]["median"]) * 1000
+
+    # its per-request ITL summary reads 0 when chunks carry no token times; TPOT (decode time
+    # over tokens - 1) is the same figure when every chunk carries one token
+    itl = median("inter_token_latency") or median("time_per_output_token")
+    return {"ttft": median("time_to_first_token"), "itl": itl, "e2e": median("request_latency")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--peers-venv", type=Path, required=True)
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--emulator", action="store_true")
+    parser.add_argument("--levels", default="1,4,16")
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--output-tokens", type=int, default=OUTPUT_TOKENS)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    global OUTPUT_TOKENS
+    OUTPUT_TOKENS = args.output_tokens
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
+        work = Path(tmp)
+        for level in (int(x) for x in args.levels.split(",")):
+            for tool, fn in (
+                ("llmscale bench", ours),
+                ("guidellm", guidellm),
+                ("inference-perf", inference_perf),
+            ):
+                figures = fn(args, level, work)
+                rows.append({"concurrency": level, "tool": tool, **figures})
+                print(f"c={level} {tool}: {figures}", file=sys.stderr, flush=True)
+    print(
+        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | e2e p50 ms "
+        "| vs llmscale bench (TTFT / ITL / e2e) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        base = next(
+            r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == "llmscale bench"
+        )
+        ratios = " / ".join(f"{row[k] / base[k]:.2f}" for k in ("ttft", "itl", "e2e"))
+        print(f"| {row['concurrency']} | {row['tool']} | {row['ttft']:.1f} | {row['itl']:.2f} | "
+              f"{row['e2e']:.0f} | {ratios} |")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
