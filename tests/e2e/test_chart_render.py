@@ -176,6 +176,7 @@ def test_default_rbac_is_cluster_wide_and_least_privilege() -> None:
         ("llmscale.dev", "llmdeployments/status", "patch"),
         ("apps", "deployments", "create"),
         ("apps", "deployments", "delete"),
+        ("apps", "deployments/scale", "patch"),  # the fast wake from zero
         ("leaderworkerset.x-k8s.io", "leaderworkersets", "create"),
         ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "patch"),
         ("", "services", "create"),

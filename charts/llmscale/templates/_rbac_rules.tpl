@@ -26,6 +26,11 @@ escalate/bind/impersonate, and every verb on objects the operator does not build
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# A Deployment's /scale: waking a deployment from zero sets its replicas in one PATCH before the
+# full reconcile (without it the wake falls back to the slower reconcile and logs a 403).
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["get", "patch", "update"]
 # The LeaderWorkerSet of each multi-node LLMDeployment (a replica spans several nodes): the same
 # verbs as its Deployment. Harmless without the LeaderWorkerSet CRD (the operator then reports
 # LeaderWorkerSetNotInstalled).
