@@ -143,6 +143,7 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
 
 
 def main() -> int:
+    global OUTPUT_TOKENS  # --output-tokens overrides the module default every tool reads
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--model", required=True)
@@ -154,7 +155,6 @@ def main() -> int:
     parser.add_argument("--output-tokens", type=int, default=OUTPUT_TOKENS)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
-    global OUTPUT_TOKENS
     OUTPUT_TOKENS = args.output_tokens
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:

@@ -105,6 +105,23 @@ class ForecastStatus(StatusModel):
     horizon_seconds: float | None = Field(
         default=None, description="How far ahead (the measured cold start), seconds.", examples=[90]
     )
+    lower: float | None = Field(
+        default=None,
+        description="Lower end of the nominal 90 % interval (upper is its other end), requests/s.",
+        examples=[2.4],
+    )
+    model: str | None = Field(
+        default=None,
+        description="Forecast model in use: persistence, holt, smooth60, smooth300, period300..period3600 "
+        "(sub-daily recurring pattern) or daily.",
+        examples=["period3600"],
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why that model: ForecastModelSelected (beats persistence at the horizon on this "
+        "deployment's outcomes), ForecastPersistence (nothing does: falls back) or ForecastLearning.",
+        examples=["ForecastPersistence"],
+    )
 
 
 class ObservedStatus(StatusModel):

@@ -61,8 +61,19 @@ def step(
     idle_seconds: float,
     expected_requests_in_cold_start: float,
     now: float,
+    keep_alive_seconds: float | None = None,
+    prewarm_seconds: float | None = None,
+    prewarm_until_seconds: float | None = None,
+    gap_seconds: float | None = None,
 ) -> ActivationResult:
-    """Advance the machine one decision (in place)."""
+    """Advance the machine one decision (in place).
+
+    `keep_alive_seconds`: the learned keep-alive (`keepalive.plan`), used instead of the idle
+    window when longer; `prewarm_seconds`: at zero, wake once the idle gap has lasted this long,
+    and keep that replica until the gap reaches `prewarm_until_seconds`; `gap_seconds`: time since
+    demand was last seen (a pre-warmed replica's first scrape interrupts the idle proof, not the
+    gap)."""
+    gap = idle_seconds if gap_seconds is None else max(idle_seconds, gap_seconds)
     if not zero_allowed:
         return _enter(state, ACTIVE, now, False, "", "")
 
@@ -77,6 +88,20 @@ def step(
         signal = wake_signal(inputs)
         if signal is not None:
             return _enter(state, WAKING, now, False, *signal)
+        if (
+            prewarm_seconds is not None
+            and idle_seconds >= prewarm_seconds
+            and (prewarm_until_seconds is None or idle_seconds < prewarm_until_seconds)
+        ):
+            return _enter(
+                state,
+                WAKING,
+                now,
+                False,
+                reasons.PREWARM_GAP,
+                f"idle {gap:.0f}s: the shortest learned gaps end one cold start from now; "
+                "pre-warming a replica",
+            )
         if expected_requests_in_cold_start >= RAMP_REQUESTS_THRESHOLD:
             return _enter(
                 state,
@@ -98,7 +123,18 @@ def step(
             )
 
     # Active.
-    if idle_seconds >= policy.idle_window_seconds and wake_signal(inputs) is None:
+    needed = max(policy.idle_window_seconds, keep_alive_seconds or 0.0)
+    in_prewarm = (
+        prewarm_seconds is not None
+        and gap >= prewarm_seconds
+        and (prewarm_until_seconds is None or gap < prewarm_until_seconds)
+    )
+    if in_prewarm:
+        return _enter(
+            state, ACTIVE, now, False, reasons.PREWARM_GAP,
+            f"idle {gap:.0f}s: pre-warmed replica waits for the burst the gap histogram expects",
+        )  # fmt: skip
+    if idle_seconds >= needed and wake_signal(inputs) is None:
         if expected_requests_in_cold_start >= RAMP_REQUESTS_THRESHOLD:
             return _enter(
                 state,
@@ -115,14 +151,10 @@ def step(
             now,
             True,
             reasons.IDLE_PROVEN,
-            f"positive proof of idleness for {idle_seconds:.0f}s (>= {policy.idle_window_seconds:.0f}s): "
+            f"positive proof of idleness for {idle_seconds:.0f}s (>= {needed:.0f}s keep-alive): "
             "scaling to zero",
         )
-    message = (
-        f"idle for {idle_seconds:.0f}s of {policy.idle_window_seconds:.0f}s needed"
-        if idle_seconds > 0
-        else "not idle"
-    )
+    message = f"idle for {idle_seconds:.0f}s of {needed:.0f}s needed" if idle_seconds > 0 else "not idle"
     return _enter(state, ACTIVE, now, False, reasons.IDLE_NOT_PROVEN, message)
 
 

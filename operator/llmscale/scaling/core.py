@@ -27,7 +27,17 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from llmscale.scaling import activation, capacity, demand, forecast, reasons, scaler, strategy, workload
+from llmscale.scaling import (
+    activation,
+    capacity,
+    demand,
+    forecast,
+    keepalive,
+    reasons,
+    scaler,
+    strategy,
+    workload,
+)
 from llmscale.scaling.types import (
     Decision,
     DecisionInputs,
@@ -132,29 +142,56 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
     if not inputs.metrics_available:
         return _without_metrics(inputs, policy, next_state, now, previous_strategy)
 
-    measured = demand.measure(inputs, policy, next_state.workload, drain_seconds=horizon)
+    measured = demand.measure(
+        inputs,
+        policy,
+        next_state.workload,
+        drain_seconds=horizon,
+        throughput_per_replica=capacity.throughput_scale(next_state.capacity),
+    )
     workload.update(next_state.workload, policy, inputs, measured, cold_start_seconds=cold_start, now=now)
     if inputs.ready_replicas > 0:
+        settled = workload.settled_seconds(next_state.workload, now)
+        capacity.observe_throughput(
+            next_state.capacity,
+            completed_load_per_replica=demand.engine_load(inputs, policy) / inputs.ready_replicas,
+            waiting_per_replica=max(0.0, inputs.num_requests_waiting) / inputs.ready_replicas,
+            kv_cache_usage=inputs.kv_cache_usage,
+            settled_seconds=settled,
+            dt=_since_last(state, now, policy),
+        )
         capacity.observe(
             next_state.capacity,
             policy,
             load_per_replica=measured.load_replicas / inputs.ready_replicas,
             ttft_p95_seconds=inputs.ttft_p95_seconds,
-            settled_seconds=workload.settled_seconds(next_state.workload, now),
+            itl_p95_seconds=inputs.itl_p95_seconds,
+            settled_seconds=settled,
             backlog_free=inputs.num_requests_waiting <= 0 and inputs.gateway_queue_depth <= 0,
             now=now,
         )
     per_replica = capacity.sustainable_load(next_state.capacity, policy)
-    forecast.update(next_state.forecast, policy, measured.load_replicas, now)
-    point, upper = forecast.predict(next_state.forecast, policy, now, horizon)
+    forecast.update(next_state.forecast, policy, measured.load_replicas, now, horizon)
+    point, lower, upper, model, model_reason = forecast.predict_interval(
+        next_state.forecast, policy, now, horizon
+    )
+    interval_upper = upper
+    # The scaler provisions for the calibrated upper bound, but a rare old jump in the error
+    # window must not keep a fleet sized for it once load is calm (see `forecast.scaling_upper`).
+    upper = forecast.scaling_upper(next_state.forecast, policy, point, upper, horizon)
     per_request = measured.work_per_request_replica_seconds
     predicted = Forecast(
         horizon_seconds=horizon,
         requests_per_second=point / per_request,
-        requests_per_second_upper=upper / per_request,
+        requests_per_second_upper=interval_upper / per_request,
         load_replicas=point,
         load_replicas_upper=upper,
+        requests_per_second_lower=lower / per_request,
+        model=model,
+        reason=model_reason,
     )
+    keep = keepalive.plan(next_state.workload, policy, cold_start)
+    idle_now = workload.idle_seconds_now(next_state.workload, now)
 
     choice = strategy.choose(
         strategy.StrategyContext(
@@ -164,6 +201,7 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             cold_start_seconds=cold_start,
             load_replicas=measured.load_replicas,
             sustainable_load_per_replica=per_replica,
+            keep_alive=keep,
         ),
         next_state.strategy,
     )
@@ -188,8 +226,9 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
         )
 
     def recommend(*, floor_replicas: int) -> scaler.ScaleRecommendation:
-        """The 1<->N scaler on this tick's measurements, never below `floor_replicas`."""
-        return scaler.recommend(
+        """The 1<->N scaler on this tick's measurements, never below `floor_replicas`; within a
+        proven idle gap shorter than the keep-alive the fleet holds what it has."""
+        result = scaler.recommend(
             next_state.scaler,
             policy,
             load_replicas=measured.load_replicas,
@@ -201,7 +240,27 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             sustainable_load_per_replica=per_replica,
             floor_replicas=floor_replicas,
             now=now,
+            backlog_draining=inputs.gateway_queue_depth > 0
+            or inputs.num_requests_waiting >= max(1, inputs.ready_replicas),
         )
+        if idle_now == 0:
+            next_state.workload.busy_peak_load = max(
+                next_state.workload.busy_peak_load, next_state.scaler.stable_load
+            )
+        elif idle_now < keep.keep_alive_seconds and result.replicas < inputs.current_replicas:
+            # The hold only ever stops a scale-down: what the last busy period needed (its
+            # stable-window peak), never more than runs.
+            peak_need = math.ceil(next_state.workload.busy_peak_load / per_replica - 1e-9)
+            held = min(inputs.current_replicas, max(floor_replicas, peak_need))
+            if held > result.replicas:
+                return scaler.ScaleRecommendation(
+                    held,
+                    reasons.KEEP_ALIVE_HOLD,
+                    f"idle {idle_now:.0f}s of a {keep.keep_alive_seconds:.0f}s keep-alive: holding "
+                    f"{held} replica(s) for the next burst ({keep.reason}: {keep.message})",
+                    result.need_replicas,
+                )
+        return result
 
     floor = max(1, policy.min_replicas)
     if choice.strategy is Strategy.WARM:
@@ -232,9 +291,13 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
         policy,
         inputs,
         zero_allowed=zero_allowed,
-        idle_seconds=workload.idle_seconds_now(next_state.workload, now),
+        idle_seconds=idle_now,
         expected_requests_in_cold_start=expected_in_cold_start,
         now=now,
+        keep_alive_seconds=keep.keep_alive_seconds if keep.representative else None,
+        prewarm_seconds=keep.prewarm_seconds,
+        prewarm_until_seconds=keep.prewarm_until_seconds,
+        gap_seconds=_gap_seconds(next_state, now),
     )
     if gate.at_zero:
         next_state.scaler.recommendations.clear()
@@ -246,6 +309,7 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
         reasons.GATEWAY_QUEUE,
         reasons.DEMAND_AT_ZERO,
         reasons.PREDICTIVE_WARM_UP,
+        reasons.PREWARM_GAP,
     ):
         return finish(result.replicas, gate.reason, f"{gate.message}; {result.message}")
     if zero_allowed and result.replicas <= floor and result.reason in _HOLDING:
@@ -265,11 +329,22 @@ def _expected_requests(
     cold_start: float,
     per_request: float,
 ) -> float:
-    """Requests the time-of-day profile expects within one cold start around now + horizon."""
-    learned = forecast.profile_at(state.forecast, now + horizon)
+    """Requests a learned seasonal pattern expects within one cold start around now + horizon."""
+    learned = forecast.seasonal_expectation(state.forecast, policy, now, horizon)
     if learned is None or per_request <= 0:
         return 0.0
     return learned / per_request * cold_start
+
+
+def _gap_seconds(state: ScalerState, now: float) -> float | None:
+    last = state.workload.last_busy_time
+    return None if last is None else max(0.0, now - last)
+
+
+def _since_last(state: ScalerState, now: float, policy: ScalingPolicy) -> float:
+    if state.last_decision_time is None:
+        return 0.0
+    return min(max(0.0, now - state.last_decision_time), 10.0 * policy.decision_interval_seconds)
 
 
 def _previous_strategy(state: ScalerState, policy: ScalingPolicy) -> Strategy:

@@ -12,6 +12,8 @@ Load enters as replica-units (see `demand`). The need is
   1-replica oscillation), only to the maximum recommendation of the last
   `scale_down_delay_seconds` (every recent recommendation must allow it), and by at most
   current / `max_scale_down_rate` per decision.
+- Never scale down while a backlog drains (at least one request waits per Ready replica in the
+  engines, or the gateway holds requests): `BacklogDraining`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def recommend(
     sustainable_load_per_replica: float,
     floor_replicas: int,
     now: float,
+    backlog_draining: bool = False,
 ) -> ScaleRecommendation:
     """Replicas for the 1<->N regime (never below `floor_replicas`, which is >= 1); in place."""
     if state.last_time is None:
@@ -125,6 +128,14 @@ def recommend(
         state.last_scale_time = now
         return ScaleRecommendation(wanted, reason, detail, up_need)
 
+    if backlog_draining and keep < current:
+        # Requests wait: whatever the arrival rate says, the fleet is busy serving them.
+        return ScaleRecommendation(
+            max(current, floor_replicas),
+            reasons.BACKLOG_DRAINING,
+            f"{detail}; a backlog of {backlog_replicas:.2f} replica-units drains: no scale-down",
+            need,
+        )
     if keep >= current or in_panic:
         why = "panic: no scale-down" if in_panic and keep < current else "within hysteresis"
         return ScaleRecommendation(

@@ -9,16 +9,20 @@ Rules, in order:
 1. `UserSelected`      strategy is not Auto -> that strategy.
 2. `LearningDemand`    less than `min_history_seconds` observed -> Autoscaled (follows load, never
                        zero: the safe choice while nothing is known).
-3. `IdleFitsErrorBudget`  minReplicas is 0, idle periods longer than the cold start cover at least
-                       `MIN_IDLE_SHARE` of the time and save at least `MIN_SAVING_USD_PER_HOUR`, and
-                       the requests expected to meet a cold start (wake-ups per hour x requests in
-                       the first cold start after each) fit in `COLD_START_BUDGET_SHARE` of the
-                       error budget ((1 - objective) x requests per hour) -> ScaleToZero.
+3. `IdleFitsErrorBudget`  minReplicas is 0, the idle-gap histogram is representative and yields a
+                       finite keep-alive (`keepalive.plan`: the shortest window whose cold-start
+                       misses fit half the error budget), and releasing the replica after it saves
+                       at least `MIN_SAVING_SHARE` of a replica's price per hour (idle time beyond
+                       keep-alive + one cold start, from the histogram) -> ScaleToZero.
 4. `ColdStartExceedsDemandCycle`  the cold start is longer than `WARM_COLD_START_SECONDS`: the
                        fleet cannot follow demand, so provision for the peak -> Warm.
-5. `DemandFlat`        after an hour of history, the decaying peak and the current load need the
+5. `ColdStartsNotAbsorbed`  bursts follow idle gaps longer than a cold start (median gap), and the
+                       keep-alive that fits the error budget covers the median gap anyway (each
+                       burst's first cold start would spend more than the budget affords) -> Warm:
+                       capacity for the peak stays through the gaps.
+6. `DemandFlat`        after an hour of history, the decaying peak and the current load need the
                        same number of replicas: autoscaling has nothing to save -> Warm.
-6. `DemandVaries`      otherwise -> Autoscaled.
+7. `DemandVaries`      otherwise -> Autoscaled.
 
 Switching towards a riskier strategy (Warm -> Autoscaled -> ScaleToZero) waits for
 `strategy_dwell_seconds`; switching towards a safer one happens at once (`StrategyDwell`).
@@ -30,15 +34,15 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from llmscale.scaling import reasons
+from llmscale.scaling import keepalive, reasons
 from llmscale.scaling.types import ScalingPolicy, Strategy, StrategyState, WorkloadState, parse_strategy
-from llmscale.scaling.workload import idle_seconds_now
 
 MIN_IDLE_SHARE = 0.10
-"""Scale to zero only when long idle periods cover at least 10 % of the time."""
-MIN_SAVING_USD_PER_HOUR = 0.01
-COLD_START_BUDGET_SHARE = 0.5
-"""Cold starts may spend half the SLO error budget; the rest is for load noise."""
+"""(Reported) share of time in idle periods longer than the cold start."""
+MIN_SAVING_SHARE = 0.05
+"""Scale to zero only when it saves at least 5 % of one replica's price per hour: below that the
+operational risk of cold starts is not worth the money."""
+COLD_START_BUDGET_SHARE = keepalive.COLD_START_BUDGET_SHARE
 WARM_COLD_START_SECONDS = 1800.0
 FLAT_MIN_HISTORY_SECONDS = 3600.0
 """Call demand flat only after an hour of it (a flat five minutes says little)."""
@@ -54,6 +58,7 @@ class StrategyContext:
     cold_start_seconds: float
     load_replicas: float
     sustainable_load_per_replica: float
+    keep_alive: keepalive.KeepAlive | None = None
 
 
 @dataclass(frozen=True)
@@ -64,48 +69,6 @@ class RuleResult:
 
 
 Rule = Callable[[StrategyContext], RuleResult | None]
-
-
-@dataclass(frozen=True)
-class ZeroEconomics:
-    """The numbers behind the scale-to-zero rule (also quoted when it does not fire)."""
-
-    idle_share: float
-    wakeups_per_hour: float
-    requests_per_wakeup: float
-    cold_start_requests_per_hour: float
-    budget_requests_per_hour: float
-    saving_usd_per_hour: float
-
-    def describe(self, cold_start_seconds: float) -> str:
-        return (
-            f"idle {self.idle_share:.0%} of the time in gaps > cold start {cold_start_seconds:.0f}s; "
-            f"{self.wakeups_per_hour:.1f} wake-ups/h x {self.requests_per_wakeup:.1f} requests = "
-            f"{self.cold_start_requests_per_hour:.1f} req/h would meet a cold start; error budget "
-            f"share {self.budget_requests_per_hour:.1f} req/h; zero saves "
-            f"${self.saving_usd_per_hour:.2f}/h"
-        )
-
-
-def zero_economics(context: StrategyContext) -> ZeroEconomics:
-    workload = context.workload
-    hours = max(workload.observed_seconds, 1.0) / 3600.0
-    open_gap = idle_seconds_now(workload, context.now)
-    long_idle = workload.idle_seconds_long + (open_gap if open_gap > context.cold_start_seconds else 0.0)
-    idle_share = min(1.0, long_idle / max(workload.observed_seconds, 1.0))
-    wakeups_per_hour = workload.wakeups / hours
-    requests_per_wakeup = workload.wake_requests / workload.wakeups if workload.wakeups > 1e-6 else 0.0
-    requests_per_hour = workload.total_requests / hours
-    budget = (1.0 - context.policy.slo_objective) * requests_per_hour * COLD_START_BUDGET_SHARE
-    saving = idle_share * context.policy.replica_price_per_hour_usd
-    return ZeroEconomics(
-        idle_share=idle_share,
-        wakeups_per_hour=wakeups_per_hour,
-        requests_per_wakeup=requests_per_wakeup,
-        cold_start_requests_per_hour=wakeups_per_hour * requests_per_wakeup,
-        budget_requests_per_hour=budget,
-        saving_usd_per_hour=saving,
-    )
 
 
 def rule_user_selected(context: StrategyContext) -> RuleResult | None:
@@ -127,18 +90,39 @@ def rule_learning_demand(context: StrategyContext) -> RuleResult | None:
     )
 
 
+def zero_saving_share(context: StrategyContext, keep: keepalive.KeepAlive) -> float:
+    return keepalive.saving_share(context.workload, keep, context.cold_start_seconds)
+
+
 def rule_idle_fits_error_budget(context: StrategyContext) -> RuleResult | None:
-    if context.policy.min_replicas > 0:
+    keep = context.keep_alive
+    if context.policy.min_replicas > 0 or keep is None or not keep.representative:
         return None
-    economics = zero_economics(context)
-    if economics.idle_share < MIN_IDLE_SHARE or economics.saving_usd_per_hour < MIN_SAVING_USD_PER_HOUR:
+    if not math.isfinite(keep.keep_alive_seconds):
         return None
-    if economics.cold_start_requests_per_hour > economics.budget_requests_per_hour:
+    share = zero_saving_share(context, keep)
+    if share < MIN_SAVING_SHARE or context.policy.replica_price_per_hour_usd <= 0:
         return None
+    saving = share * context.policy.replica_price_per_hour_usd
     return RuleResult(
         Strategy.SCALE_TO_ZERO,
         reasons.IDLE_FITS_ERROR_BUDGET,
-        economics.describe(context.cold_start_seconds),
+        f"{keep.message}; zero saves {share:.0%} of a replica = ${saving:.2f}/h",
+    )
+
+
+def rule_cold_starts_not_absorbed(context: StrategyContext) -> RuleResult | None:
+    keep = context.keep_alive
+    if keep is None or not keep.representative:
+        return None
+    median_gap = keepalive.gap_quantile(context.workload, 0.5)
+    if median_gap <= context.cold_start_seconds or keep.keep_alive_seconds < median_gap:
+        return None
+    return RuleResult(
+        Strategy.WARM,
+        reasons.COLD_STARTS_NOT_ABSORBED,
+        f"median idle gap {median_gap:.0f}s > cold start {context.cold_start_seconds:.0f}s and "
+        f"{keep.message}: keeping peak capacity through the gaps",
     )
 
 
@@ -173,12 +157,18 @@ def rule_demand_flat(context: StrategyContext) -> RuleResult | None:
 
 
 def rule_demand_varies(context: StrategyContext) -> RuleResult | None:
-    economics = zero_economics(context)
-    why_not_zero = (
-        "minReplicas > 0"
-        if context.policy.min_replicas > 0
-        else economics.describe(context.cold_start_seconds)
-    )
+    keep = context.keep_alive
+    if context.policy.min_replicas > 0:
+        why_not_zero = "minReplicas > 0"
+    elif keep is None:
+        why_not_zero = "no keep-alive plan"
+    elif not keep.representative:
+        why_not_zero = keep.message
+    else:
+        share = zero_saving_share(context, keep)
+        why_not_zero = (
+            f"{keep.message}; zero would save {share:.0%} of a replica (< {MIN_SAVING_SHARE:.0%} or free)"
+        )
     return RuleResult(
         Strategy.AUTOSCALED,
         reasons.DEMAND_VARIES,
@@ -192,6 +182,7 @@ AUTO_RULES: Sequence[Rule] = (
     rule_learning_demand,
     rule_idle_fits_error_budget,
     rule_cold_start_exceeds_demand_cycle,
+    rule_cold_starts_not_absorbed,
     rule_demand_flat,
     rule_demand_varies,
 )

@@ -193,14 +193,26 @@ class Forecast:
     load_replicas: float
     """Point forecast in replica-units of work (1.0 = one replica saturated)."""
     load_replicas_upper: float
+    """What the scaler provisions for (the interval's upper end, capped: `forecast.scaling_upper`)."""
+    requests_per_second_lower: float = 0.0
+    """Lower end of the nominal 90 % interval (upper is its 95th percentile)."""
+    model: str = "persistence"
+    """The forecaster in use (`persistence`, `holt`, `smooth60`, `period3600`, `daily`, ...)."""
+    reason: str = ""
+    """Why that one (a `llmscale.scaling.reasons` constant: ForecastModelSelected, ...)."""
 
-    def to_status(self) -> dict[str, float]:
+    def to_status(self) -> dict[str, float | str]:
         """The `status.forecast` object of the LLMDeployment."""
-        return {
+        status: dict[str, float | str] = {
             "requestsPerSecond": round(self.requests_per_second, 4),
+            "lower": round(self.requests_per_second_lower, 4),
             "upper": round(self.requests_per_second_upper, 4),
             "horizonSeconds": round(self.horizon_seconds, 1),
+            "model": self.model,
         }
+        if self.reason:
+            status["reason"] = self.reason
+        return status
 
 
 # --- state -----------------------------------------------------------------------------------
@@ -223,6 +235,24 @@ class ForecastState:
     """Mean load per time-of-day bin (replica-units); empty until the first sample."""
     profile_weight: list[float] = field(default_factory=list)
     """How much evidence each bin holds (0 = never seen)."""
+    last_sample: float = 0.0
+    """The latest load sample (what persistence predicts)."""
+    smooth: list[float] = field(default_factory=list)
+    """Exponential averages of load, one per `forecast.SMOOTH_SECONDS` time constant."""
+    periodic: list[list[float]] = field(default_factory=list)
+    """Sub-daily profiles, one per `forecast.PERIODS_SECONDS` period (mean load per phase bin)."""
+    periodic_weight: list[list[float]] = field(default_factory=list)
+    pending: list[list[float]] = field(default_factory=list)
+    """Forecasts awaiting their outcome: [target time, issued time, chosen, candidate 0, 1, ...]."""
+    model_error: list[float] = field(default_factory=list)
+    """Exponentially weighted absolute error at the horizon, one per candidate model."""
+    scored_seconds: float = 0.0
+    """Decaying amount of scored evidence (seconds of outcomes)."""
+    selected: str = ""
+    """The model in use (`forecast.MODEL_NAMES`; "" until the first scored outcome)."""
+    residuals: list[float] = field(default_factory=list)
+    """The latest (outcome - forecast) errors at the horizon, oldest first: their 5th and 95th
+    percentiles are the interval (split conformal prediction)."""
 
 
 @dataclass
@@ -233,6 +263,9 @@ class CapacityState:
     """Replica-units one replica may carry (None = policy prior); bounded around the prior."""
     observations: int = 0
     last_violation_time: float | None = None
+    throughput_scale: float | None = None
+    """Observed saturated work per replica over the prior's (1.0 = the performance model is right):
+    learned while engine queues show replicas saturated; scales both token capacities."""
 
 
 @dataclass
@@ -260,6 +293,25 @@ class WorkloadState:
     peak_load: float = 0.0
     """Decaying maximum of load (replica-units), half-life a few hours: what Warm provisions."""
     peak_time: float | None = None
+    mix_requests: float = 0.0
+    mix_prompt_tokens: float = 0.0
+    mix_generation_tokens: float = 0.0
+    """Decaying sums of requests and tokens (the request mix = their ratios), learned always."""
+    last_busy_time: float | None = None
+    """When demand was last seen (arrivals, running, waiting or held): the start of the current
+    gap for pre-warming, which a metrics outage (no proof of idleness) does not reset."""
+    busy_peak_load: float = 0.0
+    """Largest stable-window load of the current (or last) busy period, replica-units: what a
+    keep-alive holds through the next idle gap."""
+    gap_histogram: list[float] = field(default_factory=list)
+    """Decaying counts of completed idle gaps per `keepalive.GAP_EDGES_SECONDS` bin."""
+    gaps_out_of_bounds: float = 0.0
+    burst_requests: float = 0.0
+    burst_count: float = 0.0
+    """Requests in the first cold start of busy periods after gaps, and how many such periods."""
+    burst_window_end: float | None = None
+    misses_estimated: float = 0.0
+    """Requests estimated to have met no replica (held at zero, or beyond a backlog): budget spent."""
 
 
 @dataclass
@@ -312,6 +364,12 @@ class ScalerState:
             self.forecast,
             profile=list(self.forecast.profile),
             profile_weight=list(self.forecast.profile_weight),
+            smooth=list(self.forecast.smooth),
+            periodic=[list(row) for row in self.forecast.periodic],
+            periodic_weight=[list(row) for row in self.forecast.periodic_weight],
+            pending=[list(row) for row in self.forecast.pending],
+            model_error=list(self.forecast.model_error),
+            residuals=list(self.forecast.residuals),
         )
         scaler = dataclasses.replace(
             self.scaler, recommendations=[list(entry) for entry in self.scaler.recommendations]
@@ -319,7 +377,7 @@ class ScalerState:
         return ScalerState(
             forecast=forecast,
             capacity=dataclasses.replace(self.capacity),
-            workload=dataclasses.replace(self.workload),
+            workload=dataclasses.replace(self.workload, gap_histogram=list(self.workload.gap_histogram)),
             scaler=scaler,
             activation=dataclasses.replace(self.activation),
             strategy=dataclasses.replace(self.strategy),

@@ -181,7 +181,14 @@ def test_status_has_every_contract_field() -> None:
     for field in contract:
         assert field in status, field
     assert status["lastDecisions"]["maxItems"] == 10
-    assert set(status["forecast"]["properties"]) == {"requestsPerSecond", "upper", "horizonSeconds"}
+    assert set(status["forecast"]["properties"]) == {
+        "requestsPerSecond",
+        "lower",
+        "upper",
+        "horizonSeconds",
+        "model",
+        "reason",
+    }
     assert set(status["observed"]["properties"]) == {
         "ttftP95Seconds",
         "itlP95Seconds",

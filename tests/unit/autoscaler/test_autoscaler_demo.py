@@ -53,3 +53,28 @@ def test_default_trace_slice_has_bursts_and_a_gap() -> None:
     gaps = [b - a for a, b in zip(schedule.arrival_seconds, schedule.arrival_seconds[1:], strict=False)]
     assert max(gaps) >= 25  # long enough for the demo's 20 s idle window
     assert 100 < len(schedule) < 1000
+
+
+def test_always_on_reference_uses_the_engines_own_replica_ceiling() -> None:
+    from llmscale_tools.demo.session import Demo, DemoOptions, Run
+
+    # two ticks 3600 s apart: "always on at max" is maxReplicas GPU-hours, 2 on real vLLM, 4 emulated
+    run = Run(timeline=[{"t": 0.0, "replicas": 1}, {"t": 3600.0, "replicas": 1}])
+    for engine, expected in (("vllm", 2.0), ("emulator", 4.0)):
+        options = DemoOptions(Path("t.csv"), 4.0, 90.0, "ScaleToZero", Path("p.png"), False, True, engine)
+        summary = Demo(options)._summary(run, _FakeSchedule(), None, {}, "ns")  # type: ignore[arg-type]
+        assert summary["gpu_hours_always_on_at_max"] == expected
+        assert summary["gpu_hours"] == 1.0
+
+
+class _FakeSchedule:
+    def to_json_dict(self) -> dict[str, object]:
+        return {}
+
+
+def test_real_engine_prompt_cap_fits_the_tiny_models_context() -> None:
+    from llmscale_tools.demo.session import VLLM_MAX_OUTPUT_TOKENS, VLLM_MAX_PROMPT_TOKENS
+
+    # measured: prompt_text(768) is 1057 tokens of the tiny model's BPE (~1.38 per word, BOS
+    # included); prompt + output must stay within its 1024-token context
+    assert VLLM_MAX_PROMPT_TOKENS * 1.38 + 1 + VLLM_MAX_OUTPUT_TOKENS <= 1024

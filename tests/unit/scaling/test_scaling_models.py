@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmscale.scaling import DecisionInputs, ScalingPolicy, capacity, demand, forecast
+from llmscale.scaling import DecisionInputs, ScalingPolicy, capacity, demand, forecast, reasons
 from llmscale.scaling.types import CapacityState, ForecastState, WorkloadState
 
 POLICY = ScalingPolicy()
@@ -57,14 +57,26 @@ def test_nan_and_negative_rates_are_no_signal(bad: float) -> None:
     assert demand.measure(inputs, POLICY, WorkloadState(), drain_seconds=60.0).load_replicas == 0.0
 
 
-def test_holt_follows_a_ramp_ahead_of_the_level() -> None:
+def test_holt_earns_its_place_on_a_ramp() -> None:
+    """Ten minutes of a steady ramp (0.01 replica-units per 5 s): persistence is always 65 s x
+    0.002/s = 0.13 behind, the trend model converges on the slope; once five minutes of outcomes
+    are scored it is chosen, and its forecast leads the last sample."""
     state = ForecastState()
     for step in range(120):
-        forecast.update(state, POLICY, 0.01 * step, step * 5.0)
+        forecast.update(state, POLICY, 0.01 * step, step * 5.0, horizon_seconds=65.0)
     now = 119 * 5.0
-    point, upper = forecast.predict(state, POLICY, now, 65.0)
-    assert point > 0.01 * 119  # the trend projects the ramp forward
-    assert upper >= point
+    point, lower, upper, model, reason = forecast.predict_interval(state, POLICY, now, 65.0)
+    assert reason == reasons.FORECAST_MODEL_SELECTED and model == "holt"
+    assert point > 0.01 * 119 + 0.05  # the trend projects the ramp forward
+    assert lower <= point <= upper
+
+
+def test_persistence_until_outcomes_are_scored() -> None:
+    state = ForecastState()
+    for step in range(20):  # 100 s: fewer than five minutes of outcomes
+        forecast.update(state, POLICY, 0.01 * step, step * 5.0, horizon_seconds=65.0)
+    *_, model, reason = forecast.predict_interval(state, POLICY, 95.0, 65.0)
+    assert (model, reason) == ("persistence", reasons.FORECAST_LEARNING)
 
 
 def test_uncertainty_grows_with_noise() -> None:
@@ -91,8 +103,9 @@ def test_seeded_profile_predicts_the_morning_ramp() -> None:
     now = 3 * DAY + 9 * 3600 - 600  # 08:50 on day four
     forecast.update(state, POLICY, 0.2, now)
     assert forecast.profile_at(state, now + 1800) == pytest.approx(4.0, rel=0.05)
-    point, upper = forecast.predict(state, POLICY, now, 1200.0)  # horizon reaches 09:10
-    assert point > 1.0 and upper > point
+    # The profile's expectation at a horizon reaching 09:10 is what waking from zero acts on.
+    expected = forecast.seasonal_expectation(state, POLICY, now, 1200.0)
+    assert expected is not None and expected > 1.0
 
 
 def test_capacity_shrinks_on_violations_and_stays_bounded() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,15 +85,16 @@ def _report(as_json: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llmscale.errors import UserInputError
     from llmscale_tools.localcluster import build
     from llmscale_tools.localcluster.cluster import LocalCluster
 
     root: Path = args.root
     if not root.is_dir():
-        from llmscale.errors import UserInputError
-
         raise UserInputError(f"--root: {str(root)!r} is not a directory")
-    cluster = LocalCluster(root)
+    if os.environ.get("LLMSCALE_LOCALCLUSTER_ROOT") and root != Path.cwd():
+        raise UserInputError("--root: give either --root or LLMSCALE_LOCALCLUSTER_ROOT, not both")
+    cluster = LocalCluster.from_environment(root)
     say = _report(args.json)
     result: dict[str, Any]
     status = 0

@@ -115,6 +115,27 @@ class LocalCluster:
         self.ports = ports or ClusterPorts()
         self.ports.validate()
 
+    @classmethod
+    def from_environment(cls, default_root: Path) -> LocalCluster:
+        """The cluster the environment names: `LLMSCALE_LOCALCLUSTER_ROOT` (the directory that
+        holds `.localcluster/`, else `default_root`) and `LLMSCALE_LOCALCLUSTER_PORT_OFFSET`
+        (every port shifted, see `ClusterPorts.shifted`; else the default ports), as the e2e
+        tests read them, so a demo or `llmscale cluster down` reaches an isolated cluster."""
+        from llmscale.errors import UserInputError
+
+        root = Path(os.environ.get("LLMSCALE_LOCALCLUSTER_ROOT") or default_root)
+        raw = os.environ.get("LLMSCALE_LOCALCLUSTER_PORT_OFFSET") or "0"
+        try:
+            offset = int(raw)
+        except ValueError:
+            offset = -1
+        if offset < 0:
+            raise UserInputError(
+                f"LLMSCALE_LOCALCLUSTER_PORT_OFFSET: value {raw!r} is invalid; expected an integer >= 0"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root, ports=ClusterPorts().shifted(offset) if offset else None)
+
     # -- the handle other code uses -----------------------------------------------------------
     @property
     def state_dir(self) -> Path:
