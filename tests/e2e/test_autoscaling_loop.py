@@ -259,6 +259,12 @@ def test_operator_restart_mid_scale_converges_without_flapping(
     _ready_one(apps_v1, namespace, name, wait_for)
     with Load(stack.gateway_url, name, concurrency=12) as load:
         wait_for(lambda: _deployment(apps_v1, namespace, name)[0] >= 2, 60, "scale-up under load")
+        # Restart from a settled count: a burst-sized first step may overshoot the steady need,
+        # and its scale-down one delay later is the loop working, not a restart flapping. Unchanged
+        # for longer than the scale-down delay means no scale-down is pending.
+        _settled_replicas(
+            apps_v1, namespace, name, wait_for, quiet_seconds=FAST["scale_down_delay_seconds"] + 4
+        )
         stack.stop("operator")
         before = _deployment(apps_v1, namespace, name)[0]
         stack.start_operator(interval_seconds=1.0)

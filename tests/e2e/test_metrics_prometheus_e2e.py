@@ -11,6 +11,7 @@ runner, and the adapter's PromQL over real scrapes (pod discovery labels `namesp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -262,10 +263,21 @@ def test_gateway_wakes_a_deployment_at_zero_and_metrics_come_from_real_prometheu
                         assert r.status == 200
                         await r.read()
 
-                for _ in range(10):
-                    await asyncio.gather(one(), one(), one())
-                    await asyncio.sleep(0.3)
-            await check_metrics(namespace, prometheus.url, gateway_scraped=target_file is not None)
+                # Traffic goes on while the signals are read (bounded: at most 300 rounds): a
+                # Prometheus that discovers the woken pod only after a burst ends sees its counters
+                # start non-zero and never increase, so rate() would stay 0 on a loaded machine.
+                async def trickle() -> None:
+                    for _ in range(300):
+                        await asyncio.gather(one(), one(), one())
+                        await asyncio.sleep(0.3)
+
+                traffic = asyncio.create_task(trickle())
+                try:
+                    await check_metrics(namespace, prometheus.url, gateway_scraped=target_file is not None)
+                finally:
+                    traffic.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await traffic
         finally:
             await running.stop()
             if target_file is not None:

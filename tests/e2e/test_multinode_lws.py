@@ -205,7 +205,8 @@ def test_a_group_scales_to_zero_and_a_held_request_wakes_it(
     assert asyncio.run(complete(stack.gateway_url, name)) == 200  # held while the group starts
     woke_in = time.monotonic() - started
     assert lws_replicas() == 1
-    assert len(group_pods(core_v1, namespace, name)) == 2
+    # the leader answered; the worker's readiness may land a moment later
+    wait_for(lambda: len(group_pods(core_v1, namespace, name)) == 2, 30, "leader and worker Ready")
     wait_for(
         lambda: status(custom_objects, namespace, name).get("nodesPerReplica") == 2, 30, "nodesPerReplica"
     )
