@@ -1,6 +1,8 @@
 """Leave-one-scenario-out (LOSO) for the decision core's tunables, over the backtest suite.
 
-For each value set in the grid of `TUNABLES` (module constants of `llmscale.scaling`), llmscale
+For each value set in the grid of `TUNABLES` (module constants of `llmscale.scaling`) and
+`POLICY_TUNABLES` (tunable `ScalingPolicy` fields, passed as the operator's
+`--scaling-overrides` would pass them), llmscale
 is replayed on every scenario of the suite (`llmscale.sim.backtest`: the same manifests,
 traces and fleet as `llmscale backtest`); the other policies' figures come from one prior
 `llmscale backtest --json` run (they do not depend on llmscale's constants). Each run scores
@@ -23,20 +25,28 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llmscale.scaling import forecast, keepalive
+from llmscale.scaling import PolicySettings, forecast, keepalive
+from llmscale.scaling.types import ScalingPolicy
+from llmscale.sim.backtest.deployment import llmscale_policy_for
 from llmscale.sim.backtest.run import (
     ATTAINMENT_SLACK,
     BASELINES,
     COST_VS_BASELINE,
     COST_VS_ORACLE,
     prepare,
-    run_one,
 )
 from llmscale.sim.backtest.suite import load_suite
+from llmscale.sim.runner import simulate
 
 TUNABLES: dict[str, tuple[Any, str, tuple[float, ...]]] = {
     "keep_alive_fallback_s": (keepalive, "FALLBACK_KEEP_ALIVE_SECONDS", (300.0, 600.0, 1200.0)),
     "forecast_select_margin": (forecast, "SELECT_MARGIN", (0.0, 0.05, 0.15)),
+}
+# ScalingPolicy field -> grid (the first value of each is not special; defaults are reported).
+POLICY_TUNABLES: dict[str, tuple[float, ...]] = {
+    "slo_headroom_step": (0.05, 0.1, 0.25),
+    "slo_headroom_max": (1.0, 2.0),
+    "slo_headroom_decay_seconds": (900.0, 1800.0),
 }
 
 
@@ -56,10 +66,14 @@ def score(ours: dict[str, float], others: dict[str, dict[str, float]]) -> float:
 
 def llmscale_run(args: tuple[Path, str, tuple[float, ...]]) -> dict[str, float]:
     suite_path, name, values = args
-    for (module, attribute, _), value in zip(TUNABLES.values(), values, strict=True):
+    module_values, policy_values = values[: len(TUNABLES)], values[len(TUNABLES) :]
+    for (module, attribute, _), value in zip(TUNABLES.values(), module_values, strict=True):
         setattr(module, attribute, value)
+    overrides = dict(zip(POLICY_TUNABLES, policy_values, strict=True))
     scenario = next(s for s in load_suite(suite_path).scenarios if s.name == name)
-    result = run_one(prepare(scenario), "llmscale")
+    prepared = prepare(scenario)
+    policy = llmscale_policy_for(prepared.setup.resource, PolicySettings(overrides=overrides))
+    result = simulate(prepared.trace, policy, prepared.config)
     return {"slo_attainment": result.slo_attainment, "gpu_hours": result.gpu_hours,
             "failed_requests": result.failed_requests}  # fmt: skip
 
@@ -69,14 +83,23 @@ def main() -> int:
     parser.add_argument("backtest_json")
     parser.add_argument("--suite", default="suites/default.yaml")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument(
+        "--policy-fields-only",
+        action="store_true",
+        help="hold the module constants at their current values; search the ScalingPolicy fields",
+    )
     args = parser.parse_args()
+    if args.policy_fields_only:
+        for key, (module, attribute, _) in list(TUNABLES.items()):
+            TUNABLES[key] = (module, attribute, (getattr(module, attribute),))
     document = json.loads(Path(args.backtest_json).read_text())
     others = {
         entry["name"]: {p["name"]: p for p in entry["policies"] if p["name"] != "llmscale"}
         for entry in document["scenarios"]
     }
     names = list(others)
-    grid = list(itertools.product(*(values for _, _, values in TUNABLES.values())))
+    axes = [values for _, _, values in TUNABLES.values()] + list(POLICY_TUNABLES.values())
+    grid = list(itertools.product(*axes))
     work = [(Path(args.suite), name, values) for values in grid for name in names]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(llmscale_run, work))
@@ -84,10 +107,16 @@ def main() -> int:
     for (_, name, values), ours in zip(work, runs, strict=True):
         table[values][name] = score(ours, others[name])
     in_sample = max(grid, key=lambda v: sum(table[v].values()))
-    defaults = tuple(getattr(module, attribute) for module, attribute, _ in TUNABLES.values())
-    print(f"LOSO over {', '.join(TUNABLES)}: {len(grid)} value sets x {len(names)} scenarios")
+    defaults = tuple(getattr(module, attribute) for module, attribute, _ in TUNABLES.values()) + tuple(
+        getattr(ScalingPolicy(), field) for field in POLICY_TUNABLES
+    )
+    print(
+        f"LOSO over {', '.join([*TUNABLES, *POLICY_TUNABLES])}: "
+        f"{len(grid)} value sets x {len(names)} scenarios"
+    )
+    default_total = f"{sum(table[defaults].values()):.3f}" if defaults in table else "not in the grid"
     print(f"in-sample best {in_sample} total {sum(table[in_sample].values()):.3f}; "
-          f"defaults {defaults} total {sum(table[defaults].values()):.3f}")  # fmt: skip
+          f"defaults {defaults} total {default_total}")  # fmt: skip
     print(f"{'left out':24s} {'chosen on the others':>22s} {'left-out':>9s} {'in-sample':>10s}")
     left_out_total = 0.0
     for name in names:

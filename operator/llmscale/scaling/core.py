@@ -171,6 +171,14 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             now=now,
         )
     per_replica = capacity.sustainable_load(next_state.capacity, policy)
+    serving = inputs.ready_replicas > 0
+    scaler.update_slo_headroom(
+        next_state.scaler,
+        policy,
+        ttft_p95_seconds=inputs.ttft_p95_seconds if serving else None,
+        itl_p95_seconds=inputs.itl_p95_seconds if serving else None,
+        dt=_since_last(state, now, policy),
+    )
     forecast.update(next_state.forecast, policy, measured.load_replicas, now, horizon)
     point, lower, upper, model, model_reason = forecast.predict_interval(
         next_state.forecast, policy, now, horizon

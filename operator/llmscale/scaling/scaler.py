@@ -8,8 +8,9 @@ Load enters as replica-units (see `demand`). The need is
 - Scale up at once to ceil(up need), at most `max_scale_up_rate` x current + 4 per decision.
 - Panic (KPA-style): when the panic-window need reaches `panic_threshold` x the ready replicas,
   no scale-down happens for one stable window.
-- Scale down only when ceil(need x (1 + hysteresis)) is below current (a band that stops
-  1-replica oscillation), only to the maximum recommendation of the last
+- Scale down only when ceil(need x (1 + hysteresis) + SLO headroom) is below current (a band
+  that stops 1-replica oscillation; the headroom is learned from SLO misses, see
+  `update_slo_headroom`), only to the maximum recommendation of the last
   `scale_down_delay_seconds` (every recent recommendation must allow it), and by at most
   current / `max_scale_down_rate` per decision.
 - Never scale down while a backlog drains (at least one request waits per Ready replica in the
@@ -106,7 +107,7 @@ def recommend(
     wanted = max(floor_replicas, math.ceil(up_need - EPSILON))
     keep = max(
         floor_replicas,
-        math.ceil(need * (1.0 + policy.hysteresis) + policy.scale_down_headroom_replicas - EPSILON),
+        math.ceil(need * (1.0 + policy.hysteresis) + state.slo_headroom - EPSILON),
     )
     # The window remembers what each decision justified keeping (headroom included), so the
     # delay holds the fleet a recent decision stood by, not a bare minimum.
@@ -154,3 +155,34 @@ def recommend(
     target = max(target, lowest, floor_replicas)
     state.last_scale_time = now
     return ScaleRecommendation(target, reasons.SCALE_DOWN, f"{detail}; scaling down to {target}", need)
+
+
+def update_slo_headroom(
+    state: ScalerWindowState,
+    policy: ScalingPolicy,
+    *,
+    ttft_p95_seconds: float | None,
+    itl_p95_seconds: float | None,
+    dt: float,
+) -> bool:
+    """Learn how many replicas to keep beyond the need from the SLO itself; returns "missed".
+
+    An error-budget signal (Google SRE workbook, "Alerting on SLOs": act on the budget's burn
+    rate). A measured p95 over its target means more than 5 % of the window's requests missed
+    it: with a 99 % objective the budget burns more than 5x faster than it may. Each such
+    decision adds `slo_headroom_step` replicas (at most `slo_headroom_max`); while the SLO
+    holds the headroom decays with `slo_headroom_decay_seconds`. The headroom only raises the
+    bound a scale-down must go below: it keeps capacity through the next burst of a workload
+    whose bursts outrun a cold start, and costs nothing on one that never misses. Unmeasured
+    p95s (no requests in the window) leave it unchanged but for the decay.
+    """
+    missed = (ttft_p95_seconds is not None and ttft_p95_seconds > policy.slo_ttft_p95_seconds) or (
+        itl_p95_seconds is not None
+        and policy.slo_itl_p95_seconds is not None
+        and itl_p95_seconds > policy.slo_itl_p95_seconds
+    )
+    if missed:
+        state.slo_headroom = min(policy.slo_headroom_max, state.slo_headroom + policy.slo_headroom_step)
+    elif dt > 0:
+        state.slo_headroom *= math.exp(-dt / policy.slo_headroom_decay_seconds)
+    return missed

@@ -126,8 +126,12 @@ class ScalingPolicy:
     """A scale-down happens only when every recommendation in this window allows it."""
     hysteresis: float = defaults.HYSTERESIS
     """Scale down only when the need plus this fraction still fits in fewer replicas."""
-    scale_down_headroom_replicas: float = defaults.SCALE_DOWN_HEADROOM_REPLICAS
-    """...plus this many replicas in absolute terms (it matters at small fleets: 1 <-> 2)."""
+    slo_headroom_step: float = defaults.SLO_HEADROOM_STEP_REPLICAS
+    """Replicas added to the scale-down bound per decision that sees the SLO's p95 missed."""
+    slo_headroom_max: float = defaults.SLO_HEADROOM_MAX_REPLICAS
+    """Most replicas the SLO headroom may add."""
+    slo_headroom_decay_seconds: float = defaults.SLO_HEADROOM_DECAY_SECONDS
+    """Time constant of the headroom's decay while the SLO holds."""
     max_scale_up_rate: float = defaults.MAX_SCALE_UP_RATE
     """At most this multiple of current replicas per decision (plus 4), KPA-style."""
     max_scale_down_rate: float = defaults.MAX_SCALE_DOWN_RATE
@@ -169,12 +173,20 @@ class ScalingPolicy:
             "forecast_level_seconds",
             "forecast_trend_seconds",
             "profile_bin_seconds",
+            "slo_headroom_decay_seconds",
         ):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name}: value {value} must be a positive number")
         if not 0.05 <= self.target_utilization <= 1.0:
             raise ValueError(f"target_utilization: value {self.target_utilization} is outside [0.05, 1]")
+        if not (
+            0.0 <= self.slo_headroom_step <= self.slo_headroom_max and math.isfinite(self.slo_headroom_max)
+        ):
+            raise ValueError(
+                f"slo_headroom_step: value {self.slo_headroom_step} must be within [0, slo_headroom_max="
+                f"{self.slo_headroom_max}]"
+            )
         if self.max_scale_up_rate < 1.0 or self.max_scale_down_rate < 1.0:
             raise ValueError("max_scale_up_rate and max_scale_down_rate must be >= 1")
 
@@ -325,6 +337,9 @@ class ScalerWindowState:
     recommendations: list[list[float]] = field(default_factory=list)
     """[time, replicas] pairs, a monotonic deque: the maximum over the scale-down window."""
     last_scale_time: float | None = None
+    slo_headroom: float = 0.0
+    """Replicas kept beyond the need on scale-down, learned from SLO misses
+    (`scaler.update_slo_headroom`)."""
 
 
 @dataclass

@@ -138,7 +138,8 @@ class PrometheusModel:
 
     * Engines are scraped every `engine_scrape_interval_seconds` (15 s: the PodMonitor the
       operator creates next to each vLLM Deployment, `llmscale.resources.service`), the gateway
-      every `gateway_scrape_interval_seconds` (30 s: the chart's `monitoring.podMonitor.interval`).
+      every `gateway_scrape_interval_seconds` (15 s: the chart's `monitoring.podMonitor.interval`,
+      at most half the operator's rate window so that `rate()` has two samples).
       Scrapes happen at whole multiples of the interval from t = 0.
     * A query is answered `evaluation_lag_seconds` late (scrape, ingestion and query time;
       1 s, our choice): at time `now` it sees the samples up to `now - lag`.
@@ -156,7 +157,7 @@ class PrometheusModel:
     """
 
     engine_scrape_interval_seconds: float = 15.0
-    gateway_scrape_interval_seconds: float = 30.0
+    gateway_scrape_interval_seconds: float = 15.0
     rate_window_seconds: float = 30.0
     evaluation_lag_seconds: float = 1.0
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from scaling_timeline_kit import RPS_PER_REPLICA
 
 from llmscale.scaling import ScalingPolicy, Strategy, reasons
 from llmscale.scaling.activation import ZERO
+from llmscale.scaling.scaler import recommend, update_slo_headroom
+from llmscale.scaling.types import ScalerWindowState
 
 
 def test_load_rises_scale_up_within_one_decision(make_timeline) -> None:
@@ -193,15 +196,58 @@ def test_restart_from_serialised_state_decides_the_same(make_timeline) -> None:
         assert (a.desired_replicas, a.reason) == (b.desired_replicas, b.reason)
 
 
-def test_small_fleet_keeps_half_a_replica_of_headroom(make_timeline) -> None:
-    # 0.85 replicas' worth of load on 2 replicas: 0.85 x 1.1 = 0.94 would fit in one replica, but
-    # the half-replica headroom keeps two (a 1 <-> 2 flap costs a cold start at every crossing).
+def test_a_small_fleet_that_meets_its_slo_keeps_no_headroom(make_timeline) -> None:
+    # The SLO holds (TTFT p95 0.2 s): 0.85 replicas' worth on 2 replicas, 0.85 x 1.1 = 0.935 fits
+    # in one replica, and no miss was ever seen: one replica (the old fixed half-replica of
+    # headroom kept two here, doubling the bill of a smooth one-replica workload).
     timeline = make_timeline(ScalingPolicy(max_replicas=20), replicas=2)
     timeline.run(900, rps=0.85 * RPS_PER_REPLICA)
-    assert timeline.replicas == 2
-    # At 0.4 replicas' worth, 0.4 x 1.1 + 0.5 = 0.94: one replica is enough.
-    timeline.run(900, rps=0.4 * RPS_PER_REPLICA)
     assert timeline.replicas == 1
+    assert timeline.state.scaler.slo_headroom == 0.0
+
+
+def test_slo_headroom_grows_with_misses_and_decays_while_the_slo_holds() -> None:
+    policy = ScalingPolicy()
+    assert (policy.slo_headroom_step, policy.slo_headroom_max, policy.slo_headroom_decay_seconds) == (
+        0.05,
+        1.0,
+        900.0,
+    )
+    state = ScalerWindowState()
+    for _ in range(5):  # TTFT p95 3 s over a 2-s target: +0.05 each
+        assert update_slo_headroom(state, policy, ttft_p95_seconds=3.0, itl_p95_seconds=None, dt=5.0)
+    assert state.slo_headroom == pytest.approx(0.25)
+    # An ITL miss counts the same; the p95 exactly at its target does not.
+    assert update_slo_headroom(state, policy, ttft_p95_seconds=None, itl_p95_seconds=0.2, dt=5.0)
+    assert state.slo_headroom == pytest.approx(0.30)
+    assert not update_slo_headroom(
+        state, policy, ttft_p95_seconds=policy.slo_ttft_p95_seconds, itl_p95_seconds=None, dt=900.0
+    )
+    assert state.slo_headroom == pytest.approx(0.30 / math.e)  # one time constant
+    # No measurement (nothing served): only the decay.
+    update_slo_headroom(state, policy, ttft_p95_seconds=None, itl_p95_seconds=None, dt=900.0)
+    assert state.slo_headroom == pytest.approx(0.30 / math.e**2)
+    for _ in range(100):
+        update_slo_headroom(state, policy, ttft_p95_seconds=60.0, itl_p95_seconds=None, dt=5.0)
+    assert state.slo_headroom == policy.slo_headroom_max
+
+
+def test_slo_headroom_holds_the_second_replica_a_plain_need_would_release() -> None:
+    policy = ScalingPolicy(scale_down_delay_seconds=0.0)
+
+    def decide_down(headroom: float) -> int:
+        state = ScalerWindowState(slo_headroom=headroom)
+        # 0.85 replicas' worth of need at 0.75 replica-units per replica, on 2 replicas.
+        return recommend(
+            state, policy, load_replicas=0.6375, burst_load_replicas=0.6375, backlog_replicas=0.0,
+            forecast_upper_replicas=0.6375, current_replicas=2, ready_replicas=2,
+            sustainable_load_per_replica=0.75, floor_replicas=1, now=0.0,
+        ).replicas  # fmt: skip
+
+    # ceil(0.85 x 1.1 + h): h = 0 -> 1 replica; h = 0.25 (five misses) -> 2.
+    assert decide_down(0.0) == 1
+    assert decide_down(0.25) == 2
+    assert decide_down(0.06) == 1  # 0.935 + 0.06 = 0.995 still fits in one
 
 
 def test_predictive_warm_up_wakes_before_the_morning_ramp(make_timeline) -> None:

@@ -164,7 +164,9 @@ def test_a_burst_reaches_the_policy_one_scrape_and_the_lag_later(
     simulate(trace, watcher, FleetConfig(model=h100_8b_32k))
     first_seen = next(o.now for o in watcher.seen if o.now > 1.0 and o.request_rate_rps > 0)
     assert first_seen == 61.0
-    # The gateway's counter goes the same way: every 30 s, so (with a 30-s window) never two
-    # scrapes in range, never a rate: the chart's 30-s interval starves a 30-s rate window.
-    assert all(not o.gateway_metrics_available for o in watcher.seen)
-    assert all(o.gateway_arrivals_rps == 0.0 for o in watcher.seen)
+    # The gateway is scraped every 15 s too (the chart's default, so that a 30-s rate window holds
+    # two scrapes): its first rate is also at t=61, from the 45-s and 60-s scrapes: the arrivals
+    # at 50.0, 50.1, ... 59.9 (100 of them) over 15 s = 6.67 req/s.
+    gateway = next(o for o in watcher.seen if o.now > 1.0 and o.gateway_arrivals_rps > 0)
+    assert gateway.now == 61.0
+    assert gateway.gateway_arrivals_rps == pytest.approx(100 / 15, rel=0.02)
