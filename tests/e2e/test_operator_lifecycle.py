@@ -22,6 +22,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from llmscale.api import defaults
+
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "llmdeployments.llmscale.dev.yaml"
 GROUP, VERSION, PLURAL = "llmscale.dev", "v1alpha1", "llmdeployments"
@@ -251,7 +253,7 @@ def test_operator_create_ready_rollout_drift_scale_delete(
     wait_for(
         lambda: (
             apps_v1.read_namespaced_deployment("llama", namespace).spec.template.spec.containers[0].image
-            == "vllm/vllm-openai:v0.11.0"
+            == defaults.ENGINE_IMAGE
         ),
         30,
         "image drift reverted",
@@ -341,7 +343,7 @@ def test_operator_restart_resumes_without_duplicates(
     wait_for(
         lambda: (
             apps_v1.read_namespaced_deployment("a", namespace).spec.template.spec.containers[0].image
-            == "vllm/vllm-openai:v0.11.0"
+            == defaults.ENGINE_IMAGE
         ),
         60,
         "drift made while the operator was down reverted",

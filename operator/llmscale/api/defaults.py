@@ -17,7 +17,11 @@ SHORT_NAMES: Final = ("llmdep",)
 CATEGORIES: Final = ("llmscale",)
 
 # vLLM's OpenAI-compatible server image; pinned so a rollout never changes engines silently.
-ENGINE_IMAGE: Final = "vllm/vllm-openai:v0.11.0"
+# By digest (the v0.11.0 multi-architecture index), so that a moved tag can never change what
+# runs; the tag stays for humans. Kubernetes pulls by the digest when both are given.
+ENGINE_IMAGE: Final = (
+    "vllm/vllm-openai:v0.11.0@sha256:014a95f21c9edf6abe0aea6b07353f96baa4ec291c427bb1176dc7c93a85845c"
+)
 ENGINE_DTYPE: Final = "auto"
 # vLLM's own default: the fraction of each GPU's memory the engine may claim.
 GPU_MEMORY_UTILIZATION: Final = 0.9

@@ -139,8 +139,13 @@ class EngineSpec(ApiModel):
 
     image: ShortString = Field(
         default=defaults.ENGINE_IMAGE,
-        description="vLLM OpenAI-server container image.",
-        examples=["vllm/vllm-openai:v0.11.0"],
+        description=(
+            "vLLM OpenAI-server container image; pin it by digest (repo:tag@sha256:...) so that a "
+            "moved tag cannot change what runs. The default is v0.11.0 by digest."
+        ),
+        examples=[
+            "vllm/vllm-openai:v0.11.0@sha256:014a95f21c9edf6abe0aea6b07353f96baa4ec291c427bb1176dc7c93a85845c"
+        ],
     )
     quantization: Quantization | None = Field(
         default=None,

@@ -58,6 +58,18 @@ def test_pod_meets_every_restricted_pod_security_check() -> None:
     assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
 
 
+def test_the_default_engine_image_is_pinned_by_digest_and_a_user_image_is_kept() -> None:
+    import re
+
+    (container,) = pod_spec(resource())["containers"]
+    # repo:tag@sha256:<64 hex>: the tag for humans, the digest for the kubelet (CKV_K8S_43).
+    assert re.fullmatch(r"vllm/vllm-openai:v0\.11\.0@sha256:[0-9a-f]{64}", container["image"])
+    (mine,) = pod_spec(resource(engine={"maxModelLen": 4096, "image": "registry.example/vllm:1"}))[
+        "containers"
+    ]
+    assert mine["image"] == "registry.example/vllm:1"
+
+
 def test_writable_volumes_cover_home_tmp_cache_and_shm() -> None:
     pod = pod_spec(resource())
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
