@@ -44,7 +44,7 @@ TUNABLES: dict[str, tuple[Any, str, tuple[float, ...]]] = {
 }
 # ScalingPolicy field -> grid (the first value of each is not special; defaults are reported).
 POLICY_TUNABLES: dict[str, tuple[float, ...]] = {
-    "slo_headroom_step": (0.05, 0.1, 0.25),
+    "slo_headroom_rise_seconds": (20.0, 50.0, 100.0),
     "slo_headroom_max": (1.0, 2.0),
     "slo_headroom_decay_seconds": (900.0, 1800.0),
 }

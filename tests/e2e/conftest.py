@@ -59,10 +59,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MODES = ("local", "existing", "kind")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, message: str, interval: float = 0.2) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float,
+    message: str,
+    interval: float = 0.2,
+    on_timeout: Callable[[], Any] | None = None,
+) -> Any:
     """Call `predicate` until it returns something truthy (returned); fail after `timeout` s.
 
-    Exceptions from the predicate count as "not yet" (the last one is shown on failure).
+    Exceptions from the predicate count as "not yet" (the last one is shown on failure), and
+    `on_timeout()`'s value (for example the last scaling decisions) joins the failure message.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -75,6 +82,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float, message: str, interva
             return value
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            if on_timeout is not None:
+                try:
+                    detail += f"; state: {on_timeout()!r}"
+                except Exception as exc:  # the diagnosis must not hide the timeout
+                    detail += f"; state unreadable: {exc!r}"
             pytest.fail(f"timed out after {timeout:.0f} s waiting for: {message}{detail}")
         time.sleep(interval)
 

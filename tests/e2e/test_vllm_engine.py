@@ -103,6 +103,8 @@ class Load:
 
     def __init__(self, url: str, model: str, concurrency: int) -> None:
         self.url, self.model, self.concurrency = url, model, concurrency
+        self.think_seconds = 0.0
+        """Pause of each client between its requests (a trickle instead of a closed loop)."""
         self.ok = 0
         self.failed: list[str] = []
         self._stop = threading.Event()
@@ -138,6 +140,8 @@ class Load:
                         self.failed.append(f"HTTP {response.status}: {text[-160:]}")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.failed.append(repr(exc))
+            if self.think_seconds > 0:
+                await asyncio.sleep(self.think_seconds)
 
 
 @pytest.fixture
@@ -249,9 +253,18 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
             assert to_two[0]["reason"] in SCALE_UP_REASONS, to_two
             wait_for(lambda: _replicas(apps_v1, namespace, name) == (2, 2), START_BUDGET_SECONDS,
                      "the second real engine Ready")  # fmt: skip
-            # 5. load falls but continues: the extra replica goes, gracefully
+            # 5. load falls but continues: the extra replica goes, gracefully. A trickle, not one
+            # closed-loop stream: the tiny model decodes ~150-300 tok/s on these CPUs, more than
+            # the capacity prior of the 8B-on-L4 replica the spec describes (257 tok/s), so one
+            # back-to-back stream alone still "needs" 1.2 replicas (measured: stable load 1.22).
             load.concurrency = 1
-            wait_for(lambda: _replicas(apps_v1, namespace, name)[0] == 1, 240, "scale-down to 1")
+            load.think_seconds = 2.0
+            wait_for(
+                lambda: _replicas(apps_v1, namespace, name)[0] == 1,
+                240,
+                "scale-down to 1",
+                on_timeout=lambda: (_status(custom_objects, namespace, name).get("lastDecisions") or [])[-3:],
+            )
             wait_for(lambda: EngineWatch.sample()[0] == 1, 90, "the removed engine to exit")
             time.sleep(3)
         assert load.failed == [], load.failed[:5]

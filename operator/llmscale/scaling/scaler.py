@@ -169,8 +169,9 @@ def update_slo_headroom(
 
     An error-budget signal (Google SRE workbook, "Alerting on SLOs": act on the budget's burn
     rate). A measured p95 over its target means more than 5 % of the window's requests missed
-    it: with a 99 % objective the budget burns more than 5x faster than it may. Each such
-    decision adds `slo_headroom_step` replicas (at most `slo_headroom_max`); while the SLO
+    it: with a 99 % objective the budget burns more than 5x faster than it may. Each second
+    of such decisions adds 1 / `slo_headroom_rise_seconds` replicas (at most `slo_headroom_max`;
+    `dt` is the time since the previous decision, one decision interval at the first); while the SLO
     holds the headroom decays with `slo_headroom_decay_seconds`. The headroom only raises the
     bound a scale-down must go below: it keeps capacity through the next burst of a workload
     whose bursts outrun a cold start, and costs nothing on one that never misses. Unmeasured
@@ -182,7 +183,8 @@ def update_slo_headroom(
         and itl_p95_seconds > policy.slo_itl_p95_seconds
     )
     if missed:
-        state.slo_headroom = min(policy.slo_headroom_max, state.slo_headroom + policy.slo_headroom_step)
+        rise = (dt if dt > 0 else policy.decision_interval_seconds) / policy.slo_headroom_rise_seconds
+        state.slo_headroom = min(policy.slo_headroom_max, state.slo_headroom + rise)
     elif dt > 0:
         state.slo_headroom *= math.exp(-dt / policy.slo_headroom_decay_seconds)
     return missed

@@ -126,8 +126,8 @@ class ScalingPolicy:
     """A scale-down happens only when every recommendation in this window allows it."""
     hysteresis: float = defaults.HYSTERESIS
     """Scale down only when the need plus this fraction still fits in fewer replicas."""
-    slo_headroom_step: float = defaults.SLO_HEADROOM_STEP_REPLICAS
-    """Replicas added to the scale-down bound per decision that sees the SLO's p95 missed."""
+    slo_headroom_rise_seconds: float = defaults.SLO_HEADROOM_RISE_SECONDS
+    """Seconds of measured SLO misses (a p95 over target) that add one replica of headroom."""
     slo_headroom_max: float = defaults.SLO_HEADROOM_MAX_REPLICAS
     """Most replicas the SLO headroom may add."""
     slo_headroom_decay_seconds: float = defaults.SLO_HEADROOM_DECAY_SECONDS
@@ -174,19 +174,15 @@ class ScalingPolicy:
             "forecast_trend_seconds",
             "profile_bin_seconds",
             "slo_headroom_decay_seconds",
+            "slo_headroom_rise_seconds",
         ):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name}: value {value} must be a positive number")
         if not 0.05 <= self.target_utilization <= 1.0:
             raise ValueError(f"target_utilization: value {self.target_utilization} is outside [0.05, 1]")
-        if not (
-            0.0 <= self.slo_headroom_step <= self.slo_headroom_max and math.isfinite(self.slo_headroom_max)
-        ):
-            raise ValueError(
-                f"slo_headroom_step: value {self.slo_headroom_step} must be within [0, slo_headroom_max="
-                f"{self.slo_headroom_max}]"
-            )
+        if not (self.slo_headroom_max >= 0.0 and math.isfinite(self.slo_headroom_max)):
+            raise ValueError(f"slo_headroom_max: value {self.slo_headroom_max} must be a number >= 0")
         if self.max_scale_up_rate < 1.0 or self.max_scale_down_rate < 1.0:
             raise ValueError("max_scale_up_rate and max_scale_down_rate must be >= 1")
 

@@ -208,15 +208,20 @@ def test_a_small_fleet_that_meets_its_slo_keeps_no_headroom(make_timeline) -> No
 
 def test_slo_headroom_grows_with_misses_and_decays_while_the_slo_holds() -> None:
     policy = ScalingPolicy()
-    assert (policy.slo_headroom_step, policy.slo_headroom_max, policy.slo_headroom_decay_seconds) == (
-        0.05,
+    assert (policy.slo_headroom_rise_seconds, policy.slo_headroom_max, policy.slo_headroom_decay_seconds) == (
+        100.0,
         1.0,
         900.0,
     )
     state = ScalerWindowState()
-    for _ in range(5):  # TTFT p95 3 s over a 2-s target: +0.05 each
+    for _ in range(5):  # TTFT p95 3 s over a 2-s target, 5 s apart: 5 / 100 = +0.05 each
         assert update_slo_headroom(state, policy, ttft_p95_seconds=3.0, itl_p95_seconds=None, dt=5.0)
     assert state.slo_headroom == pytest.approx(0.25)
+    # The rise is per second, not per decision: 25 decisions 1 s apart add the same 0.25.
+    per_second = ScalerWindowState()
+    for _ in range(25):
+        update_slo_headroom(per_second, policy, ttft_p95_seconds=3.0, itl_p95_seconds=None, dt=1.0)
+    assert per_second.slo_headroom == pytest.approx(0.25)
     # An ITL miss counts the same; the p95 exactly at its target does not.
     assert update_slo_headroom(state, policy, ttft_p95_seconds=None, itl_p95_seconds=0.2, dt=5.0)
     assert state.slo_headroom == pytest.approx(0.30)
