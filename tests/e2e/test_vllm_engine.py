@@ -45,8 +45,14 @@ SCALE_UP_REASONS = {"LoadAboveCapacity", "ForecastRamp", "PanicMode", "ScaleUpRa
 USER = [{"role": "user", "content": "Tell the cluster a short story."}]
 
 
+OURS = b"--served-model-name real "
+
+
 class EngineWatch:
-    """Samples the vLLM processes of this machine once a second: engines and their memory."""
+    """Samples this test's vLLM processes once a second: engines and their memory.
+
+    Only servers started for the LLMDeployment `real` count (`--served-model-name real`): the
+    conformance tier's session-scoped servers (served name `tiny`) run in the same session."""
 
     def __init__(self) -> None:
         self.peak_engines = 0
@@ -80,7 +86,7 @@ class EngineWatch:
             children.setdefault(int(fields[1]), []).append(pid)
             rss[pid] = next((int(line.split()[1]) * 1024 for line in status.splitlines()
                              if line.startswith("VmRSS:")), 0)  # fmt: skip
-            if b"vllm.entrypoints.openai.api_server" in cmdline:
+            if b"vllm.entrypoints.openai.api_server" in cmdline and OURS in cmdline:
                 servers.append(pid)
         total = 0
         for server in servers:
@@ -90,6 +96,23 @@ class EngineWatch:
                 total += rss.get(pid, 0)
                 stack.extend(children.get(pid, []))
         return len(servers), total
+
+    @staticmethod
+    def describe() -> list[str]:
+        """pid, parent, state and the start of the command line of every vLLM API server process."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if b"vllm.entrypoints.openai.api_server" in cmdline and OURS in cmdline:
+                command = cmdline[:160].decode(errors="replace")
+                found.append(f"{entry.name} ppid {fields[1]} state {fields[0]}: {command}")
+        return found
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
@@ -265,7 +288,12 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
                 "scale-down to 1",
                 on_timeout=lambda: (_status(custom_objects, namespace, name).get("lastDecisions") or [])[-3:],
             )
-            wait_for(lambda: EngineWatch.sample()[0] == 1, 90, "the removed engine to exit")
+            wait_for(
+                lambda: EngineWatch.sample()[0] == 1,
+                90,
+                "the removed engine to exit",
+                on_timeout=EngineWatch.describe,
+            )
             time.sleep(3)
         assert load.failed == [], load.failed[:5]
         assert load.ok > 10
