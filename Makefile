@@ -24,19 +24,19 @@ help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make setup: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..." >&2; exit 1; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,plot]' -e './tools[cluster,demo]'
 	@touch $(STAMP)
 
 # A second venv with the LOWEST version of every direct dependency that pyproject.toml allows
 # (transitive ones at their newest): proves the floors are true, not just written down.
-$(LOWEST_STAMP): pyproject.toml | $(STAMP)
+$(LOWEST_STAMP): pyproject.toml tools/pyproject.toml | $(STAMP)
 	rm -rf $(LOWEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LOWEST_VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(LOWEST_VENV) $(UV) pip install --quiet --resolution lowest-direct -e '.[test]'
+	VIRTUAL_ENV=$(CURDIR)/$(LOWEST_VENV) $(UV) pip install --quiet --resolution lowest-direct -e '.[test,plot]' -e './tools[cluster,demo]'
 	@touch $(LOWEST_STAMP)
 
 setup: $(STAMP) ## Create .venv/ with llmscale and its test tools installed (idempotent)
@@ -53,8 +53,8 @@ system-deps: ## Install Debian's prometheus package when it is missing (needs ro
 	fi
 
 lint: setup ## ruff, mypy (strict) and the import-layer contracts
-	$(VENV)/bin/ruff check operator tests benchmarks charts/llmscale/hack
-	$(VENV)/bin/ruff format --check operator tests benchmarks charts/llmscale/hack
+	$(VENV)/bin/ruff check operator tools tests benchmarks charts/llmscale/hack
+	$(VENV)/bin/ruff format --check operator tools tests benchmarks charts/llmscale/hack
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -82,7 +82,7 @@ $(SCAN_STAMP): tests/scan/requirements.txt
 scan: setup cluster-build $(SCAN_STAMP) ## checkov, hadolint, Kubernetes-schema checks of chart, examples' children, images/ (fails on a new finding)
 	$(PY) tests/scan/render.py build/scan .localcluster/bin/helm
 	@# the Kubernetes OpenAPI of the version the local cluster builds (its Go module; no other download)
-	@swagger="$$(cd tests/localcluster && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes \
+	@swagger="$$(cd tools/llmscale_tools/localcluster/gomod && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes \
 	    | $(CURDIR)/$(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/api/openapi-spec/swagger.json"; \
 	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger" --self-test && \
 	  $(SCAN_VENV)/bin/python tests/scan/scan.py build/scan "$$swagger"

@@ -34,8 +34,8 @@ from benchkit import SMOKE, verdict
 from llmscale.controller.autoscaling.loop import Autoscaler
 from llmscale.controller.autoscaling.policy import policy_for
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
-from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.scaling import DecisionInputs, ScalerState, decide
+from llmscale_tools.fakes.metrics import FakeMetricsSource
 
 DEPLOYMENTS = 50 if SMOKE else 1000
 TICKS = 3 if SMOKE else 20

@@ -33,9 +33,9 @@ from aiohttp import web
 from benchkit import SMOKE, verdict
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.fake import FakeActivationSignaller, FakeEndpointSource
 from llmscale.gateway.proxy import Gateway
 from llmscale.gateway.routing import Endpoint
+from llmscale_tools.fakes.gateway import FakeActivationSignaller, FakeEndpointSource
 
 REQUESTS = 30 if SMOKE else 300
 WAKEUPS = 3 if SMOKE else 20

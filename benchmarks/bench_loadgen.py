@@ -41,9 +41,9 @@ from llmscale.bench.report import Progress
 from llmscale.bench.run import BenchSettings, run_bench
 from llmscale.bench.stats import Slo, percentile
 from llmscale.bench.workload import fixed_workload
-from llmscale.emulator.expect import replay
 from llmscale.sim.engine import ContinuousBatchingEngine
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
+from llmscale_tools.emulator.expect import replay
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 GPU = "L4"
@@ -63,7 +63,7 @@ MAX_CLIENT_CPU_FRACTION = 0.5
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     repo = Path(__file__).resolve().parents[1]
     command = [
-        sys.executable, "-m", "llmscale.emulator", "--port", "0", "--gpu", GPU, "--model", MODEL,
+        sys.executable, "-m", "llmscale_tools.emulator", "--port", "0", "--gpu", GPU, "--model", MODEL,
         "--max-num-seqs", str(MAX_NUM_SEQS), "--served-model-name", "m",
     ]  # fmt: skip
     process = subprocess.Popen(

@@ -70,7 +70,7 @@ def main() -> int:
 def run(cluster: Any) -> int:
     from kubernetes import client, config
 
-    from llmscale.demo.stack import Stack, emulated_llmdeployment
+    from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
 
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from llmscale.localcluster import LocalCluster
+    from llmscale_tools.localcluster import LocalCluster
 
 SMOKE_FLAG = "--smoke"
 SMOKE_ENV = "LLMSCALE_BENCH_SMOKE"
@@ -57,7 +57,7 @@ def local_cluster() -> Iterator[LocalCluster]:
     Attaches to a running cluster or starts one; the last user to detach stops a cluster that
     a user started (one started by hand with `llmscale cluster up` keeps running).
     """
-    from llmscale.localcluster import ClusterPorts, LocalCluster
+    from llmscale_tools.localcluster import ClusterPorts, LocalCluster
 
     root = Path(os.environ.get("LLMSCALE_LOCALCLUSTER_ROOT") or REPO)
     offset = int(os.environ.get("LLMSCALE_LOCALCLUSTER_PORT_OFFSET") or 0)

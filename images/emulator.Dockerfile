@@ -20,7 +20,9 @@ COPY images/requirements.lock ./images/
 RUN /opt/llmscale/bin/pip install --no-compile --require-hashes -r images/requirements.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY operator/ ./operator/
-RUN /opt/llmscale/bin/pip install --no-compile --no-deps --no-build-isolation . \
+# the emulator lives in llmscale-tools (tools/), which needs nothing beyond llmscale itself
+COPY tools/ ./tools/
+RUN /opt/llmscale/bin/pip install --no-compile --no-deps --no-build-isolation . ./tools \
  && /opt/llmscale/bin/pip check \
  && /opt/llmscale/bin/python -m compileall -q /opt/llmscale/lib \
  && /opt/llmscale/bin/llmscale emulate --help >/dev/null

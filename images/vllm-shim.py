@@ -14,4 +14,4 @@ import sys
 
 os.environ.setdefault("LLMSCALE_POD_IP", "0.0.0.0")  # a container binds its own IP
 os.environ["LLMSCALE_POD_ARGS"] = json.dumps(["vllm", *sys.argv[1:]])
-os.execv(sys.executable, [sys.executable, "-m", "llmscale.emulator", "--pod-env"])
+os.execv(sys.executable, [sys.executable, "-m", "llmscale_tools.emulator", "--pod-env"])

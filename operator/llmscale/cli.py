@@ -18,31 +18,40 @@ from llmscale import __version__
 from llmscale.errors import LLMScaleError, UserInputError
 
 # command name -> module that registers it (order = order in --help)
-COMMAND_MODULES: tuple[tuple[str, str], ...] = (
+PRODUCT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("operator", "llmscale.controller.cli"),
     ("gateway", "llmscale.gateway.cli"),
     ("plan", "llmscale.planner.cli"),
     ("simulate", "llmscale.sim.cli"),
     ("backtest", "llmscale.sim.backtest.cli"),
-    ("emulate", "llmscale.emulator.cli"),
     ("bench", "llmscale.bench.cli"),
-    ("demo", "llmscale.demo"),
-    ("cluster", "llmscale.localcluster.cli"),
 )
+PLUGIN_GROUP = "llmscale.commands"
+"""Entry-point group of further commands: the llmscale-tools distribution (tools/) adds `emulate`,
+`demo` and `cluster` there, so they exist where the tools are installed (a checkout after
+`make setup`, the emulator image) and not in the operator image."""
+
+
+def installed_commands() -> tuple[tuple[str, str], ...]:
+    """The product's commands, then those that installed plugins register."""
+    from importlib.metadata import entry_points
+
+    plugins = tuple((ep.name, ep.value) for ep in entry_points(group=PLUGIN_GROUP))
+    return PRODUCT_COMMANDS + tuple(sorted(plugins))
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as one line and exit status 2 (its default)."""
 
 
-def build_parser(commands: Sequence[tuple[str, str]] = COMMAND_MODULES) -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[tuple[str, str]] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="llmscale",
         description="Serve LLMs on Kubernetes at the lowest GPU cost that meets a latency SLO.",
     )
     parser.add_argument("--version", action="version", version=f"llmscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module_name in commands:
+    for name, module_name in installed_commands() if commands is None else commands:
         try:
             importlib.import_module(module_name).register(subparsers)
         except Exception as exc:  # one broken command must not take the others down
@@ -68,8 +77,8 @@ def _register_broken(
     parser.set_defaults(func=run)
 
 
-def main(argv: Sequence[str] | None = None, *, commands: Sequence[tuple[str, str]] = COMMAND_MODULES) -> int:
-    """Run one command line; `commands` narrows the dispatcher (`python -m llmscale.emulator`
+def main(argv: Sequence[str] | None = None, *, commands: Sequence[tuple[str, str]] | None = None) -> int:
+    """Run one command line; `commands` narrows the dispatcher (`python -m llmscale_tools.emulator`
     loads only the emulator, so a process per pod starts fast and depends on nothing else)."""
     parser = build_parser(commands)
     args = parser.parse_args(argv)

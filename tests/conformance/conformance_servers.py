@@ -5,7 +5,7 @@
 Both serve the model name `tiny` with a 1024-token context. The emulator emulates
 Llama-3.1-8B on an H100 at speed-up 20 (fast answers; the API does not depend on timing). Real
 vLLM is the CPU build from `make vllm` serving the tiny random-weight model, started by the
-same code path a real-vLLM pod uses (llmscale.localcluster.vllm_pod). Without that
+same code path a real-vLLM pod uses (llmscale_tools.localcluster.vllm_pod). Without that
 environment the vLLM half skips and says why; `make test` builds it first, so there it runs.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from llmscale.localcluster import vllm_env
-from llmscale.localcluster.vllm_pod import serve_argv, serve_env
+from llmscale_tools.localcluster import vllm_env
+from llmscale_tools.localcluster.vllm_pod import serve_argv, serve_env
 
 SERVED = "tiny"
 MAX_MODEL_LEN = 1024
@@ -88,7 +88,7 @@ def _serve(kind: str, argv: list[str], env: dict[str, str], log: Path, timeout: 
 @pytest.fixture(scope="session")
 def emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     argv = [
-        sys.executable, "-m", "llmscale.emulator",
+        sys.executable, "-m", "llmscale_tools.emulator",
         "--host", "127.0.0.1", "--port", str(free_port()),
         "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-80GB",
         "--served-model-name", SERVED, "--max-model-len", str(MAX_MODEL_LEN),

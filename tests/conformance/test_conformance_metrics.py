@@ -20,8 +20,8 @@ import pytest
 from conformance_servers import SERVED, Server
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmscale.emulator.app import start_emulator
-from llmscale.emulator.config import EmulatorConfig
+from llmscale_tools.emulator.app import start_emulator
+from llmscale_tools.emulator.config import EmulatorConfig
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
 # vLLM's model-FLOPs-utilisation estimates: the emulator does not estimate FLOPs or bytes moved

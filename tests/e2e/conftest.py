@@ -53,7 +53,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from llmscale.localcluster import ClusterPorts, LocalCluster
+from llmscale_tools.localcluster import ClusterPorts, LocalCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODES = ("local", "existing", "kind")

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from llmscale.demo.stack import Stack, emulated_llmdeployment
+from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
 
 pytestmark = pytest.mark.timeout(420)
 

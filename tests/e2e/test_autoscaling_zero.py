@@ -1,7 +1,7 @@
 """Scale-to-zero on the local cluster: held requests wake the deployment and succeed.
 
 Real control plane + Prometheus + pod runner/emulator; the operator and the gateway run as
-subprocesses scoped to the test's namespace (llmscale.demo.stack.Stack). Short windows come
+subprocesses scoped to the test's namespace (llmscale_tools.demo.stack.Stack). Short windows come
 from the per-deployment `llmscale.dev/scaling-overrides` annotation.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from llmscale.demo.stack import Stack, emulated_llmdeployment
+from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
 
 pytestmark = pytest.mark.timeout(240)
 

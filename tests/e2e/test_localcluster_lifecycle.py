@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import ClusterPorts, LocalCluster
-from llmscale.localcluster import cli as cluster_cli
+from llmscale_tools.localcluster import ClusterPorts, LocalCluster
+from llmscale_tools.localcluster import cli as cluster_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from llmscale.demo.stack import Stack, emulated_llmdeployment
+from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

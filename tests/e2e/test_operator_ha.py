@@ -28,7 +28,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmscale.controller.autoscaling.memory import MAX_LAST_DECISIONS
-from llmscale.demo.stack import emulated_llmdeployment
+from llmscale_tools.demo.stack import emulated_llmdeployment
 
 REPO = Path(__file__).resolve().parents[2]
 PEERING_CRDS = REPO / "charts" / "llmscale" / "crds" / "kopf-peering.yaml"

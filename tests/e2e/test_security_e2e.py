@@ -24,7 +24,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from llmscale.demo.stack import Stack, emulated_llmdeployment
+from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -27,9 +27,9 @@ import aiohttp
 import openai
 import pytest
 
-from llmscale.demo.stack import Stack, emulated_llmdeployment
-from llmscale.localcluster import vllm_env
 from llmscale.metrics.promql import QueryWindows, current_queries
+from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
+from llmscale_tools.localcluster import vllm_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.vllm, pytest.mark.timeout(2400)]
 # real start-up is ~40 s on idle cores; the hold and the waits allow a busy machine

@@ -24,15 +24,15 @@ import aiohttp
 import pytest
 import yaml
 
-from llmscale.emulator.app import start_emulator
-from llmscale.emulator.config import EmulatorConfig
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.fake import FakeActivationSignaller, FakeEndpointSource
 from llmscale.gateway.proxy import Gateway
 from llmscale.gateway.routing import Endpoint
 from llmscale.metrics.prometheus import PrometheusMetricsSource
 from llmscale.metrics.types import DeploymentMetrics
+from llmscale_tools.emulator.app import start_emulator
+from llmscale_tools.emulator.config import EmulatorConfig
+from llmscale_tools.fakes.gateway import FakeActivationSignaller, FakeEndpointSource
 
 PROMETHEUS = shutil.which("prometheus") or (
     str(Path(__file__).resolve().parents[2] / ".localcluster" / "bin" / "prometheus")

@@ -4,7 +4,7 @@
 - `ActivationSignaller` tells the operator that a deployment at zero has demand (the
   `llmscale.dev/activation-requested-at` annotation, see docs/gateway.md).
 
-The Kubernetes implementations live in `llmscale.gateway.kube`; tests use `llmscale.gateway.fake`.
+The Kubernetes implementations live in `llmscale.gateway.kube`; tests use `llmscale_tools.fakes.gateway`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Public API:
 - llmscale.metrics.types: MetricsSource (Protocol), DeploymentMetrics, DemandHistory, DeploymentKey
 - llmscale.metrics.prometheus: PrometheusMetricsSource(url, windows=QueryWindows(...), ...)
-- llmscale.metrics.fake: FakeMetricsSource (setters, for tests)
+- llmscale_tools.fakes.metrics: FakeMetricsSource (setters, for tests)
 - llmscale.metrics.gateway_scrape: GatewayOverlaySource(inner, GatewayScraper([gateway_url]))
 Import the adapter from its module: importing this package stays free of HTTP clients.
 """

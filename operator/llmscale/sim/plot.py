@@ -17,8 +17,18 @@ HOURS_AFTER_SECONDS = 3 * 3600.0
 MARKERS = "osD^vP*Xh<>p"
 
 
+def require_matplotlib() -> None:
+    """One UserInputError line when the `plot` extra is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise UserInputError("--plot needs matplotlib: pip install 'llmscale[plot]'") from exc
+
+
 def check_writable(path: str) -> None:
-    """One UserInputError line when `path` cannot be written (checked before a run)."""
+    """One UserInputError line when `path` cannot be written or matplotlib is missing (checked
+    before a run)."""
+    require_matplotlib()
     target = Path(path)
     if not target.parent.is_dir():
         raise UserInputError(f"--plot: directory {str(target.parent)!r} does not exist")
@@ -37,6 +47,7 @@ def write_plot(
     slo_ttft_seconds: float,
     title: str | None = None,
 ) -> None:
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")  # no display here, and never one in CI

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmscale.cli import main
-from llmscale.demo.workload import build_schedule
+from llmscale_tools.demo.workload import build_schedule
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 
@@ -56,7 +56,7 @@ def test_default_trace_slice_has_bursts_and_a_gap() -> None:
 
 
 def test_always_on_reference_uses_the_engines_own_replica_ceiling() -> None:
-    from llmscale.demo.session import Demo, DemoOptions, Run
+    from llmscale_tools.demo.session import Demo, DemoOptions, Run
 
     # two ticks 3600 s apart: "always on at max" is maxReplicas GPU-hours, 2 on real vLLM, 4 emulated
     run = Run(timeline=[{"t": 0.0, "replicas": 1}, {"t": 3600.0, "replicas": 1}])
@@ -73,7 +73,7 @@ class _FakeSchedule:
 
 
 def test_real_engine_prompt_cap_fits_the_tiny_models_context() -> None:
-    from llmscale.demo.session import VLLM_MAX_OUTPUT_TOKENS, VLLM_MAX_PROMPT_TOKENS
+    from llmscale_tools.demo.session import VLLM_MAX_OUTPUT_TOKENS, VLLM_MAX_PROMPT_TOKENS
 
     # measured: prompt_text(768) is 1057 tokens of the tiny model's BPE (~1.38 per word, BOS
     # included); prompt + output must stay within its 1024-token context

@@ -9,8 +9,8 @@ from autoscaler_testkit import Clock, FakeCluster, llmdeployment
 
 from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
-from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.timestamps import rfc3339
+from llmscale_tools.fakes.metrics import FakeMetricsSource
 
 FAST = {
     "scale_down_delay_seconds": 20.0,

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from llmscale.emulator.app import RunningEmulator, start_emulator
-from llmscale.emulator.config import EmulatorConfig
+from llmscale_tools.emulator.app import RunningEmulator, start_emulator
+from llmscale_tools.emulator.config import EmulatorConfig
 
 
 @contextmanager

@@ -16,10 +16,10 @@ from llmscale.bench.run import BenchSettings, run_sync
 from llmscale.bench.stats import Slo
 from llmscale.bench.workload import fixed_workload
 from llmscale.cli import main
-from llmscale.emulator.config import EmulatorConfig
-from llmscale.emulator.expect import closed_loop_medians
 from llmscale.sim.engine import ContinuousBatchingEngine
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
+from llmscale_tools.emulator.config import EmulatorConfig
+from llmscale_tools.emulator.expect import closed_loop_medians
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 # L4: ~35 ms steps, long next to event-loop jitter; speed-up 2 halves the test's wall time.

@@ -7,7 +7,7 @@ import re
 
 from rich.console import Console
 
-from llmscale.demo.live import LIVE_ROWS, DemoView, Totals
+from llmscale_tools.demo.live import LIVE_ROWS, DemoView, Totals
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

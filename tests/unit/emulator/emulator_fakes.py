@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from llmscale.emulator.app import EngineSpec, RunningEmulator, start_emulator
-from llmscale.emulator.config import EmulatorConfig
+from llmscale_tools.emulator.app import EngineSpec, RunningEmulator, start_emulator
+from llmscale_tools.emulator.config import EmulatorConfig
 
 DECODE_BASE_SECONDS = 0.010
 DECODE_PER_REQUEST_SECONDS = 0.001

@@ -11,8 +11,8 @@ import aiohttp
 from emulator_fakes import DECODE_BASE_SECONDS, DECODE_PER_REQUEST_SECONDS, PREFILL_SECONDS, FakeEngine
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmscale.emulator.app import RunningEmulator
-from llmscale.emulator.metrics import ITL_BUCKETS_SECONDS, TTFT_BUCKETS_SECONDS
+from llmscale_tools.emulator.app import RunningEmulator
+from llmscale_tools.emulator.metrics import ITL_BUCKETS_SECONDS, TTFT_BUCKETS_SECONDS
 
 
 async def read_sse(response: aiohttp.ClientResponse) -> list[tuple[float, str]]:

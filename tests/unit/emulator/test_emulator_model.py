@@ -1,7 +1,7 @@
 """The emulator driven by the real replica performance model agrees with the model.
 
 The model's prediction comes from replaying the same closed-loop load offline through a fresh
-ContinuousBatchingEngine (llmscale.emulator.expect), so the comparison isolates what the
+ContinuousBatchingEngine (llmscale_tools.emulator.expect), so the comparison isolates what the
 real-time loop and HTTP add. Llama-3.1-8B on L4 is used because its steps are long (~35 ms),
 which keeps event-loop jitter small next to them; speed-up 4 keeps the test short.
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import aiohttp
 
-from llmscale.emulator.app import start_emulator
-from llmscale.emulator.config import EmulatorConfig
-from llmscale.emulator.expect import closed_loop_medians
 from llmscale.sim.engine import ContinuousBatchingEngine
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
+from llmscale_tools.emulator.app import start_emulator
+from llmscale_tools.emulator.config import EmulatorConfig
+from llmscale_tools.emulator.expect import closed_loop_medians
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 GPU = "L4"
@@ -120,7 +120,7 @@ def test_sigterm_drains_in_flight_request_then_exits() -> None:
         [
             sys.executable,
             "-m",
-            "llmscale.emulator",  # = `llmscale emulate`, without importing the other commands
+            "llmscale_tools.emulator",  # = `llmscale emulate`, without importing the other commands
             "--port",
             "0",
             "--gpu",

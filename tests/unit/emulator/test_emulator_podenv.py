@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from llmscale.emulator.podenv import config_from_pod_env, parse_vllm_command
 from llmscale.errors import UserInputError
+from llmscale_tools.emulator.podenv import config_from_pod_env, parse_vllm_command
 
 POD_ARGS = [
     "vllm",

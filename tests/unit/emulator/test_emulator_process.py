@@ -43,7 +43,7 @@ def test_pod_env_serves_the_pods_vllm_command_line() -> None:
         LLMSCALE_POD_ANNOTATIONS=json.dumps({"llmscale.dev/emulator-metrics": "legacy"}),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "llmscale.emulator", "--pod-env"],
+        [sys.executable, "-m", "llmscale_tools.emulator", "--pod-env"],
         cwd=repo,
         env=env,
         stderr=subprocess.PIPE,
@@ -86,7 +86,7 @@ def test_pod_env_serves_the_pods_vllm_command_line() -> None:
 def test_pod_env_without_the_runner_environment_is_one_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSCALE_")}
     done = subprocess.run(
-        [sys.executable, "-m", "llmscale.emulator", "--pod-env"],
+        [sys.executable, "-m", "llmscale_tools.emulator", "--pod-env"],
         env=env,
         capture_output=True,
         text=True,

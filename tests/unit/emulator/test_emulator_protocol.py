@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmscale.emulator.protocol import RequestError, ResponseShaper, parse_request
+from llmscale_tools.emulator.protocol import RequestError, ResponseShaper, parse_request
 
 NAMES = ("served", "alias")
 

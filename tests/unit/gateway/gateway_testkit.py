@@ -12,9 +12,9 @@ from aiohttp import web
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.auth import KeyStore
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.fake import FakeActivationSignaller, FakeEndpointSource
 from llmscale.gateway.proxy import Gateway
 from llmscale.gateway.routing import Endpoint
+from llmscale_tools.fakes.gateway import FakeActivationSignaller, FakeEndpointSource
 
 
 class FakeUpstream:

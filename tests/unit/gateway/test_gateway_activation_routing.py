@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from llmscale.gateway.activation import ActivationThrottle
-from llmscale.gateway.fake import FakeActivationSignaller
 from llmscale.gateway.routing import DeploymentRoute, Endpoint, RoutingTable
 from llmscale.timestamps import rfc3339
+from llmscale_tools.fakes.gateway import FakeActivationSignaller
 
 KEY = ("ns", "m")
 

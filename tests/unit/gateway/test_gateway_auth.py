@@ -15,9 +15,9 @@ from gateway_testkit import FakeUpstream, running_gateway, serving_upstream
 from llmscale.errors import UserInputError
 from llmscale.gateway.auth import KeySecretError, KeyStore, bearer_token, parse_key_secret
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.fake import FakeEndpointSource
 from llmscale.gateway.keysource import parse_key_secrets
 from llmscale.gateway.routing import DeploymentRoute
+from llmscale_tools.fakes.gateway import FakeEndpointSource
 
 pytestmark = pytest.mark.timeout(30)
 

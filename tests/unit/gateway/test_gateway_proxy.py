@@ -11,8 +11,8 @@ import pytest
 from gateway_testkit import FakeUpstream, eventually, running_gateway, serving_upstream
 
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.fake import FakeEndpointSource
 from llmscale.gateway.routing import Endpoint
+from llmscale_tools.fakes.gateway import FakeEndpointSource
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import build
-from llmscale.localcluster.build_progress import BuildProgress, is_package_line
+from llmscale_tools.localcluster import build
+from llmscale_tools.localcluster.build_progress import BuildProgress, is_package_line
 
 
 def test_missing_go_toolchain_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,8 +166,9 @@ def test_lws_is_built_in_its_own_module_with_its_crd_kept_beside_it(
     build.ensure_binaries(tmp_path / "bin", components=(build.LWS,), report=lambda _m: None, root=root)
     args, cwd = calls[0]
     assert args[0] == "build" and args[-1] == "sigs.k8s.io/lws/cmd"
-    # tests/localcluster/lws: a module that requires only sigs.k8s.io/lws (never the Kubernetes wrapper)
-    assert cwd.parts[-2:] == ("localcluster", "lws")
+    # a copy of the shipped gomod/lws beside the cache: a module that requires only sigs.k8s.io/lws
+    # (never the Kubernetes wrapper)
+    assert cwd == tmp_path / "cache" / f"gomod-lws-{build.LWS.version}"
     assert "require sigs.k8s.io/lws v0.8.0" in (cwd / "go.mod").read_text()
     cached = root / f"lws-{build.LWS.version}"
     assert (cached / "lws").is_file() and (cached / "lws-crd.yaml").read_text() == "kind: X\n"

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import yaml
 
-from llmscale.localcluster import components, kwok_config, pod_discovery, prometheus_config
-from llmscale.localcluster.build import version_ldflags
-from llmscale.localcluster.layout import StateLayout
-from llmscale.localcluster.ports import ClusterPorts
+from llmscale_tools.localcluster import components, kwok_config, pod_discovery, prometheus_config
+from llmscale_tools.localcluster.build import version_ldflags
+from llmscale_tools.localcluster.layout import StateLayout
+from llmscale_tools.localcluster.ports import ClusterPorts
 
 
 def _stage(name: str) -> dict[str, object]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmscale.localcluster.loopback_endpoints import desired_slices
+from llmscale_tools.localcluster.loopback_endpoints import desired_slices
 
 
 def _pod(

@@ -8,10 +8,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from llmscale.localcluster import lws
-from llmscale.localcluster.layout import StateLayout
-from llmscale.localcluster.pki import generate_pki
-from llmscale.localcluster.ports import ClusterPorts
+from llmscale_tools.localcluster import lws
+from llmscale_tools.localcluster.layout import StateLayout
+from llmscale_tools.localcluster.pki import generate_pki
+from llmscale_tools.localcluster.ports import ClusterPorts
 
 
 def layout(tmp_path: Path) -> StateLayout:
@@ -63,7 +63,7 @@ def test_webhooks_point_at_loopback_and_only_look_at_lws_pods(tmp_path: Path) ->
 
 
 def test_an_emulated_group_runs_the_emulator_in_the_leader_and_a_listener_in_workers() -> None:
-    from llmscale.localcluster import pod_processes
+    from llmscale_tools.localcluster import pod_processes
 
     rules = pod_processes.rule_commands("python")
 

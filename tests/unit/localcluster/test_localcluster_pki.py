@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from llmscale.localcluster.pki import (
+from llmscale_tools.localcluster.pki import (
     ADMIN,
     SCHEDULER,
     PKIPaths,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from llmscale.localcluster import pod_processes as pp
-from llmscale.localcluster.runner import PodRunner
+from llmscale_tools.localcluster import pod_processes as pp
+from llmscale_tools.localcluster.runner import PodRunner
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -74,7 +74,7 @@ def test_only_labelled_pods_with_an_ip_and_not_terminating_want_a_process() -> N
     unlabelled = _pod()
     unlabelled["metadata"]["labels"] = {}
     assert not pp.wants_process(unlabelled)
-    assert pp.rule_commands("py")["emulator"] == ["py", "-m", "llmscale.emulator", "--pod-env"]
+    assert pp.rule_commands("py")["emulator"] == ["py", "-m", "llmscale_tools.emulator", "--pod-env"]
 
 
 def _drain(runner: PodRunner, condition: Any, timeout: float = 10.0) -> None:
@@ -169,7 +169,7 @@ def test_echo_server_answers_root_and_metrics_and_stops_on_sigterm() -> None:
         "LLMSCALE_ECHO_PORT": str(port),
         "LLMSCALE_POD_NAME": "p",
     }
-    server = subprocess.Popen([sys.executable, "-m", "llmscale.localcluster.echo_server"], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "llmscale_tools.localcluster.echo_server"], env=env)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -229,7 +229,9 @@ def test_runner_announces_a_listening_process_once(tmp_path: Path) -> None:
     pod["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
     pod["spec"]["containers"][0]["args"] = ["--port", str(port)]
     core = _FakeCore()
-    runner = PodRunner(core, tmp_path, {"sleep": [sys.executable, "-m", "llmscale.localcluster.echo_server"]})
+    runner = PodRunner(
+        core, tmp_path, {"sleep": [sys.executable, "-m", "llmscale_tools.localcluster.echo_server"]}
+    )
     runner.handle(pod, deleted=False)
     try:
         _drain(runner, lambda: core.patches, timeout=15)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster.ports import ClusterPorts, check_ports_free, port_in_use
+from llmscale_tools.localcluster.ports import ClusterPorts, check_ports_free, port_in_use
 
 
 def test_default_ports_are_distinct_and_valid() -> None:
@@ -49,7 +49,7 @@ def test_a_shifted_cluster_uses_other_ports_and_another_pod_range() -> None:
 
 
 def test_the_environment_names_an_isolated_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmscale.localcluster.cluster import LocalCluster
+    from llmscale_tools.localcluster.cluster import LocalCluster
 
     monkeypatch.setenv("LLMSCALE_LOCALCLUSTER_ROOT", str(tmp_path / "lc"))
     monkeypatch.setenv("LLMSCALE_LOCALCLUSTER_PORT_OFFSET", "9000")
@@ -63,7 +63,7 @@ def test_the_environment_names_an_isolated_cluster(tmp_path: Path, monkeypatch: 
 def test_without_the_environment_the_default_cluster_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmscale.localcluster.cluster import LocalCluster
+    from llmscale_tools.localcluster.cluster import LocalCluster
 
     monkeypatch.delenv("LLMSCALE_LOCALCLUSTER_ROOT", raising=False)
     monkeypatch.delenv("LLMSCALE_LOCALCLUSTER_PORT_OFFSET", raising=False)
@@ -74,7 +74,7 @@ def test_without_the_environment_the_default_cluster_is_used(
 
 def test_a_bad_port_offset_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from llmscale.errors import UserInputError
-    from llmscale.localcluster.cluster import LocalCluster
+    from llmscale_tools.localcluster.cluster import LocalCluster
 
     monkeypatch.setenv("LLMSCALE_LOCALCLUSTER_PORT_OFFSET", "nine")
     with pytest.raises(UserInputError, match="LLMSCALE_LOCALCLUSTER_PORT_OFFSET: value 'nine' is invalid"):

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import LocalCluster, sessions, supervisor
-from llmscale.localcluster.layout import StateLayout
+from llmscale_tools.localcluster import LocalCluster, sessions, supervisor
+from llmscale_tools.localcluster.layout import StateLayout
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 

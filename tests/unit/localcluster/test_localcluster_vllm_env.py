@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import EnvironmentSetupError
-from llmscale.localcluster import vllm_env
+from llmscale_tools.localcluster import vllm_env
 
 
 @pytest.fixture

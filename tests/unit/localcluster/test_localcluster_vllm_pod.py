@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from llmscale.errors import UserInputError
-from llmscale.localcluster import pod_processes as pp
-from llmscale.localcluster import vllm_env
-from llmscale.localcluster.vllm_pod import KV_CACHE_BYTES, serve_argv, serve_env
+from llmscale_tools.localcluster import pod_processes as pp
+from llmscale_tools.localcluster import vllm_env
+from llmscale_tools.localcluster.vllm_pod import KV_CACHE_BYTES, serve_argv, serve_env
 
 PYTHON = Path("/env/bin/python")
 MODEL = Path("/env/models/tiny-llama")
@@ -73,8 +73,8 @@ def test_environment_selects_cpu_stays_offline_and_on_loopback() -> None:
 
 def test_runner_rules_choose_vllm_per_pod_or_per_session() -> None:
     default = pp.rule_commands("py")
-    assert default["emulator"][-2:] == ["llmscale.emulator", "--pod-env"]
-    assert default["vllm"] == ["py", "-m", "llmscale.localcluster.vllm_pod"]
+    assert default["emulator"][-2:] == ["llmscale_tools.emulator", "--pod-env"]
+    assert default["vllm"] == ["py", "-m", "llmscale_tools.localcluster.vllm_pod"]
     assert pp.rule_commands("py", engine="vllm")["emulator"] == default["vllm"]
     with pytest.raises(ValueError, match="LLMSCALE_POD_ENGINE"):
         pp.rule_commands("py", engine="gpu")
@@ -88,7 +88,7 @@ def test_missing_environment_is_one_clear_line(tmp_path: Path) -> None:
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "llmscale.localcluster.vllm_pod"],
+        [sys.executable, "-m", "llmscale_tools.localcluster.vllm_pod"],
         env=env,
         capture_output=True,
         text=True,

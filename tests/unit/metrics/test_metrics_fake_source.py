@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from llmscale.errors import MetricsUnavailableError
-from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.metrics.types import SIGNAL_NAMES, DemandHistory, DeploymentMetrics, MetricsSource
+from llmscale_tools.fakes.metrics import FakeMetricsSource
 
 
 def test_fake_satisfies_the_protocol_and_records_explicit_times() -> None:

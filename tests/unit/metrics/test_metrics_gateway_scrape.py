@@ -10,10 +10,10 @@ import pytest
 
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
-from llmscale.gateway.fake import FakeActivationSignaller, FakeEndpointSource
 from llmscale.gateway.proxy import Gateway
-from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.metrics.gateway_scrape import GatewayOverlaySource, GatewayScraper, parse_gateway_metrics
+from llmscale_tools.fakes.gateway import FakeActivationSignaller, FakeEndpointSource
+from llmscale_tools.fakes.metrics import FakeMetricsSource
 
 pytestmark = pytest.mark.timeout(30)
 

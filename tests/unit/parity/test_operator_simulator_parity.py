@@ -38,13 +38,13 @@ from llmscale.api import LLMDeployment
 from llmscale.controller.autoscaling import loop as autoscale_loop
 from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
-from llmscale.metrics.fake import FakeMetricsSource
 from llmscale.scaling import Decision
 from llmscale.sim import llmscale_policy
 from llmscale.sim.llmscale_policy import LLMScalePolicy
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
 from llmscale.sim.policy import FleetObservation, SimContext
 from llmscale.timestamps import rfc3339
+from llmscale_tools.fakes.metrics import FakeMetricsSource
 
 NS, NAME = "ns", "chat"
 INTERVAL = 5.0

@@ -1,0 +1,1 @@
+"""llmscale_tools.emulator."""
