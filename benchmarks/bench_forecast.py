@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchkit import SMOKE, SMOKE_FLAG
 from llmscale.scaling import ScalingPolicy, forecast
 from llmscale.scaling.types import ForecastState
 from llmscale.sim.traces import read_trace
@@ -127,7 +128,10 @@ def main() -> int:
     parser.add_argument("--rate-scale", type=float, default=1.0)
     parser.add_argument("--minutes", type=float, default=3 * 24 * 60, help="at most this much of each trace")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(SMOKE_FLAG, action="store_true", help="the first hour of each trace (code path only)")
     args = parser.parse_args()
+    if SMOKE:
+        args.minutes = min(args.minutes, 60.0)
     scores: list[Score] = []
     for name, file in TRACES.items():
         trace = read_trace(

@@ -168,7 +168,7 @@ def main() -> int:
     source = FakeEndpointSource()
     source.add_deployment(NS, NAME, MODEL)
     signaller = FakeActivationSignaller()
-    gateway = Gateway(GatewayConfig(port=0, hold_timeout_seconds=10), source, signaller)
+    gateway = Gateway(GatewayConfig(port=0, hold_timeout_seconds=10, auth="none"), source, signaller)
     gw_runner, gw_port = gw_thread.run(start_site(build_app(gateway), "127.0.0.1", 0))
     gw_thread.call(source.set_endpoints, NS, NAME, [Endpoint("127.0.0.1", upstream_port)])
     try:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_policies import BASELINES, check, print_table
+from benchkit import SMOKE, SMOKE_FLAG
 from llmscale.scaling import forecast, keepalive
 from llmscale.sim.fleet import FleetConfig, simulate
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
@@ -149,10 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append")
     parser.add_argument("--loso", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        SMOKE_FLAG, action="store_true", help="the first scenario only, no LOSO (code path only)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         synthetic_traces(Path(folder))
         chosen = [s for s in scenarios(Path(folder)) if not args.scenario or s.name in args.scenario]
+        if SMOKE:
+            chosen, args.loso = chosen[:1], False
         traces = {s.name: read_trace(s.trace, rate_scale=s.rate_scale) for s in chosen}
         report = []
         fixed: dict[str, dict[str, PolicyResult]] = {}

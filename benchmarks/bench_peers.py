@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchkit import SMOKE
+
 PROMPT_TOKENS = 200
 OUTPUT_TOKENS = 180  # --output-tokens overrides (real CPU vLLM: fewer keeps a run in minutes)
 EMULATOR_CHARS_RATIO = 2.67
@@ -142,7 +144,42 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
     return {"ttft": median("time_to_first_token"), "itl": itl, "e2e": median("request_latency")}
 
 
+def smoke() -> int:
+    """`--smoke`: llmscale bench's column at concurrency 1 against a local emulator, through the
+    same code and table as the full run; the peers need their own venv and are not run."""
+    from bench_loadgen import start_emulator
+
+    process, url = start_emulator()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
+            args = argparse.Namespace(url=url, model="m", requests=4)
+            figures = ours(args, 1, Path(tmp))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    print_table([{"concurrency": 1, "tool": "llmscale bench", **figures}])
+    print("smoke run: guidellm and inference-perf are not run (they need --peers-venv)")
+    return 0 if all(figures[k] > 0 for k in ("ttft", "itl", "e2e")) else 1
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | e2e p50 ms "
+        "| vs llmscale bench (TTFT / ITL / e2e) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        base = next(
+            r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == "llmscale bench"
+        )
+        ratios = " / ".join(f"{row[k] / base[k]:.2f}" for k in ("ttft", "itl", "e2e"))
+        print(f"| {row['concurrency']} | {row['tool']} | {row['ttft']:.1f} | {row['itl']:.2f} | "
+              f"{row['e2e']:.0f} | {ratios} |")  # fmt: skip
+
+
 def main() -> int:
+    if SMOKE:
+        return smoke()
     global OUTPUT_TOKENS  # --output-tokens overrides the module default every tool reads
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
@@ -168,18 +205,7 @@ def main() -> int:
                 figures = fn(args, level, work)
                 rows.append({"concurrency": level, "tool": tool, **figures})
                 print(f"c={level} {tool}: {figures}", file=sys.stderr, flush=True)
-    print(
-        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | e2e p50 ms "
-        "| vs llmscale bench (TTFT / ITL / e2e) |"
-    )
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        base = next(
-            r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == "llmscale bench"
-        )
-        ratios = " / ".join(f"{row[k] / base[k]:.2f}" for k in ("ttft", "itl", "e2e"))
-        print(f"| {row['concurrency']} | {row['tool']} | {row['ttft']:.1f} | {row['itl']:.2f} | "
-              f"{row['e2e']:.0f} | {ratios} |")  # fmt: skip
+    print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
