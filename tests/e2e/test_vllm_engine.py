@@ -69,10 +69,9 @@ class EngineWatch:
         self._thread.join(5)
 
     @staticmethod
-    def sample() -> tuple[int, int]:
-        servers: list[int] = []
-        children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
+    def processes() -> list[tuple[int, int, str, int, bytes]]:
+        """(pid, parent pid, state, RSS bytes, command line) of every process: one /proc walk."""
+        found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -82,12 +81,24 @@ class EngineWatch:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            pid = int(entry.name)
-            children.setdefault(int(fields[1]), []).append(pid)
-            rss[pid] = next((int(line.split()[1]) * 1024 for line in status.splitlines()
-                             if line.startswith("VmRSS:")), 0)  # fmt: skip
-            if b"vllm.entrypoints.openai.api_server" in cmdline and OURS in cmdline:
-                servers.append(pid)
+            rss = next((int(line.split()[1]) * 1024 for line in status.splitlines()
+                        if line.startswith("VmRSS:")), 0)  # fmt: skip
+            found.append((int(entry.name), int(fields[1]), fields[0], rss, cmdline))
+        return found
+
+    @staticmethod
+    def ours(cmdline: bytes) -> bool:
+        return b"vllm.entrypoints.openai.api_server" in cmdline and OURS in cmdline
+
+    @staticmethod
+    def sample() -> tuple[int, int]:
+        """(this test's API servers, their RSS with all their descendants)."""
+        processes = EngineWatch.processes()
+        children: dict[int, list[int]] = {}
+        rss = {pid: size for pid, _, _, size, _ in processes}
+        for pid, parent, _, _, _ in processes:
+            children.setdefault(parent, []).append(pid)
+        servers = [pid for pid, _, _, _, cmdline in processes if EngineWatch.ours(cmdline)]
         total = 0
         for server in servers:
             stack = [server]
@@ -99,20 +110,12 @@ class EngineWatch:
 
     @staticmethod
     def describe() -> list[str]:
-        """pid, parent, state and the start of the command line of every vLLM API server process."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if b"vllm.entrypoints.openai.api_server" in cmdline and OURS in cmdline:
-                command = cmdline[:160].decode(errors="replace")
-                found.append(f"{entry.name} ppid {fields[1]} state {fields[0]}: {command}")
-        return found
+        """pid, parent, state and the start of the command line of this test's API servers."""
+        return [
+            f"{pid} ppid {parent} state {state}: {cmdline[:160].decode(errors='replace')}"
+            for pid, parent, state, _, cmdline in EngineWatch.processes()
+            if EngineWatch.ours(cmdline)
+        ]
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
