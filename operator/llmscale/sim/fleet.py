@@ -30,6 +30,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from llmscale.api import defaults
 from llmscale.api.duration import parse_duration_seconds
@@ -135,6 +136,7 @@ class _Simulation:
         self.gateway: list[int] = []  # held request indices, FIFO
         self.gateway_head = 0
         self.rejected_requests = 0
+        self.rejected: npt.NDArray[np.bool_] | None = None
         # A policy that reads its pods directly (Knative's autoscaler) brings its own view.
         own_view = getattr(policy, "prometheus", None)
         self.prometheus: PrometheusModel = (
@@ -272,6 +274,7 @@ class _Simulation:
         admissible = np.flatnonzero(~rejected)
         order = admissible.tolist()
         self.rejected_requests = int(rejected.sum())
+        self.rejected = rejected
         prompt_seconds = prompt_array.astype(np.float64)
         prefill_costs = (
             prompt_seconds * model.prefill_seconds_per_token
@@ -458,5 +461,5 @@ class _Simulation:
         failed |= unserved  # still held or queued when the simulation stopped
         return build_result(
             policy.name, trace, config, self.ttft, self.itl, failed, self.fleet.gpu_seconds,
-            self.fleet.cold_starts, self.fleet.scale_events, self.series,
+            self.fleet.cold_starts, self.fleet.scale_events, self.series, rejected=self.rejected,
         )  # fmt: skip

@@ -30,6 +30,9 @@ class PolicyResult:
     cold_starts: int
     scale_events: int
     failed_requests: int
+    rejected_requests: int = (
+        0  # HTTP 400 (prompt beyond max_model_len): the client's error, same under every policy
+    )
     ttft_p50_s: float | None = None
     cost_usd: float = 0.0
     series: dict[str, list[float]] = field(default_factory=dict)  # time, arrival_rps, replicas, ready
@@ -44,6 +47,7 @@ class PolicyResult:
             "cold_starts": self.cold_starts,
             "scale_events": self.scale_events,
             "failed_requests": self.failed_requests,
+            "rejected_requests": self.rejected_requests,
             "requests": self.requests,
             "ttft_p50_s": None if self.ttft_p50_s is None else round(self.ttft_p50_s, 6),
             "cost_usd": round(self.cost_usd, 4),
@@ -62,8 +66,14 @@ def build_result(
     cold_starts: int,
     scale_events: int,
     series: dict[str, list[float]],
+    rejected: npt.NDArray[np.bool_] | None = None,
 ) -> PolicyResult:
+    """`failed` marks every request that got no answer; `rejected` the subset vLLM answers 400
+    (the prompt leaves no room in max_model_len). Both count as SLO misses; only the rest are
+    `failed_requests` (held past the timeout, queue overflow, unserved at the end): the
+    failures a scaling policy causes."""
     count = len(trace)
+    rejected_mask = np.zeros(count, dtype=bool) if rejected is None else rejected
     served = ~failed & ~np.isnan(ttft)
     met = served & (ttft <= config.slo_ttft_p95_seconds)
     if config.slo_itl_p95_seconds is not None:
@@ -78,7 +88,8 @@ def build_result(
         gpu_hours=gpu_hours,
         cold_starts=cold_starts,
         scale_events=scale_events,
-        failed_requests=int(failed.sum()),
+        failed_requests=int((failed & ~rejected_mask).sum()),
+        rejected_requests=int(rejected_mask.sum()),
         ttft_p50_s=float(np.percentile(served_ttft, 50)) if len(served_ttft) else None,
         cost_usd=gpu_hours * config.model.gpu_price_per_hour_usd,
         series=series,

@@ -108,8 +108,22 @@ def test_prompts_beyond_max_model_len_are_rejected_like_vllm(h100_8b: ReplicaPer
     )
     assert h100_8b.max_model_len == 8192
     result = simulate(trace, get_policy("warm"), FleetConfig(model=h100_8b))
-    assert result.failed_requests == 1
+    # vLLM's 400 is the client's error, reported apart from the failures a policy causes,
+    # and still a miss for the SLO (2 of 3 requests met it).
+    assert result.rejected_requests == 1
+    assert result.failed_requests == 0
+    assert result.to_json_dict()["rejected_requests"] == 1
     assert result.slo_attainment == pytest.approx(2 / 3)
+
+
+def test_held_past_the_timeout_is_failed_not_rejected(h100_8b: ReplicaPerformanceModel) -> None:
+    # At zero replicas with a policy that never wakes, the gateway drops the request after
+    # hold_timeout_seconds (30 s here): a failure the policy caused.
+    trace = _trace(np.array([0.0]))
+    config = FleetConfig(model=h100_8b, initial_replicas=0, hold_timeout_seconds=30.0)
+    result = simulate(trace, _Schedule([(0.0, 0)]), config)
+    assert (result.failed_requests, result.rejected_requests) == (1, 0)
+    assert result.slo_attainment == 0.0
 
 
 class _Schedule:

@@ -34,7 +34,8 @@ def render_table(outcomes: Sequence[ScenarioResult]) -> Table:
     table = Table(title="llmscale backtest (GPU-hour ratios: to the best baseline, to the oracle)")
     for column, justify in (
         ("scenario", "left"), ("policy", "left"), ("attain", "right"), ("TTFT p95 s", "right"),
-        ("GPU-h", "right"), ("cold", "right"), ("failed", "right"), ("x best", "right"),
+        ("GPU-h", "right"), ("cold", "right"), ("failed", "right"), ("rejected", "right"),
+        ("x best", "right"),
         ("x oracle", "right"),
     ):  # fmt: skip
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -53,6 +54,7 @@ def render_table(outcomes: Sequence[ScenarioResult]) -> Table:
                 f"{result.gpu_hours:.2f}",
                 str(result.cold_starts),
                 str(result.failed_requests),
+                str(result.rejected_requests),
                 _ratio(result.gpu_hours, None if best is None else best.gpu_hours),
                 _ratio(result.gpu_hours, None if oracle is None else oracle.gpu_hours),
                 *(target_marks(outcome) if result.name == "llmscale" else [""] * len(TARGET_COLUMNS)),
