@@ -210,6 +210,11 @@ def test_operator_and_gateway_with_the_chart_service_accounts_serve_end_to_end(
     }
     gateway_args, gateway_port = chart_gateway_command(chart_release["rendered"])
     assert gateway_args[0] == "gateway" and f"--namespace={watched}" in gateway_args
+    # the chart points the operator at the headless gateway Service; here the gateway is local
+    assert chart_env["LLMSCALE_GATEWAY_METRICS_URLS"].endswith(
+        f"-gateway-pods.{chart_release['namespace']}.svc:8080"
+    )
+    operator_env["LLMSCALE_GATEWAY_METRICS_URLS"] = f"http://127.0.0.1:{gateway_port}"
     gateway_env = {**base_env, "KUBECONFIG": str(_as(cluster, kubectl, chart_release, "gateway", tmp_path))}
 
     operator = Process(args, operator_env, tmp_path / "operator.log")

@@ -113,7 +113,7 @@ def test_default_render_objects_and_hardening() -> None:
         + ["ClusterRole"] * 2
         + ["ClusterRoleBinding"] * 2
         + ["Deployment"] * 2
-        + ["Service"] * 2
+        + ["Service"] * 3  # operator metrics, gateway, gateway pods (headless)
         + ["NetworkPolicy"] * 2  # operator, gateway (networkPolicy.enabled)
         + ["Role", "RoleBinding"]  # the gateway's API key Secrets (gateway.auth.enabled)
     )
@@ -164,6 +164,20 @@ def test_default_render_objects_and_hardening() -> None:
 
     service = one(objects, "Service", "llmscale-gateway")
     assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+    # the operator reads every gateway pod's /metrics through a headless Service
+    pods = one(objects, "Service", "llmscale-gateway-pods")
+    assert pods["spec"]["clusterIP"] == "None"
+    assert pods["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+    operator_env = {
+        e["name"]: e.get("value") for e in container(one(objects, "Deployment", "llmscale-operator"))["env"]
+    }
+    assert (
+        operator_env["LLMSCALE_GATEWAY_METRICS_URLS"]
+        == "http://llmscale-gateway-pods.llmscale-system.svc:8080"
+    )
+    off = render("--set", "operator.readGatewayDirectly=false")
+    off_env = {e["name"] for e in container(one(off, "Deployment", "llmscale-operator"))["env"]}
+    assert "LLMSCALE_GATEWAY_METRICS_URLS" not in off_env
 
 
 def test_default_rbac_is_cluster_wide_and_least_privilege() -> None:
@@ -399,7 +413,9 @@ def test_network_policies_admit_only_what_each_component_serves() -> None:
     ingress_controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
     restricted = render("--set-json", f"networkPolicy.gatewayFrom=[{json.dumps(ingress_controller)}]")
     gateway_from = one(restricted, "NetworkPolicy", "llmscale-gateway")["spec"]["ingress"][0]["from"]
-    assert gateway_from == [ingress_controller, prometheus_peer]
+    operator_labels = one(objects, "Deployment", "llmscale-operator")["spec"]["selector"]["matchLabels"]
+    operator_peer = {"podSelector": {"matchLabels": operator_labels}}
+    assert gateway_from == [ingress_controller, prometheus_peer, operator_peer]  # the direct /metrics read
     args = container(one(objects, "Deployment", "llmscale-operator"))["args"]
     assert "--network-policy=on" in args and "--gateway-namespace=llmscale-system" in args
     assert (

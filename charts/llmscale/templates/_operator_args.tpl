@@ -43,6 +43,11 @@ operator reads whether or not the matching flags are given.
   value: {{ .Values.operator.metricsPort | quote }}
 - name: LLMSCALE_OPERATOR_METRICS_HOST
   value: "0.0.0.0"
+{{- if and .Values.gateway.enabled .Values.operator.readGatewayDirectly }}
+# Every gateway pod's /metrics, read on each tick: the headless Service resolves to all of them.
+- name: LLMSCALE_GATEWAY_METRICS_URLS
+  value: "http://{{ include "llmscale.fullname" . }}-gateway-pods.{{ .Release.Namespace }}.svc:{{ .Values.gateway.port }}"
+{{- end }}
 {{- if .Values.gpuPrices }}
 # GPU catalog name -> USD per GPU-hour (values.gpuPrices), JSON.
 - name: LLMSCALE_GPU_PRICES

@@ -1,27 +1,39 @@
-"""Reading the gateway's own /metrics directly, for a demand signal that does not wait for Prometheus.
+"""Reading the gateways' own /metrics directly, for a demand signal that does not wait for Prometheus.
 
-When the gateway is not scraped by Prometheus (it runs as a local process next to a local
-cluster whose Prometheus only discovers pods), or when the loop wants the freshest possible queue
-depth, the operator can read the gateway(s) directly. `GatewayScraper.read()` returns, per
-deployment, the held-request count now and the arrival rate since the previous read (a counter
-difference; the first read has no rate). Several gateways are summed.
+Prometheus sees a burst at the gateway one scrape (15 s) plus a rate window later. The operator
+can instead read every gateway pod's /metrics on each decision tick (`--gateway-metrics-url`,
+the chart's headless gateway Service): `GatewayScraper.read()` returns, per deployment, the
+held-request count now and the arrival rate since the previous read (counter differences per
+gateway pod, summed). That rate over one decision interval is the panic window's signal
+(`DecisionInputs.gateway_recent_arrivals_rps`, the scaling core's burst response).
+
+A URL's host is resolved on every read and each address is read: a headless Service's name
+resolves to every Ready gateway pod, so the sum follows the gateway's own scaling. IPv4
+addresses are used when the name has any (a name like `localhost` resolves to both families
+for one process), else IPv6. A pod seen for the first time contributes its queue but no rate
+until its second read; a counter that went down (the pod restarted) counts from zero.
 
 `GatewayOverlaySource` wraps any `MetricsSource` and overlays these direct readings on its
-`gateway_*` signals. A gateway that cannot be read leaves the wrapped source's values alone: the
-engine-side signals still come from Prometheus, and a missing gateway signal keeps the deployment
-from counting as idle, which is the safe direction.
+`gateway_*` signals: the queue depth now, the recent arrival rate, and the windowed rate only
+where Prometheus has none. A gateway that cannot be read leaves the wrapped source's values
+alone: the engine-side signals still come from Prometheus, and a missing gateway signal keeps
+the deployment from counting as idle, which is the safe direction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmscale.errors import UserInputError
 from llmscale.metrics.types import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
 
 log = logging.getLogger(__name__)
@@ -53,13 +65,41 @@ def parse_gateway_metrics(text: str) -> dict[DeploymentKey, tuple[float, float]]
     return {key: (depth, arrivals) for key, (depth, arrivals) in values.items()}
 
 
+def check_gateway_url(url: str, field: str = "--gateway-metrics-url") -> str:
+    """`url` without a trailing slash; one-line UserInputError naming `field` when it is not
+    an http(s) URL with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserInputError(f"{field}: {url!r} is not an http(s) URL with a host (e.g. http://gateway:8080)")
+    return url.rstrip("/")
+
+
+def _host_url(scheme: str, address: str, port: int) -> str:
+    host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+    return f"{scheme}://{host}:{port}"
+
+
 class GatewayScraper:
-    """Reads one or more gateways' /metrics; remembers the last counters to derive rates."""
+    """Reads every gateway pod behind one or more URLs; remembers each pod's last counters."""
 
     def __init__(self, urls: Sequence[str], timeout_seconds: float = 2.0) -> None:
-        self.urls = [url.rstrip("/") for url in urls]
+        self.urls = [check_gateway_url(url) for url in urls]
         self.timeout_seconds = timeout_seconds
-        self._previous: dict[DeploymentKey, tuple[float, float]] = {}  # key -> (time, counter)
+        # (pod address URL, deployment) -> (time, counter)
+        self._previous: dict[tuple[str, DeploymentKey], tuple[float, float]] = {}
+
+    async def targets(self) -> list[str]:
+        """The base URL of every gateway pod, resolved now (sorted, without duplicates)."""
+        loop = asyncio.get_running_loop()
+        found: set[str] = set()
+        for url in self.urls:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+            v4 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
+            v6 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET6]
+            found.update(_host_url(parts.scheme, address, port) for address in (v4 or v6))
+        return sorted(found)
 
     async def _fetch(self, session: aiohttp.ClientSession, url: str) -> str:
         async with session.get(f"{url}/metrics") as resp:
@@ -67,29 +107,34 @@ class GatewayScraper:
             return await resp.text()
 
     async def read(self, now_seconds: float) -> dict[DeploymentKey, GatewayReading]:
-        """Sum over gateways. Raises OSError/aiohttp.ClientError/TimeoutError if any is unreadable.
-
-        All or nothing: a partial sum would under-count demand.
-        """
+        """Sum over gateway pods. Raises OSError/aiohttp.ClientError/TimeoutError if any is
+        unreadable (or a name does not resolve). All or nothing: a partial sum would under-count
+        demand."""
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
+        targets = await self.targets()
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            texts = await asyncio.gather(*(self._fetch(session, url) for url in self.urls))
-        totals: dict[DeploymentKey, tuple[float, float]] = {}
-        for text in texts:
-            for key, (depth, arrivals) in parse_gateway_metrics(text).items():
-                old_depth, old_arrivals = totals.get(key, (0.0, 0.0))
-                totals[key] = (old_depth + depth, old_arrivals + arrivals)
-        readings: dict[DeploymentKey, GatewayReading] = {}
-        for key, (depth, arrivals) in totals.items():
-            rate: float | None = None
-            previous = self._previous.get(key)
-            if previous is not None and now_seconds > previous[0]:
-                # a counter that went down means a gateway restarted: count from zero again
-                delta = arrivals - previous[1] if arrivals >= previous[1] else arrivals
-                rate = delta / (now_seconds - previous[0])
-            self._previous[key] = (now_seconds, arrivals)
-            readings[key] = GatewayReading(queue_depth=depth, arrivals_total=arrivals, arrivals_rps=rate)
-        return readings
+            texts = await asyncio.gather(*(self._fetch(session, url) for url in targets))
+        depth: dict[DeploymentKey, float] = {}
+        total: dict[DeploymentKey, float] = {}
+        rate: dict[DeploymentKey, float] = {}
+        seen: set[tuple[str, DeploymentKey]] = set()
+        for target, text in zip(targets, texts, strict=True):
+            for key, (queue, arrivals) in parse_gateway_metrics(text).items():
+                depth[key] = depth.get(key, 0.0) + queue
+                total[key] = total.get(key, 0.0) + arrivals
+                previous = self._previous.get((target, key))
+                if previous is not None and now_seconds > previous[0]:
+                    # a counter that went down means that pod restarted: count from zero again
+                    delta = arrivals - previous[1] if arrivals >= previous[1] else arrivals
+                    rate[key] = rate.get(key, 0.0) + delta / (now_seconds - previous[0])
+                self._previous[(target, key)] = (now_seconds, arrivals)
+                seen.add((target, key))
+        for gone in set(self._previous) - seen:
+            del self._previous[gone]  # a pod that left (or a deployment it no longer serves)
+        return {
+            key: GatewayReading(queue_depth=depth[key], arrivals_total=total[key], arrivals_rps=rate.get(key))
+            for key in depth
+        }
 
 
 class GatewayOverlaySource:
@@ -98,26 +143,38 @@ class GatewayOverlaySource:
     def __init__(self, inner: MetricsSource, scraper: GatewayScraper) -> None:
         self.inner = inner
         self.scraper = scraper
+        self.readable: bool | None = None  # the last read's outcome (logged when it changes)
 
     async def fetch_current(self, now_seconds: float) -> dict[DeploymentKey, DeploymentMetrics]:
         snapshot = await self.inner.fetch_current(now_seconds)
         try:
             readings = await self.scraper.read(now_seconds)
         except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("gateway /metrics unreadable (%s); using Prometheus' gateway series", exc)
+            if self.readable is not False:
+                log.warning(
+                    "gateway /metrics at %s unreadable (%s); using Prometheus' gateway series until it is",
+                    ", ".join(self.scraper.urls),
+                    exc or type(exc).__name__,
+                )
+            self.readable = False
             return snapshot
+        if self.readable is not True:
+            log.info("reading the gateway's /metrics directly at %s", ", ".join(self.scraper.urls))
+        self.readable = True
         merged = dict(snapshot)
         for key, reading in readings.items():
             base = merged.get(key) or DeploymentMetrics.empty(*key)
             missing = set(base.missing) - {"gateway_queue_depth"}
-            if reading.arrivals_rps is not None:
+            windowed = base.gateway_arrivals_rps
+            if "gateway_arrivals_rps" in base.missing and reading.arrivals_rps is not None:
+                # Prometheus does not scrape the gateway: the direct rate is the only one
+                windowed = reading.arrivals_rps
                 missing.discard("gateway_arrivals_rps")
             merged[key] = replace(
                 base,
                 gateway_queue_depth=reading.queue_depth,
-                gateway_arrivals_rps=(
-                    reading.arrivals_rps if reading.arrivals_rps is not None else base.gateway_arrivals_rps
-                ),
+                gateway_arrivals_rps=windowed,
+                gateway_recent_arrivals_rps=reading.arrivals_rps,
                 missing=frozenset(missing),
             )
         return merged

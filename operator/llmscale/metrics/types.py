@@ -62,6 +62,9 @@ class DeploymentMetrics:
     # the gateway's own view: requests arriving per second, and requests held right now
     gateway_arrivals_rps: float | None = None
     gateway_queue_depth: float | None = None
+    # arrivals per second since the previous direct read of the gateways' /metrics (one decision
+    # interval; `GatewayOverlaySource`): the panic window's signal. None without a direct read.
+    gateway_recent_arrivals_rps: float | None = None
     # signals with no usable series in Prometheus ("no data", as opposed to "no traffic")
     missing: frozenset[str] = field(default_factory=frozenset)
 

@@ -75,6 +75,22 @@ ENGINE_WORK_CEILING = 1.5
 admission burst (prompt tokens count when a batch of queued requests is admitted), not work."""
 
 
+BURST_COUNT_SIGMAS = 2.0
+"""How far below the last interval's arrival count the burst signal is taken: the count less
+two standard deviations of a Poisson count (sqrt of the count), about its one-sided 97.7 %
+lower bound. A statistical convention, not a fitted value: it keeps Poisson noise in a few
+seconds of light traffic (3 +- 1.7 arrivals) from reading as a burst, while a real burst
+(60 arrivals where 10 were expected) passes nearly whole (60 - 15.5)."""
+
+
+def burst_rate_lower_bound(recent_rps: float, interval_seconds: float) -> float:
+    """The panic window's arrival rate: the Poisson lower bound of the last interval's count."""
+    count = max(0.0, recent_rps) * interval_seconds
+    if count <= 0 or interval_seconds <= 0:
+        return 0.0
+    return max(0.0, count - BURST_COUNT_SIGMAS * math.sqrt(count)) / interval_seconds
+
+
 def measure(
     inputs: DecisionInputs,
     policy: ScalingPolicy,
@@ -104,12 +120,13 @@ def measure(
     recent_rps = gateway_rps
     if inputs.gateway_recent_arrivals_rps is not None:
         recent_rps = _clean(inputs.gateway_recent_arrivals_rps)
+    recent_burst_rps = burst_rate_lower_bound(recent_rps, policy.decision_interval_seconds)
     gateway_load = gateway_rps * per_request
     request_rate = recent_rps if inputs.gateway_arrivals_rps is not None else engine_rps
     backlog = _clean(inputs.num_requests_waiting) + max(0, inputs.gateway_queue_depth)
     load = max(engine_work, gateway_load)
     # The last interval's arrivals see a burst first but carry its noise: the panic window only.
-    burst_load = max(load, recent_rps * per_request)
+    burst_load = max(load, recent_burst_rps * per_request)
     # What will wait when a replica added now is Ready: today's backlog plus what arrives beyond
     # the Ready replicas' saturation meanwhile (1.0 replica-unit each); drained over one horizon.
     drain = max(drain_seconds, BACKLOG_DRAIN_SECONDS)

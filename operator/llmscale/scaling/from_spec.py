@@ -70,6 +70,12 @@ class PolicySettings:
     """Tunable ScalingPolicy fields for every deployment (`--scaling-overrides`)."""
     gpu_prices: Mapping[str, float] = field(default_factory=dict)
     """USD per GPU-hour by catalog name, over the catalog's list prices (spec.gpuPricePerHour wins)."""
+    gateway_read_directly: bool = True
+    """The operator reads the gateways' /metrics on every tick (`--gateway-metrics-url`, which the
+    chart sets): the queue depth now and the arrivals of the last interval reach the core without
+    Prometheus' scrape and rate window. The policy itself does not depend on it; the simulator
+    models the inputs the operator then has. True is the chart's deployment; the operator without
+    a gateway URL says False."""
 
     def __post_init__(self) -> None:
         value = self.decision_interval_seconds

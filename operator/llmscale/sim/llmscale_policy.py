@@ -36,7 +36,9 @@ _GATEWAY_DEMAND_SIGNALS = frozenset({"gateway_arrivals_rps", "gateway_queue_dept
 _ENGINE_DEMAND_SIGNALS = IDLE_PROOF_SIGNALS - _GATEWAY_DEMAND_SIGNALS
 
 
-def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
+def inputs_from_observation(
+    observation: FleetObservation, *, direct_arrivals_rps: float | None = None, direct_read: bool = False
+) -> DecisionInputs:
     """The operator's gather (controller/autoscaling/gather.build_inputs) on the simulator's view.
 
     Engine signals exist when an engine was scraped in the window (`metrics_available`), the
@@ -44,12 +46,27 @@ def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
     operator's rule (`llmscale.scaling.core.metrics_usable`). The gateway's activation request is what a real
     gateway does when it holds a request at zero: `activation_requested` while nothing is Ready
     and requests wait or arrive.
+
+    `direct_read`: the operator reads the gateway's /metrics itself on every tick
+    (`metrics.gateway_scrape.GatewayOverlaySource`, the chart's default): the queue depth is the
+    one held now, `direct_arrivals_rps` (arrivals since the previous tick; None on the first
+    read) is the recent rate, and also the windowed one while Prometheus has no gateway series.
+    When Prometheus does not answer, the operator's whole read fails, the direct one with it.
     """
     engine_reporting = bool(observation.metrics_available)
     gateway_reporting = bool(observation.gateway_reporting)
     missing = set() if engine_reporting else set(_ENGINE_DEMAND_SIGNALS)
+    arrivals_rps = float(observation.gateway_arrivals_rps) if gateway_reporting else None
+    queue_depth = int(observation.gateway_queue_depth) if gateway_reporting else 0
     if not gateway_reporting:
         missing |= _GATEWAY_DEMAND_SIGNALS
+    if direct_read and observation.prometheus_answered:
+        queue_depth = int(observation.gateway_queue_now)
+        missing.discard("gateway_queue_depth")
+        if arrivals_rps is None and direct_arrivals_rps is not None:
+            arrivals_rps = float(direct_arrivals_rps)
+            missing.discard("gateway_arrivals_rps")
+        gateway_reporting = not (missing & _GATEWAY_DEMAND_SIGNALS)
     at_zero_with_demand = observation.ready_replicas == 0 and (
         observation.gateway_queue_depth > 0 or observation.gateway_arrivals_last_tick > 0
     )
@@ -65,8 +82,9 @@ def inputs_from_observation(observation: FleetObservation) -> DecisionInputs:
         kv_cache_usage=float(observation.kv_cache_usage) if engine_reporting else None,
         ttft_p95_seconds=_optional(observation.ttft_p95_seconds),
         itl_p95_seconds=_optional(observation.itl_p95_seconds),
-        gateway_arrivals_rps=float(observation.gateway_arrivals_rps) if gateway_reporting else None,
-        gateway_queue_depth=int(observation.gateway_queue_depth) if gateway_reporting else 0,
+        gateway_arrivals_rps=arrivals_rps,
+        gateway_queue_depth=queue_depth,
+        gateway_recent_arrivals_rps=None if direct_arrivals_rps is None else float(direct_arrivals_rps),
         metrics_available=metrics_usable(
             int(observation.ready_replicas),
             engine_reporting=engine_reporting,
@@ -117,6 +135,8 @@ class LLMScalePolicy:
         self.decisions: list[tuple[float, Decision]] = []
         self.record_decisions = False
         self.fixed_replicas: int | None = None
+        self._last_read: float | None = None  # time of the previous direct gateway read
+        self._arrivals_since_read = 0  # arrivals of the ticks whose read failed since then
         """Set for a strategy the loop does not own (Warm): reconcile keeps this count, no decisions."""
 
     def resource(self, context: SimContext) -> LLMDeployment:
@@ -146,11 +166,24 @@ class LLMScalePolicy:
         self.tick_seconds = self.policy.decision_interval_seconds
         self.state = ScalerState()
         self.decisions = []
+        self._last_read = None
+        self._arrivals_since_read = 0
 
     def decide(self, observation: FleetObservation) -> int:
         if self.fixed_replicas is not None:
             return self.fixed_replicas  # as in the cluster: the scaling loop does not run
-        inputs = inputs_from_observation(observation)
+        direct = self.settings.gateway_read_directly
+        recent = None
+        if direct and observation.prometheus_answered:
+            # the operator's scraper: a counter difference since its previous (successful) read
+            if self._last_read is not None and observation.now > self._last_read:
+                recent = (self._arrivals_since_read + observation.gateway_arrivals_last_tick) / (
+                    observation.now - self._last_read
+                )
+            self._last_read, self._arrivals_since_read = observation.now, 0
+        else:
+            self._arrivals_since_read += observation.gateway_arrivals_last_tick
+        inputs = inputs_from_observation(observation, direct_arrivals_rps=recent, direct_read=direct)
         decision = decide(inputs, self.policy, self.state, observation.now)
         self.state = decision.next_state
         if self.record_decisions:

@@ -43,6 +43,7 @@ class FleetObservation:
     gateway_metrics_available: bool = False  # gateway series in Prometheus (>= 2 samples in the window)
     engine_sample_seconds: float | None = None  # time of the engine scrape the gauges come from
     gateway_queue_now: int = 0  # requests the gateway holds now (what an activator sees itself)
+    prometheus_answered: bool = True  # False: the operator's read failed (an outage; the fleet models none)
 
 
 @dataclass(frozen=True)

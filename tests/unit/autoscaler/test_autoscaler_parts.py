@@ -102,6 +102,32 @@ def test_settings_flags_env_and_bad_input() -> None:
         AutoscalerSettings.from_env({"LLMSCALE_SCALING_INTERVAL": "fast"})
 
 
+def test_gateway_metrics_urls_from_flags_and_env() -> None:
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    args = parser.parse_args(
+        ["--gateway-metrics-url", "http://gw-a:8080/", "--gateway-metrics-url", "http://gw-b:8080"]
+    )
+    settings = settings_from_args(args, environ={})
+    assert settings.gateway_metrics_urls == ("http://gw-a:8080", "http://gw-b:8080")
+    assert settings.policy_settings().gateway_read_directly is True
+    assert AutoscalerSettings().policy_settings().gateway_read_directly is False
+    env = AutoscalerSettings.from_env({"LLMSCALE_GATEWAY_METRICS_URLS": "http://a:1, http://b:2"})
+    assert env.gateway_metrics_urls == ("http://a:1", "http://b:2")
+    with pytest.raises(UserInputError, match="LLMSCALE_GATEWAY_METRICS_URLS: 'gw:8080'"):
+        AutoscalerSettings.from_env({"LLMSCALE_GATEWAY_METRICS_URLS": "gw:8080"})
+    with pytest.raises(UserInputError, match="--gateway-metrics-url: 'ftp://gw'"):
+        settings_from_args(parser.parse_args(["--gateway-metrics-url", "ftp://gw"]), environ={})
+
+
+def test_the_direct_gateway_read_reaches_the_core_as_the_recent_rate() -> None:
+    metrics = DeploymentMetrics("ns", "d", gateway_arrivals_rps=2.0, gateway_recent_arrivals_rps=9.5)
+    inputs = _inputs(metrics)
+    assert inputs.gateway_arrivals_rps == 2.0  # type: ignore[attr-defined]
+    assert inputs.gateway_recent_arrivals_rps == 9.5  # type: ignore[attr-defined]
+    assert _inputs(DeploymentMetrics("ns", "d")).gateway_recent_arrivals_rps is None  # type: ignore[attr-defined]
+
+
 def _decision(replicas: int, valid: bool = True) -> Decision:
     return Decision(replicas, Strategy.SCALE_TO_ZERO, "IdleProven", "idle", valid, None, ScalerState())
 

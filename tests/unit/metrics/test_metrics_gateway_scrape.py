@@ -8,6 +8,7 @@ import socket
 import aiohttp
 import pytest
 
+from llmscale.errors import UserInputError
 from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
 from llmscale.gateway.proxy import Gateway
@@ -82,21 +83,74 @@ def test_an_unreadable_gateway_leaves_the_inner_snapshot_alone() -> None:
     assert snapshot[KEY].gateway_queue_depth == 3.0
 
 
-def test_counter_reset_counts_from_zero() -> None:
-    scraper = GatewayScraper([])
-    scraper._previous[KEY] = (0.0, 100.0)
+def _scraper_reading(pods: dict[str, str]) -> GatewayScraper:
+    """A scraper whose targets are `pods` (URL -> exposition text), without the network."""
+    scraper = GatewayScraper(["http://gateway:8080"])
 
-    async def read_with(text: str, now: float) -> float | None:
-        async def fake_fetch(_session: object, _url: str) -> str:
-            return text
+    async def targets() -> list[str]:
+        return sorted(pods)
 
-        scraper.urls = ["http://gateway"]
-        scraper._fetch = fake_fetch  # type: ignore[method-assign,assignment]
-        return (await scraper.read(now))[KEY].arrivals_rps
+    async def fetch(_session: object, url: str) -> str:
+        return pods[url]
 
-    text = (
+    scraper.targets = targets  # type: ignore[method-assign]
+    scraper._fetch = fetch  # type: ignore[method-assign,assignment]
+    return scraper
+
+
+def _arrivals(count: float, held: float = 0.0) -> str:
+    return (
         "# TYPE llmscale_gateway_arrivals counter\n"
-        'llmscale_gateway_arrivals_total{llmdeployment="llama",namespace="team"} 6.0\n'
+        f'llmscale_gateway_arrivals_total{{llmdeployment="llama",namespace="team"}} {count}\n'
+        "# TYPE llmscale_gateway_queue_depth gauge\n"
+        f'llmscale_gateway_queue_depth{{llmdeployment="llama",namespace="team"}} {held}\n'
     )
-    # 100 -> 6 arrivals: the gateway restarted; 6 arrivals in 3 s
-    assert asyncio.run(read_with(text, 3.0)) == pytest.approx(2.0)
+
+
+def test_rates_are_per_pod_and_summed_a_restart_counts_from_zero() -> None:
+    pods = {"http://10.0.0.1:8080": _arrivals(100.0, 1.0), "http://10.0.0.2:8080": _arrivals(40.0, 2.0)}
+    scraper = _scraper_reading(pods)
+    first = asyncio.run(scraper.read(0.0))[KEY]
+    assert (first.queue_depth, first.arrivals_total, first.arrivals_rps) == (3.0, 140.0, None)
+    # pod 1: 100 -> 6 (it restarted: 6 arrivals since); pod 2: 40 -> 49 (9 arrivals); 15 in 3 s
+    pods["http://10.0.0.1:8080"] = _arrivals(6.0)
+    pods["http://10.0.0.2:8080"] = _arrivals(49.0)
+    assert asyncio.run(scraper.read(3.0))[KEY].arrivals_rps == pytest.approx(5.0)
+    # pod 2 leaves and pod 3 joins: pod 3 has no previous read (no rate yet), pod 1 adds 10 in 2 s
+    del pods["http://10.0.0.2:8080"]
+    pods["http://10.0.0.3:8080"] = _arrivals(500.0, 4.0)
+    pods["http://10.0.0.1:8080"] = _arrivals(16.0)
+    third = asyncio.run(scraper.read(5.0))[KEY]
+    assert third.arrivals_rps == pytest.approx(5.0) and third.queue_depth == 4.0
+
+
+def test_overlay_keeps_prometheus_windowed_rate_and_adds_the_recent_one() -> None:
+    pods = {"http://10.0.0.1:8080": _arrivals(10.0, 1.0)}
+    prometheus = FakeMetricsSource()
+    prometheus.set(*KEY, gateway_arrivals_rps=1.5, gateway_queue_depth=0.0)
+    overlay = GatewayOverlaySource(prometheus, _scraper_reading(pods))
+    first = asyncio.run(overlay.fetch_current(0.0))[KEY]
+    assert (first.gateway_arrivals_rps, first.gateway_recent_arrivals_rps, first.gateway_queue_depth) == (
+        1.5,
+        None,
+        1.0,
+    )
+    pods["http://10.0.0.1:8080"] = _arrivals(60.0, 7.0)
+    second = asyncio.run(overlay.fetch_current(5.0))[KEY]
+    # 50 arrivals in 5 s read directly; Prometheus' 30 s window still says 1.5
+    assert (second.gateway_arrivals_rps, second.gateway_recent_arrivals_rps, second.gateway_queue_depth) == (
+        1.5,
+        10.0,
+        7.0,
+    )
+
+
+def test_a_name_resolves_to_every_address() -> None:
+    scraper = GatewayScraper(["http://127.0.0.1:9000/", "http://[::1]:9001"])
+    assert asyncio.run(scraper.targets()) == ["http://127.0.0.1:9000", "http://[::1]:9001"]
+
+
+@pytest.mark.parametrize("url", ["gateway:8080", "ftp://gateway", "http://:8080"])
+def test_a_bad_url_is_one_line_naming_the_flag(url: str) -> None:
+    with pytest.raises(UserInputError, match=r"--gateway-metrics-url: .* is not an http\(s\) URL"):
+        GatewayScraper([url])

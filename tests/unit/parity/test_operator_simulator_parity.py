@@ -38,6 +38,8 @@ from llmscale.api import LLMDeployment
 from llmscale.controller.autoscaling import loop as autoscale_loop
 from llmscale.controller.autoscaling.loop import ACTIVATION_ANNOTATION, Autoscaler
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
+from llmscale.metrics import MetricsSource
+from llmscale.metrics.gateway_scrape import GatewayOverlaySource, GatewayScraper
 from llmscale.scaling import Decision
 from llmscale.sim import llmscale_policy
 from llmscale.sim.llmscale_policy import LLMScalePolicy
@@ -85,6 +87,15 @@ class Moment:
     gateway_series_missing: bool = False
     activation_signal: bool = False
     """The gateway annotates the LLMDeployment at this tick (it holds a request at zero)."""
+    burst_rps: float | None = None
+    """Arrivals per second the gateway counted over the last tick, where they differ from `rps`
+    (a burst Prometheus' window has not seen yet); read only by a direct gateway read."""
+
+
+def arrivals_in_tick(moment: Moment) -> int:
+    """Requests that arrived at the gateway during the tick before this moment."""
+    rate = moment.rps if moment.burst_rps is None else moment.burst_rps
+    return round(rate * INTERVAL) + moment.held
 
 
 def timeline() -> list[Moment]:
@@ -104,6 +115,32 @@ def timeline() -> list[Moment]:
         *[Moment(held=1)] * 2,  # waking: the pod is not Ready yet
         *[light] * 4,
     ]
+
+
+def burst_timeline() -> list[Moment]:
+    """`timeline()` then a burst the gateway sees a tick before Prometheus' window does."""
+    light = Moment(rps=2.0, running=2.0, ttft_p95=0.15)
+    return [*timeline(), Moment(rps=2.0, running=2.0, ttft_p95=0.15, burst_rps=120.0), *[light] * 4]
+
+
+class TimelineGateway(GatewayScraper):
+    """The real scraper reading one fake gateway pod whose counter the timeline advances."""
+
+    def __init__(self) -> None:
+        super().__init__(["http://gateway.test:8080"])
+        self.total = 0
+        self.held = 0
+
+    async def targets(self) -> list[str]:
+        return ["http://10.0.0.9:8080"]
+
+    async def _fetch(self, session: object, url: str) -> str:
+        return (
+            "# TYPE llmscale_gateway_arrivals counter\n"
+            f'llmscale_gateway_arrivals_total{{llmdeployment="{NAME}",namespace="{NS}"}} {self.total}\n'
+            "# TYPE llmscale_gateway_queue_depth gauge\n"
+            f'llmscale_gateway_queue_depth{{llmdeployment="{NAME}",namespace="{NS}"}} {self.held}\n'
+        )
 
 
 @dataclass
@@ -136,11 +173,21 @@ def engine_signals(moment: Moment) -> dict[str, float | None]:
     }
 
 
-def run_operator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
-    """(a) the operator's loop: the fakes answer what the timeline says; the loop does the rest."""
+def _settings(direct: bool) -> AutoscalerSettings:
+    urls = ("http://gateway.test:8080",) if direct else ()
+    return AutoscalerSettings(
+        interval_seconds=INTERVAL, metrics_port=None, overrides=FAST, gateway_metrics_urls=urls
+    )
+
+
+def run_operator(moments: list[Moment], mode: str = "Active", *, direct: bool = False) -> list[Triple]:
+    """(a) the operator's loop: the fakes answer what the timeline says; the loop does the rest.
+    `direct`: the loop also reads the gateway's /metrics itself (`GatewayOverlaySource`)."""
     clock, cluster, source = Clock(), FakeCluster(), FakeMetricsSource()
-    settings = AutoscalerSettings(interval_seconds=INTERVAL, metrics_port=None, overrides=FAST)
-    loop = Autoscaler(source, cluster, settings, clock=clock)
+    settings = _settings(direct)
+    gateway = TimelineGateway()
+    overlay: MetricsSource = GatewayOverlaySource(source, gateway) if direct else source
+    loop = Autoscaler(overlay, cluster, settings, clock=clock)
     body = manifest(mode)
     loop.observe(body)
     pods = Pods()
@@ -154,6 +201,8 @@ def run_operator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
             cluster.set_workload(NS, NAME, len(pods.created), ready)
             source.recover()
             source.remove(NS, NAME)
+            gateway.total += arrivals_in_tick(moment)
+            gateway.held = moment.held
             if moment.prometheus_down:
                 source.fail()
             else:
@@ -180,9 +229,9 @@ def run_operator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
     return out
 
 
-def run_simulator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
+def run_simulator(moments: list[Moment], mode: str = "Active", *, direct: bool = False) -> list[Triple]:
     """(b) the simulator's llmscale policy, built as the operator builds it, on the same timeline."""
-    settings = AutoscalerSettings(interval_seconds=INTERVAL, metrics_port=None, overrides=FAST)
+    settings = _settings(direct)
     policy = LLMScalePolicy(
         deployment=LLMDeployment.from_body(manifest(mode)), settings=settings.policy_settings()
     )
@@ -230,8 +279,10 @@ def run_simulator(moments: list[Moment], mode: str = "Active") -> list[Triple]:
             metrics_available=engines,
             cold_start_p50_seconds=None,
             cold_start_p95_seconds=None,
-            gateway_arrivals_last_tick=moment.held,
+            gateway_arrivals_last_tick=arrivals_in_tick(moment) if direct else moment.held,
             gateway_reporting=gateway,
+            gateway_queue_now=moment.held,
+            prometheus_answered=not moment.prometheus_down,
         )
         applied = policy.decide(observation)
         pods.apply(applied, now)
@@ -255,6 +306,24 @@ def test_operator_and_simulator_decide_the_same(mode: str) -> None:
     assert first_difference(operator, simulator) is None
     if mode == "DryRun":
         assert {replicas for replicas, _, _ in operator} == {1}  # recorded, never applied
+
+
+@pytest.mark.parametrize("mode", ["Active", "DryRun"])
+def test_parity_holds_with_the_direct_gateway_read(mode: str) -> None:
+    moments = burst_timeline()
+    operator = run_operator(moments, mode, direct=True)
+    assert first_difference(operator, run_simulator(moments, mode, direct=True)) is None
+
+
+def test_the_direct_read_sees_the_burst_a_prometheus_read_does_not() -> None:
+    """The burst tick: 600 arrivals in 5 s where Prometheus' window still says 2 req/s. Read
+    directly, the panic path scales up at that tick; through Prometheus alone nothing moves."""
+    moments = burst_timeline()
+    burst = len(timeline())
+    direct, windowed = run_operator(moments, direct=True), run_operator(moments)
+    assert windowed[burst][0] == windowed[burst - 1][0]
+    assert direct[burst][0] > direct[burst - 1][0]
+    assert direct[burst][2] == "PanicMode"
 
 
 def test_the_timeline_visits_every_branch() -> None:

@@ -192,6 +192,20 @@ def test_last_interval_burst_feeds_the_panic_path_only() -> None:
     measured = demand.measure(inputs, POLICY, WorkloadState(), drain_seconds=60.0)
     per_request = demand.work_per_request(POLICY, 1000, 200)
     assert measured.load_replicas == pytest.approx(5.0 * per_request)
-    assert measured.burst_load_replicas == pytest.approx(50.0 * per_request)
-    # 2.6 replica-units arriving at 2 Ready replicas: 0.6 overflow per second piles up meanwhile.
-    assert measured.backlog_replicas == pytest.approx(50.0 * per_request - 2.0)
+    # 250 arrivals in the 5 s interval; the burst counts their Poisson lower bound,
+    # 250 - 2 x sqrt(250) = 218.38, i.e. 43.68 req/s.
+    assert POLICY.decision_interval_seconds == 5.0
+    assert measured.burst_load_replicas == pytest.approx(43.675445 * per_request)
+    # 2.26 replica-units arriving at 2 Ready replicas: the overflow piles up meanwhile.
+    assert measured.backlog_replicas == pytest.approx(43.675445 * per_request - 2.0)
+
+
+def test_poisson_noise_in_the_last_interval_is_not_a_burst() -> None:
+    # 3 arrivals in 5 s where 1 req/s is the windowed rate: 3 - 2 x sqrt(3) < 0, no burst.
+    inputs = DecisionInputs(
+        current_replicas=1, ready_replicas=1, gateway_arrivals_rps=1.0, gateway_recent_arrivals_rps=0.6
+    )
+    measured = demand.measure(inputs, POLICY, WorkloadState(), drain_seconds=60.0)
+    assert measured.burst_load_replicas == measured.load_replicas
+    assert demand.burst_rate_lower_bound(0.6, 5.0) == 0.0
+    assert demand.burst_rate_lower_bound(12.0, 5.0) == pytest.approx((60 - 2 * 60**0.5) / 5)

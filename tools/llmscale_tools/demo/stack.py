@@ -99,8 +99,14 @@ class Stack:
         name: str = "operator",
     ) -> subprocess.Popen[bytes]:
         self.operator_metrics_port = free_port()
+        if self.gateway_port is None:
+            # chosen now so the operator reads the gateway's /metrics directly, as the chart
+            # wires it (operator.readGatewayDirectly); until the gateway is up that read fails
+            # and the operator uses Prometheus' gateway series alone
+            self.gateway_port = free_port()
         env = {
             "LLMSCALE_PROMETHEUS_URL": self.prometheus_url,
+            "LLMSCALE_GATEWAY_METRICS_URLS": self.gateway_url,
             "LLMSCALE_SCALING_INTERVAL": str(interval_seconds),
             "LLMSCALE_STATUS_INTERVAL": str(max(1.0, interval_seconds)),
             "LLMSCALE_RATE_WINDOW": "10",
@@ -125,7 +131,7 @@ class Stack:
         api_key_namespace: str | None = None,
     ) -> int:
         """The gateway; with `api_key_namespace` it authenticates API keys from Secrets there."""
-        port = free_port()
+        port = self.gateway_port or free_port()
         if api_key_namespace is None:
             # the demo's gateway listens on loopback of a throwaway cluster: no API keys
             auth = ["--auth", "none"]

@@ -53,6 +53,13 @@ def metrics_usable(metrics: DeploymentMetrics | None, ready_replicas: int) -> tu
     return False, "NoGatewayData", "no replica Ready and the gateway's series are missing"
 
 
+def _recent(metrics: DeploymentMetrics | None) -> float | None:
+    """The direct gateway read's arrivals over the last interval (None without one)."""
+    if metrics is None or metrics.gateway_recent_arrivals_rps is None:
+        return None
+    return _value(metrics.gateway_recent_arrivals_rps)
+
+
 def build_inputs(
     metrics: DeploymentMetrics | None,
     workload: WorkloadSnapshot,
@@ -88,6 +95,7 @@ def build_inputs(
         itl_p95_seconds=m.itl_p95_seconds if m else None,
         gateway_arrivals_rps=gateway_arrivals,
         gateway_queue_depth=queue_depth,
+        gateway_recent_arrivals_rps=_recent(m),
         metrics_available=usable,
         cold_start_p50_seconds=cold_start_p50_seconds,
         cold_start_p95_seconds=cold_start_p95_seconds,

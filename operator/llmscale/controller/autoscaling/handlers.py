@@ -61,23 +61,30 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     from llmscale.controller.autoscaling.cluster import KubeAutoscaleCluster
     from llmscale.controller.autoscaling.operator_metrics import OperatorMetrics
     from llmscale.controller.handlers import operator_context
+    from llmscale.metrics import MetricsSource
     from llmscale.metrics.prometheus import PrometheusMetricsSource
     from llmscale.metrics.promql import QueryWindows
 
     settings: AutoscalerSettings = getattr(memo, "autoscaler_settings", None) or AutoscalerSettings.from_env()
     context = operator_context(memo)
-    source = PrometheusMetricsSource(
+    source: MetricsSource = PrometheusMetricsSource(
         settings.prometheus_url, windows=QueryWindows(rate_window_seconds=settings.rate_window_seconds)
     )
+    if settings.gateway_metrics_urls:
+        from llmscale.metrics.gateway_scrape import GatewayOverlaySource, GatewayScraper
+
+        source = GatewayOverlaySource(source, GatewayScraper(settings.gateway_metrics_urls))
     cluster = KubeAutoscaleCluster(context.api, context.reconciles, namespaces=settings.namespaces)
     metrics = OperatorMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)
     memo.autoscaler = Autoscaler(source, cluster, settings, metrics)
     log.info(
-        "scaling loop ready: a daemon per LLMDeployment, every %gs, Prometheus %s, /metrics on %s",
+        "scaling loop ready: a daemon per LLMDeployment, every %gs, Prometheus %s, "
+        "gateway read directly: %s, /metrics on %s",
         settings.interval_seconds,
         settings.prometheus_url,
+        ", ".join(settings.gateway_metrics_urls) or "no",
         settings.metrics_port or "off",
     )
 

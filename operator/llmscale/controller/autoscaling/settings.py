@@ -15,6 +15,7 @@ from typing import Any
 
 from llmscale.api import defaults as api_defaults
 from llmscale.errors import UserInputError
+from llmscale.metrics.gateway_scrape import check_gateway_url
 from llmscale.scaling import PolicySettings
 from llmscale.scaling.from_spec import (
     OVERRIDES_ANNOTATION,
@@ -44,6 +45,7 @@ ENV_STATUS_INTERVAL = "LLMSCALE_STATUS_INTERVAL"
 ENV_RATE_WINDOW = "LLMSCALE_RATE_WINDOW"
 ENV_METRICS_HOST = "LLMSCALE_OPERATOR_METRICS_HOST"
 ENV_GPU_PRICES = "LLMSCALE_GPU_PRICES"
+ENV_GATEWAY_METRICS_URLS = "LLMSCALE_GATEWAY_METRICS_URLS"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class AutoscalerSettings:
     """USD per GPU-hour by GPU catalog name, over the catalog's list prices (spec.gpuPricePerHour wins)."""
     namespaces: tuple[str, ...] = ()
     """The operator's --namespace list: the loop lists Deployments and pods only there (empty: all)."""
+    gateway_metrics_urls: tuple[str, ...] = ()
+    """Gateway base URLs whose /metrics the loop reads on every tick (each name may resolve to
+    several pods: a headless Service). Empty: the gateway's signals come from Prometheus only."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -79,6 +84,8 @@ class AutoscalerSettings:
             if not value > 0:
                 raise UserInputError(f"{name}: value {value!r} must be > 0")
         validate_overrides(self.overrides, "--scaling-overrides")
+        for url in self.gateway_metrics_urls:
+            check_gateway_url(url)
         for product, price in self.gpu_prices.items():
             if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
                 raise UserInputError(
@@ -91,6 +98,7 @@ class AutoscalerSettings:
             decision_interval_seconds=self.interval_seconds,
             overrides=self.overrides,
             gpu_prices=self.gpu_prices,
+            gateway_read_directly=bool(self.gateway_metrics_urls),
         )
 
     @classmethod
@@ -117,6 +125,11 @@ class AutoscalerSettings:
             kwargs["gpu_prices"] = parse_gpu_prices(env[ENV_GPU_PRICES])
         if env.get(ENV_OVERRIDES):
             kwargs["overrides"] = parse_overrides(env[ENV_OVERRIDES], ENV_OVERRIDES)
+        if env.get(ENV_GATEWAY_METRICS_URLS):
+            urls = tuple(u.strip() for u in env[ENV_GATEWAY_METRICS_URLS].split(",") if u.strip())
+            for url in urls:
+                check_gateway_url(url, ENV_GATEWAY_METRICS_URLS)
+            kwargs["gateway_metrics_urls"] = urls
         return cls(**kwargs)
 
 
@@ -164,6 +177,14 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"port of the operator's /metrics on 127.0.0.1 ({defaults.metrics_port}; 0 = off)",
     )
     group.add_argument(
+        "--gateway-metrics-url",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="read this gateway's /metrics on every tick for the burst (panic) signal; repeatable; "
+        "a name resolving to several addresses (a headless Service) reads every pod",
+    )
+    group.add_argument(
         "--scaling-overrides",
         default=None,
         metavar="JSON",
@@ -188,6 +209,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         kwargs["overrides"] = parse_overrides(args.scaling_overrides, "--scaling-overrides")
     if getattr(args, "namespace", None):
         kwargs["namespaces"] = tuple(args.namespace)
+    if getattr(args, "gateway_metrics_url", None):
+        kwargs["gateway_metrics_urls"] = tuple(check_gateway_url(u) for u in args.gateway_metrics_url)
     if not kwargs:
         return base
     merged = {f.name: getattr(base, f.name) for f in fields(base)} | kwargs
