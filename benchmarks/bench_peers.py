@@ -51,7 +51,7 @@ def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
             str(Path(sys.executable).parent / "llmscale"), "bench", "--url", args.url, "--model", args.model,
             "--concurrency", str(level), "--requests", str(args.requests),
             "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS),
-            "--no-progress", "--json",
+            "--stagger", f"{args.stagger}", "--no-progress", "--json",
         ],
         work,
     )  # fmt: skip
@@ -68,7 +68,8 @@ def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, floa
     scenario = {
         "spec": {
             "backend": backend,
-            "profile": {"kind": "concurrent", "streams": [level]},
+            # the same start ramp as llmscale bench's --stagger (guidellm's default is none)
+            "profile": {"kind": "concurrent", "streams": [level], "rampup_duration": args.stagger},
             "data": [
                 {"kind": "synthetic_text", "prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS}
             ],
@@ -152,7 +153,7 @@ def smoke() -> int:
     process, url = start_emulator()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
-            args = argparse.Namespace(url=url, model="m", requests=4)
+            args = argparse.Namespace(url=url, model="m", requests=4, stagger=0.1)
             figures = ours(args, 1, Path(tmp))
     finally:
         process.terminate()
@@ -191,6 +192,14 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--output-tokens", type=int, default=OUTPUT_TOKENS)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--peers", default="guidellm,inference-perf", help="which peers to run (comma-separated)"
+    )
+    parser.add_argument(
+        "--stagger", type=float, default=0.1,
+        help="seconds over which llmscale bench and guidellm start their clients "
+        "(inference-perf has no such setting)",
+    )  # fmt: skip
     args = parser.parse_args()
     OUTPUT_TOKENS = args.output_tokens
     rows: list[dict[str, Any]] = []
@@ -202,6 +211,8 @@ def main() -> int:
                 ("guidellm", guidellm),
                 ("inference-perf", inference_perf),
             ):
+                if tool != "llmscale bench" and tool not in args.peers.split(","):
+                    continue
                 figures = fn(args, level, work)
                 rows.append({"concurrency": level, "tool": tool, **figures})
                 print(f"c={level} {tool}: {figures}", file=sys.stderr, flush=True)
