@@ -255,6 +255,25 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             next_state.workload.busy_peak_load = max(
                 next_state.workload.busy_peak_load, next_state.scaler.stable_load
             )
+            busy_since = next_state.workload.busy_since
+            onset = None if busy_since is None else now - busy_since
+            if (
+                onset is not None
+                and next_state.workload.last_gap_seconds >= policy.scale_down_delay_seconds
+                and onset < policy.stable_window_seconds
+                and result.replicas < inputs.current_replicas
+            ):
+                # A burst after a gap long enough that only the keep-alive kept this capacity:
+                # it stays until the stable window has seen the burst (the direct gateway read
+                # shows its first seconds while the averages are still those of the gap).
+                return scaler.ScaleRecommendation(
+                    inputs.current_replicas,
+                    reasons.KEEP_ALIVE_HOLD,
+                    f"a burst began {onset:.0f}s ago after an idle gap: holding "
+                    f"{inputs.current_replicas} replica(s) until the {policy.stable_window_seconds:.0f}s "
+                    f"stable window has seen it ({result.message})",
+                    result.need_replicas,
+                )
         elif idle_now < keep.keep_alive_seconds and result.replicas < inputs.current_replicas:
             # The hold only ever stops a scale-down: what the last busy period needed (its
             # stable-window peak), never more than runs.

@@ -308,6 +308,8 @@ class WorkloadState:
     last_busy_time: float | None = None
     """When demand was last seen (arrivals, running, waiting or held): the start of the current
     gap for pre-warming, which a metrics outage (no proof of idleness) does not reset."""
+    last_gap_seconds: float = 0.0
+    """Length of the idle gap that ended the last time a busy period began (0 before any)."""
     busy_peak_load: float = 0.0
     """Largest stable-window load of the current (or last) busy period, replica-units: what a
     keep-alive holds through the next idle gap."""

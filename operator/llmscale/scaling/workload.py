@@ -93,6 +93,7 @@ def update(
             state.burst_window_end = now + cold_start_seconds
             state.burst_requests += demand.request_rate_rps * dt
             state.busy_peak_load = 0.0
+            state.last_gap_seconds = gap
         if gap > cold_start_seconds:
             state.idle_seconds_long += gap
             state.wakeups += 1.0

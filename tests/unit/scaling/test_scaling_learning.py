@@ -86,6 +86,27 @@ def test_keep_alive_holds_the_fleet_through_a_silence(make_timeline) -> None:
     assert timeline.replicas == 1
 
 
+def test_a_burst_seen_first_by_the_direct_gateway_read_keeps_the_held_fleet(make_timeline) -> None:
+    """Burst, 240 s silence, burst. The operator's direct gateway read shows the second burst's
+    arrivals at once while Prometheus' windowed rates still read the silence for three ticks:
+    the arrivals end the idle period, so the keep-alive no longer holds, and the scaler's averages
+    (still those of the gap) wanted a scale-down at the burst's first tick. The fleet held for the
+    burst stays until the stable window (60 s) has seen it."""
+    policy = ScalingPolicy(strategy=Strategy.AUTOSCALED, max_replicas=20)
+    timeline = make_timeline(policy)
+    burst = 3 * RPS_PER_REPLICA
+    timeline.run(300, rps=burst)
+    timeline.run(240, rps=0.0)
+    held = timeline.replicas
+    assert held >= 3 and timeline.last.reason == reasons.KEEP_ALIVE_HOLD
+    lagging = {"request_rate_rps": 0.0, "prompt_tokens_per_second": 0.0, "generation_tokens_per_second": 0.0,
+               "gateway_arrivals_rps": 0.0, "num_requests_running": 5.0}  # fmt: skip
+    onset = [timeline.step(rps=burst, gateway_recent_arrivals_rps=burst, **lagging) for _ in range(3)]
+    assert onset[0].reason == reasons.KEEP_ALIVE_HOLD and "burst began 0s ago" in onset[0].message
+    onset += [timeline.step(rps=burst, gateway_recent_arrivals_rps=burst) for _ in range(9)]
+    assert min(d.desired_replicas for d in onset) >= held  # 60 s: never below the held fleet
+
+
 def test_no_scale_down_while_a_backlog_drains(make_timeline) -> None:
     policy = ScalingPolicy(strategy=Strategy.AUTOSCALED, max_replicas=20)
     timeline = make_timeline(policy)

@@ -133,6 +133,54 @@ def test_noisy_constant_load_stays_in_bounds_and_never_flaps(
     assert reversals == 0, history
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    base_rps=st.floats(min_value=0.2, max_value=60.0),
+    seed=st.integers(0, 2**16),
+    strategy=st.sampled_from([Strategy.AUTO, Strategy.AUTOSCALED]),
+    max_replicas=st.integers(1, 30),
+)
+def test_poisson_arrivals_read_directly_never_flap(
+    base_rps: float, seed: int, strategy: Strategy, max_replicas: int
+) -> None:
+    """The direct gateway read's last-interval rate is a Poisson count over 5 s (at 0.2 req/s:
+    0, 1 or 2 arrivals, +-100 %), the windowed rates are steady: for 40 minutes replicas stay
+    within bounds and, once settled (after 10 minutes), never reverse direction."""
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    policy = ScalingPolicy(strategy=strategy, max_replicas=max_replicas)
+    state = ScalerState()
+    replicas = 1
+    history: list[int] = []
+    for index in range(480):
+        recent = (
+            float(rng.poisson(base_rps * policy.decision_interval_seconds)) / policy.decision_interval_seconds
+        )
+        inputs = DecisionInputs(
+            current_replicas=replicas,
+            ready_replicas=replicas,
+            request_rate_rps=base_rps,
+            prompt_tokens_per_second=base_rps * 1000,
+            generation_tokens_per_second=base_rps * 200,
+            num_requests_running=min(base_rps, 50.0),
+            ttft_p95_seconds=0.2,
+            gateway_arrivals_rps=base_rps,
+            gateway_recent_arrivals_rps=recent,
+        )
+        decision = decide(inputs, policy, state, index * 5.0)
+        state = decision.next_state
+        assert policy.min_replicas <= decision.desired_replicas <= policy.max_replicas
+        replicas = decision.desired_replicas
+        history.append(replicas)
+    settled = history[120:]
+    moves = [b - a for a, b in itertools.pairwise(settled) if b != a]
+    reversals = sum(1 for a, b in itertools.pairwise(moves) if (a > 0) != (b > 0))
+    assert reversals == 0, history
+
+
 def test_forecast_model_selection_has_hysteresis() -> None:
     """Entering needs an error SELECT_MARGIN (5 %) below persistence's; staying needs no worse."""
     from llmscale.scaling import forecast
