@@ -183,7 +183,12 @@ def test_405b_becomes_a_group_of_two_nodes_scales_by_groups_and_is_deleted_whole
 
 
 def test_a_group_scales_to_zero_and_a_held_request_wakes_it(
-    stack: Stack, namespace: str, custom_objects: Any, core_v1: Any, wait_for: Callable[..., Any]
+    stack: Stack,
+    namespace: str,
+    custom_objects: Any,
+    core_v1: Any,
+    wait_for: Callable[..., Any],
+    report_figure: Callable[[str], None],
 ) -> None:
     name = "bigzero"
     custom_objects.create_namespaced_custom_object(
@@ -215,7 +220,7 @@ def test_a_group_scales_to_zero_and_a_held_request_wakes_it(
     wait_for(lambda: not group_pods(core_v1, namespace, name, ready_only=False), 90, "group pods gone")
     cost = status(custom_objects, namespace, name).get("cost") or {}
     assert cost.get("gpuHours", 0) > 0, cost
-    print(f"woke a 2-node group in {woke_in:.1f} s")
+    report_figure(f"LWS: woke a 2-node group in {woke_in:.1f} s")
 
 
 def test_without_the_lws_crd_ready_false_says_what_to_install(

@@ -163,6 +163,7 @@ def test_one_active_replica_scales_and_the_other_takes_over(
     custom_objects: Any,
     apps_v1: Any,
     wait_for: Callable[..., Any],
+    report_figure: Callable[[str], None],
 ) -> None:
     if cluster.prometheus_url is None or not cluster.has_fake_gpu_nodes:
         pytest.skip("needs the local cluster's Prometheus and fake GPU nodes (LLMSCALE_CLUSTER=local)")
@@ -207,7 +208,7 @@ def test_one_active_replica_scales_and_the_other_takes_over(
             time.sleep(3 * TICK_SECONDS)
             after = status()
 
-        print(f"HA takeover after SIGKILL of the active replica: {takeover_seconds:.1f} s")
+        report_figure(f"HA takeover after SIGKILL of the active replica: {takeover_seconds:.1f} s")
         assert takeover_seconds <= TAKEOVER_LIMIT_SECONDS, second.log_tail()
         assert second.served() == 1
         # no flapping: the Deployment sat at 1 replica through the whole hand-over

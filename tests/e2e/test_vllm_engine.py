@@ -208,6 +208,7 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
     apps_v1: Any,
     prometheus: Any,
     wait_for: Callable[..., Any],
+    report_figure: Callable[[str], None],
 ) -> None:
     name = "real"
     body = emulated_llmdeployment(
@@ -300,8 +301,8 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
             time.sleep(3)
         assert load.failed == [], load.failed[:5]
         assert load.ok > 10
-    print(
-        f"\nreal vLLM e2e: cold start {cold_start:.1f} s (held request {held_seconds:.1f} s), "
+    report_figure(
+        f"real vLLM e2e: cold start {cold_start:.1f} s (held request {held_seconds:.1f} s), "
         f"peak engines {watch.peak_engines}, peak engine RSS {watch.peak_rss_bytes / 2**30:.2f} GiB, "
         f"requests ok {load.ok + warm.ok + 1}"
     )
