@@ -135,9 +135,9 @@ class LLMScalePolicy:
         self.decisions: list[tuple[float, Decision]] = []
         self.record_decisions = False
         self.fixed_replicas: int | None = None
+        """Set for a strategy the loop does not own (Warm): reconcile keeps this count, no decisions."""
         self._last_read: float | None = None  # time of the previous direct gateway read
         self._arrivals_since_read = 0  # arrivals of the ticks whose read failed since then
-        """Set for a strategy the loop does not own (Warm): reconcile keeps this count, no decisions."""
 
     def resource(self, context: SimContext) -> LLMDeployment:
         """The simulated LLMDeployment for this run."""
