@@ -212,7 +212,12 @@ def test_prometheus_outage_holds_replicas_and_sets_condition(
         cluster.local.start_prometheus()
     wait_for(lambda: condition() == "True", 90, "MetricsAvailable=True after Prometheus is back")
     # and the loop resumes: the proven-idle deployment goes to zero
-    wait_for(lambda: _deployment(apps_v1, namespace, name)[0] == 0, 90, "scale to zero once idle is proven")
+    wait_for(
+        lambda: _deployment(apps_v1, namespace, name)[0] == 0,
+        90,
+        "scale to zero once idle is proven",
+        on_timeout=lambda: _status(custom_objects, namespace, name).get("lastDecisions"),
+    )
 
 
 def test_dry_run_with_legacy_metric_names_changes_only_status(

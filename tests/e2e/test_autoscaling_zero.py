@@ -8,7 +8,6 @@ from the per-deployment `llmscale.dev/scaling-overrides` annotation.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -132,7 +131,7 @@ def test_events_recorded_for_scaling(stack: Stack, namespace: str, core_v1: Any,
     status, _headers, _lines, _seconds = asyncio.run(_complete(stack.gateway_url, name, stream=False))
     assert status == 200
 
-    def scale_event() -> list[Any]:
+    def scale_events() -> list[Any]:
         events = core_v1.list_namespaced_event(namespace).items
         return [
             e
@@ -142,6 +141,15 @@ def test_events_recorded_for_scaling(stack: Stack, namespace: str, core_v1: Any,
             and (e.message or "").startswith("Scaled up")
         ]
 
-    found = wait_for(scale_event, 30, "a 'Scaled up' Event on the LLMDeployment")
-    assert found[0].reason in ("ActivationRequested", "GatewayQueue", "DemandAtZero")
-    json.dumps([e.message for e in found])
+    def all_events() -> list[str]:
+        return [f"{e.reason}: {e.message}" for e in core_v1.list_namespaced_event(namespace).items]
+
+    # The wake is the event "from 0": a list of Events is not in time order, and a later
+    # 1 -> N scale-up (the gateway's burst read) may be there too.
+    found = wait_for(
+        lambda: [e for e in scale_events() if e.message.startswith("Scaled up from 0 to ")],
+        30,
+        "a 'Scaled up from 0' Event on the LLMDeployment",
+        on_timeout=all_events,
+    )
+    assert found[0].reason in ("ActivationRequested", "GatewayQueue", "DemandAtZero"), all_events()

@@ -3,9 +3,17 @@
 Prometheus sees a burst at the gateway one scrape (15 s) plus a rate window later. The operator
 can instead read every gateway pod's /metrics on each decision tick (`--gateway-metrics-url`,
 the chart's headless gateway Service): `GatewayScraper.read()` returns, per deployment, the
-held-request count now and the arrival rate since the previous read (counter differences per
-gateway pod, summed). That rate over one decision interval is the panic window's signal
+held-request count now and arrival rates from each gateway pod's counter history, summed over
+pods. The rate over the last decision interval is the panic window's signal
 (`DecisionInputs.gateway_recent_arrivals_rps`, the scaling core's burst response).
+
+Rates come from the history of readings, not from the previous read alone: the scraper is read
+by every deployment's tick and by the urgent tick an activation triggers, so two reads can be
+fractions of a second apart, and one arrival in 0.2 s would read as 5 requests per second (it
+did: one held request at zero read as a sustained 5 rps and woke the deployment at its
+maximum). `CounterHistory.rate(window)` takes the reading whose age is closest to the window
+and divides the arrivals since then by that age, or by the whole window when the history is
+younger than the window (what `increase()` over a window says, never a shorter span's rate).
 
 A URL's host is resolved on every read and each address is read: a headless Service's name
 resolves to every Ready gateway pod, so the sum follows the gateway's own scaling. IPv4
@@ -14,10 +22,10 @@ for one process), else IPv6. A pod seen for the first time contributes its queue
 until its second read; a counter that went down (the pod restarted) counts from zero.
 
 `GatewayOverlaySource` wraps any `MetricsSource` and overlays these direct readings on its
-`gateway_*` signals: the queue depth now, the recent arrival rate, and the windowed rate only
-where Prometheus has none. A gateway that cannot be read leaves the wrapped source's values
-alone: the engine-side signals still come from Prometheus, and a missing gateway signal keeps
-the deployment from counting as idle, which is the safe direction.
+`gateway_*` signals: the queue depth now, the recent arrival rate, and the rate over the
+operator's rate window only where Prometheus has none. A gateway that cannot be read leaves the
+wrapped source's values alone: the engine-side signals still come from Prometheus, and a
+missing gateway signal keeps the deployment from counting as idle, which is the safe direction.
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmscale.api import defaults
 from llmscale.errors import UserInputError
 from llmscale.metrics.types import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
+from llmscale.scaling.counter_history import CounterHistory
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +56,10 @@ QUEUE_DEPTH = "llmscale_gateway_queue_depth"
 class GatewayReading:
     queue_depth: float
     arrivals_total: float
-    arrivals_rps: float | None  # None on the first read (no previous sample to difference)
+    arrivals_rps: float | None
+    """Over the last decision interval; None until a pod has two readings."""
+    windowed_rps: float | None = None
+    """Over the rate window (Prometheus' `rate()` window); None until a pod has two readings."""
 
 
 def parse_gateway_metrics(text: str) -> dict[DeploymentKey, tuple[float, float]]:
@@ -82,11 +95,23 @@ def _host_url(scheme: str, address: str, port: int) -> str:
 class GatewayScraper:
     """Reads every gateway pod behind one or more URLs; remembers each pod's last counters."""
 
-    def __init__(self, urls: Sequence[str], timeout_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        timeout_seconds: float = 2.0,
+        *,
+        recent_window_seconds: float = defaults.DECISION_INTERVAL_SECONDS,
+        rate_window_seconds: float = 30.0,
+    ) -> None:
+        """`recent_window_seconds`: the decision interval (the panic window's signal);
+        `rate_window_seconds`: the operator's PromQL rate window (the stable signal when
+        Prometheus has no gateway series)."""
         self.urls = [check_gateway_url(url) for url in urls]
         self.timeout_seconds = timeout_seconds
-        # (pod address URL, deployment) -> (time, counter)
-        self._previous: dict[tuple[str, DeploymentKey], tuple[float, float]] = {}
+        self.recent_window_seconds = recent_window_seconds
+        self.rate_window_seconds = rate_window_seconds
+        # (pod address URL, deployment) -> that pod's counter readings
+        self._history: dict[tuple[str, DeploymentKey], CounterHistory] = {}
 
     async def targets(self) -> list[str]:
         """The base URL of every gateway pod, resolved now (sorted, without duplicates)."""
@@ -116,23 +141,33 @@ class GatewayScraper:
             texts = await asyncio.gather(*(self._fetch(session, url) for url in targets))
         depth: dict[DeploymentKey, float] = {}
         total: dict[DeploymentKey, float] = {}
-        rate: dict[DeploymentKey, float] = {}
+        recent: dict[DeploymentKey, float] = {}
+        windowed: dict[DeploymentKey, float] = {}
         seen: set[tuple[str, DeploymentKey]] = set()
+        keep = 1.5 * max(self.recent_window_seconds, self.rate_window_seconds)
         for target, text in zip(targets, texts, strict=True):
             for key, (queue, arrivals) in parse_gateway_metrics(text).items():
                 depth[key] = depth.get(key, 0.0) + queue
                 total[key] = total.get(key, 0.0) + arrivals
-                previous = self._previous.get((target, key))
-                if previous is not None and now_seconds > previous[0]:
-                    # a counter that went down means that pod restarted: count from zero again
-                    delta = arrivals - previous[1] if arrivals >= previous[1] else arrivals
-                    rate[key] = rate.get(key, 0.0) + delta / (now_seconds - previous[0])
-                self._previous[(target, key)] = (now_seconds, arrivals)
+                history = self._history.setdefault((target, key), CounterHistory(keep))
+                history.add(now_seconds, arrivals)
+                for window, sums in (
+                    (self.recent_window_seconds, recent),
+                    (self.rate_window_seconds, windowed),
+                ):
+                    value = history.rate(window)
+                    if value is not None:
+                        sums[key] = sums.get(key, 0.0) + value
                 seen.add((target, key))
-        for gone in set(self._previous) - seen:
-            del self._previous[gone]  # a pod that left (or a deployment it no longer serves)
+        for gone in set(self._history) - seen:
+            del self._history[gone]  # a pod that left (or a deployment it no longer serves)
         return {
-            key: GatewayReading(queue_depth=depth[key], arrivals_total=total[key], arrivals_rps=rate.get(key))
+            key: GatewayReading(
+                queue_depth=depth[key],
+                arrivals_total=total[key],
+                arrivals_rps=recent.get(key),
+                windowed_rps=windowed.get(key),
+            )
             for key in depth
         }
 
@@ -166,9 +201,9 @@ class GatewayOverlaySource:
             base = merged.get(key) or DeploymentMetrics.empty(*key)
             missing = set(base.missing) - {"gateway_queue_depth"}
             windowed = base.gateway_arrivals_rps
-            if "gateway_arrivals_rps" in base.missing and reading.arrivals_rps is not None:
-                # Prometheus does not scrape the gateway: the direct rate is the only one
-                windowed = reading.arrivals_rps
+            if "gateway_arrivals_rps" in base.missing and reading.windowed_rps is not None:
+                # Prometheus has no gateway series (yet): the direct rate over its window
+                windowed = reading.windowed_rps
                 missing.discard("gateway_arrivals_rps")
             merged[key] = replace(
                 base,

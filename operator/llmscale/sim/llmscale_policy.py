@@ -27,7 +27,9 @@ from llmscale.scaling import (
     policy_for_resource,
 )
 from llmscale.scaling.core import IDLE_PROOF_SIGNALS, metrics_usable
+from llmscale.scaling.counter_history import CounterHistory
 from llmscale.sim.deployment import default_deployment, with_overrides
+from llmscale.sim.observe import PrometheusModel
 from llmscale.sim.policy import FleetObservation, SimContext
 
 __all__ = ["LLMScalePolicy", "capacity_prior", "inputs_from_observation"]
@@ -37,7 +39,11 @@ _ENGINE_DEMAND_SIGNALS = IDLE_PROOF_SIGNALS - _GATEWAY_DEMAND_SIGNALS
 
 
 def inputs_from_observation(
-    observation: FleetObservation, *, direct_arrivals_rps: float | None = None, direct_read: bool = False
+    observation: FleetObservation,
+    *,
+    direct_arrivals_rps: float | None = None,
+    direct_windowed_rps: float | None = None,
+    direct_read: bool = False,
 ) -> DecisionInputs:
     """The operator's gather (controller/autoscaling/gather.build_inputs) on the simulator's view.
 
@@ -49,8 +55,9 @@ def inputs_from_observation(
 
     `direct_read`: the operator reads the gateway's /metrics itself on every tick
     (`metrics.gateway_scrape.GatewayOverlaySource`, the chart's default): the queue depth is the
-    one held now, `direct_arrivals_rps` (arrivals since the previous tick; None on the first
-    read) is the recent rate, and also the windowed one while Prometheus has no gateway series.
+    one held now, `direct_arrivals_rps` (the scraper's rate over the last decision interval;
+    None on the first read) is the recent rate, and `direct_windowed_rps` (its rate over the
+    rate window) the windowed one while Prometheus has no gateway series.
     When Prometheus does not answer, the operator's whole read fails, the direct one with it.
     """
     engine_reporting = bool(observation.metrics_available)
@@ -63,8 +70,8 @@ def inputs_from_observation(
     if direct_read and observation.prometheus_answered:
         queue_depth = int(observation.gateway_queue_now)
         missing.discard("gateway_queue_depth")
-        if arrivals_rps is None and direct_arrivals_rps is not None:
-            arrivals_rps = float(direct_arrivals_rps)
+        if arrivals_rps is None and direct_windowed_rps is not None:
+            arrivals_rps = float(direct_windowed_rps)
             missing.discard("gateway_arrivals_rps")
         gateway_reporting = not (missing & _GATEWAY_DEMAND_SIGNALS)
     at_zero_with_demand = observation.ready_replicas == 0 and (
@@ -136,8 +143,8 @@ class LLMScalePolicy:
         self.record_decisions = False
         self.fixed_replicas: int | None = None
         """Set for a strategy the loop does not own (Warm): reconcile keeps this count, no decisions."""
-        self._last_read: float | None = None  # time of the previous direct gateway read
-        self._arrivals_since_read = 0  # arrivals of the ticks whose read failed since then
+        self._arrivals_total = 0.0  # the gateway's arrivals counter
+        self._readings = CounterHistory(0.0)  # the operator's direct reads of it
 
     def resource(self, context: SimContext) -> LLMDeployment:
         """The simulated LLMDeployment for this run."""
@@ -166,24 +173,23 @@ class LLMScalePolicy:
         self.tick_seconds = self.policy.decision_interval_seconds
         self.state = ScalerState()
         self.decisions = []
-        self._last_read = None
-        self._arrivals_since_read = 0
+        self._arrivals_total = 0.0
+        self._readings = CounterHistory(1.5 * max(self.tick_seconds, PrometheusModel().rate_window_seconds))
 
     def decide(self, observation: FleetObservation) -> int:
         if self.fixed_replicas is not None:
             return self.fixed_replicas  # as in the cluster: the scaling loop does not run
         direct = self.settings.gateway_read_directly
-        recent = None
+        recent = windowed = None
+        self._arrivals_total += float(observation.gateway_arrivals_last_tick)
         if direct and observation.prometheus_answered:
-            # the operator's scraper: a counter difference since its previous (successful) read
-            if self._last_read is not None and observation.now > self._last_read:
-                recent = (self._arrivals_since_read + observation.gateway_arrivals_last_tick) / (
-                    observation.now - self._last_read
-                )
-            self._last_read, self._arrivals_since_read = observation.now, 0
-        else:
-            self._arrivals_since_read += observation.gateway_arrivals_last_tick
-        inputs = inputs_from_observation(observation, direct_arrivals_rps=recent, direct_read=direct)
+            # the operator's scraper (metrics.gateway_scrape): rates from its successful reads
+            self._readings.add(observation.now, float(self._arrivals_total))
+            recent = self._readings.rate(self.tick_seconds)
+            windowed = self._readings.rate(PrometheusModel().rate_window_seconds)
+        inputs = inputs_from_observation(
+            observation, direct_arrivals_rps=recent, direct_windowed_rps=windowed, direct_read=direct
+        )
         decision = decide(inputs, self.policy, self.state, observation.now)
         self.state = decision.next_state
         if self.record_decisions:

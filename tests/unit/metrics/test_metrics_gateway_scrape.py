@@ -13,6 +13,7 @@ from llmscale.gateway.app import build_app, start_site
 from llmscale.gateway.config import GatewayConfig
 from llmscale.gateway.proxy import Gateway
 from llmscale.metrics.gateway_scrape import GatewayOverlaySource, GatewayScraper, parse_gateway_metrics
+from llmscale.scaling.counter_history import CounterHistory
 from llmscale_tools.fakes.gateway import FakeActivationSignaller, FakeEndpointSource
 from llmscale_tools.fakes.metrics import FakeMetricsSource
 
@@ -59,7 +60,10 @@ def test_overlay_reads_queue_depth_now_and_arrival_rate_between_reads() -> None:
                     await asyncio.sleep(0.01)
                 second = (await overlay.fetch_current(102.0))[KEY]
                 assert second.gateway_queue_depth == 4.0
-                assert second.gateway_arrivals_rps == pytest.approx(2.0)  # 4 arrivals in 2 s
+                # 4 arrivals in the 2 s the history covers, over the whole 30 s rate window and
+                # the whole 5 s decision interval: the history is younger than either
+                assert second.gateway_arrivals_rps == pytest.approx(4 / 30)
+                assert second.gateway_recent_arrivals_rps == pytest.approx(4 / 5)
                 assert second.request_rate_rps == 0.0  # the inner source's signals are kept
                 for task in held:
                     task.cancel()
@@ -83,9 +87,9 @@ def test_an_unreadable_gateway_leaves_the_inner_snapshot_alone() -> None:
     assert snapshot[KEY].gateway_queue_depth == 3.0
 
 
-def _scraper_reading(pods: dict[str, str]) -> GatewayScraper:
+def _scraper_reading(pods: dict[str, str], **windows: float) -> GatewayScraper:
     """A scraper whose targets are `pods` (URL -> exposition text), without the network."""
-    scraper = GatewayScraper(["http://gateway:8080"])
+    scraper = GatewayScraper(["http://gateway:8080"], **windows)
 
     async def targets() -> list[str]:
         return sorted(pods)
@@ -109,19 +113,49 @@ def _arrivals(count: float, held: float = 0.0) -> str:
 
 def test_rates_are_per_pod_and_summed_a_restart_counts_from_zero() -> None:
     pods = {"http://10.0.0.1:8080": _arrivals(100.0, 1.0), "http://10.0.0.2:8080": _arrivals(40.0, 2.0)}
-    scraper = _scraper_reading(pods)
+    scraper = _scraper_reading(pods, recent_window_seconds=3.0)
     first = asyncio.run(scraper.read(0.0))[KEY]
     assert (first.queue_depth, first.arrivals_total, first.arrivals_rps) == (3.0, 140.0, None)
     # pod 1: 100 -> 6 (it restarted: 6 arrivals since); pod 2: 40 -> 49 (9 arrivals); 15 in 3 s
     pods["http://10.0.0.1:8080"] = _arrivals(6.0)
     pods["http://10.0.0.2:8080"] = _arrivals(49.0)
     assert asyncio.run(scraper.read(3.0))[KEY].arrivals_rps == pytest.approx(5.0)
-    # pod 2 leaves and pod 3 joins: pod 3 has no previous read (no rate yet), pod 1 adds 10 in 2 s
+    # pod 2 leaves and pod 3 joins: pod 3 has no previous read (no rate yet); pod 1 adds 10 since
+    # its read 2 s ago, the read closest to 3 s back (the other is 5 s back): 10 over the 3 s window
     del pods["http://10.0.0.2:8080"]
     pods["http://10.0.0.3:8080"] = _arrivals(500.0, 4.0)
     pods["http://10.0.0.1:8080"] = _arrivals(16.0)
     third = asyncio.run(scraper.read(5.0))[KEY]
-    assert third.arrivals_rps == pytest.approx(5.0) and third.queue_depth == 4.0
+    assert third.arrivals_rps == pytest.approx(10 / 3) and third.queue_depth == 4.0
+    # over the 30 s rate window: pod 1's 16 arrivals since its first read, 5 s ago
+    assert third.windowed_rps == pytest.approx(16 / 30)
+
+
+def test_reads_a_fraction_of_a_second_apart_do_not_inflate_the_rate() -> None:
+    """The operator's urgent tick (an activation) reads again 0.2 s after a regular tick: one
+    arrival in those 0.2 s is one arrival in the last interval, not 5 requests per second."""
+    pods = {"http://10.0.0.1:8080": _arrivals(0.0)}
+    scraper = _scraper_reading(pods)  # the defaults: a 5 s decision interval, a 30 s rate window
+    for now in (0.0, 5.0, 10.0):
+        asyncio.run(scraper.read(now))
+    pods["http://10.0.0.1:8080"] = _arrivals(1.0, 1.0)
+    reading = asyncio.run(scraper.read(10.2))[KEY]
+    # base for the interval: the read 5.2 s back (closest to 5 s; the others are 0.2 and 10.2 s)
+    assert reading.arrivals_rps == pytest.approx(1 / 5.2)
+    # base for the window: the oldest read, 10.2 s back, younger than the 30 s window
+    assert reading.windowed_rps == pytest.approx(1 / 30)
+
+
+def test_counter_history_keeps_one_reading_beyond_its_span_and_survives_restarts() -> None:
+    history = CounterHistory(keep_seconds=10.0)
+    assert history.rate(5.0) is None  # no reading
+    for second in range(0, 61, 5):  # 12 arrivals per 5 s: 2.4 per second
+        history.add(float(second), 12.0 * second / 5)
+    assert history.rate(5.0) == pytest.approx(2.4)
+    assert history.rate(10.0) == pytest.approx(2.4)
+    assert history.rate(30.0) == pytest.approx(24 / 30)  # only 10 s (+ one reading) are kept: 50..60
+    history.add(65.0, 3.0)  # restarted: 3 arrivals since 60 s
+    assert history.rate(5.0) == pytest.approx(3 / 5)
 
 
 def test_overlay_keeps_prometheus_windowed_rate_and_adds_the_recent_one() -> None:

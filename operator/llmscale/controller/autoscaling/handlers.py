@@ -73,7 +73,12 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     if settings.gateway_metrics_urls:
         from llmscale.metrics.gateway_scrape import GatewayOverlaySource, GatewayScraper
 
-        source = GatewayOverlaySource(source, GatewayScraper(settings.gateway_metrics_urls))
+        scraper = GatewayScraper(
+            settings.gateway_metrics_urls,
+            recent_window_seconds=settings.interval_seconds,
+            rate_window_seconds=settings.rate_window_seconds,
+        )
+        source = GatewayOverlaySource(source, scraper)
     cluster = KubeAutoscaleCluster(context.api, context.reconciles, namespaces=settings.namespaces)
     metrics = OperatorMetrics()
     if settings.metrics_port:
