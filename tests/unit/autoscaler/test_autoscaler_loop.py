@@ -153,6 +153,29 @@ def test_activation_annotation_wakes_at_once(cluster: FakeCluster, clock: Clock)
     assert cluster.workloads[("ns", "chat")].replicas == 1
 
 
+def test_a_tick_sharing_the_activation_ticks_snapshot_does_not_wake_twice(
+    cluster: FakeCluster, clock: Clock
+) -> None:
+    """The activation's urgent tick reads fresh and wakes 0 -> 1; the regular tick a moment
+    later reuses that snapshot (read before the wake, replicas 0). It must see the wake, not
+    scale and announce 0 -> 1 again (the e2e tier saw two 'Scaled up from 0 to 1' Events)."""
+    loop, source = make(cluster, clock)
+    body = llmdeployment(strategy="ScaleToZero")
+    loop.observe(body)
+    cluster.set_workload("ns", "chat", 0)
+    source.set_idle("ns", "chat")
+    ticks(loop, clock, 2)
+    body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
+    assert run(loop.activate(body)) is True
+    assert run(loop.tick_one(("ns", "chat"), fresh=True)) is True
+    assert cluster.scale_calls == [("ns", "chat", 1)]
+    clock.advance(0.5)  # within half an interval: the snapshot is shared
+    assert run(loop.tick_one(("ns", "chat"))) is False
+    assert cluster.scale_calls == [("ns", "chat", 1)]
+    memory = loop.tracked[("ns", "chat")].memory
+    assert memory is not None and memory.scale_ups == 1
+
+
 def test_activation_starts_a_tick_at_once(cluster: FakeCluster, clock: Clock) -> None:
     """With a 60 s interval, the deployment's serving daemon wakes it well within a second."""
     source = FakeMetricsSource()

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from llmscale.controller.autoscaling import gather
@@ -305,6 +305,11 @@ class Autoscaler:
             return None  # gone, or no Deployment yet (reconcile creates it)
         try:
             async with tracked.lock:
+                applied = self._memory(tracked).applied
+                if applied is not None and snapshot.taken_at <= applied[0]:
+                    # this snapshot predates our own last scale (the activation's urgent tick
+                    # and the regular one share snapshots): the Deployment already has it
+                    workload = replace(workload, replicas=applied[1])
                 return await self._one(
                     tracked, workload, snapshot.metrics.get(key), snapshot.prometheus_ok, snapshot.error, now
                 )
@@ -377,6 +382,7 @@ class Autoscaler:
             else:
                 await self.cluster.scale(ns, name, target)
             scaled = True
+            memory.applied = (self.clock(), target)
             if desired > current:
                 memory.scale_ups += 1
             else:

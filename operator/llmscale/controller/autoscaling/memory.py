@@ -104,6 +104,9 @@ class LoopMemory:
     last_desired: int | None = None
     last_strategy: str | None = None
     """The concrete strategy of the last decision (as in status.strategy)."""
+    applied: tuple[float, int] | None = None
+    """(when, replicas) of this process's last scale: a snapshot read before then still shows the
+    old count, and deciding on it would scale (and announce) the same step twice."""
     needs_seed: bool = True
     """No saved forecast state: seed the time-of-day profile from Prometheus history once."""
 
