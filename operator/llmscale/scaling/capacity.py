@@ -22,9 +22,10 @@ window (a cold-start backlog, a long-prompt burst) cannot collapse or inflate it
 Throughput. The prior's token capacities (prefill and decode tokens per second of one saturated
 replica) come from the planner's performance model at reference lengths; long prompts (quadratic
 attention, KV-cache pressure) or a slower engine make a real replica do less. When the engines
-show replicas saturated (requests waiting on every Ready replica of a settled fleet, or the KV
-cache nearly full with requests waiting) the work they complete per replica, in the prior's
-replica-units, *is* a saturated replica's throughput: `throughput_scale` follows it (time
+have shown replicas saturated (requests waiting on every Ready replica of a settled fleet, or
+the KV cache nearly full with requests waiting) for a whole rate window
+(`SATURATION_WINDOW_SECONDS`), the work they complete per replica, in the prior's replica-units,
+*is* a saturated replica's throughput: `throughput_scale` follows it (time
 constant `THROUGHPUT_SECONDS`, within [`MIN_THROUGHPUT_SCALE`, `MAX_THROUGHPUT_SCALE`]) and both
 token capacities scale with it. Example: the prior says 40,000 prompt tok/s; four saturated
 replicas complete 96,000 prompt tok/s and nothing else: 24,000 per replica = 0.6 replica-units,
@@ -61,6 +62,15 @@ SATURATED_WAITING_PER_REPLICA = 1.0
 SATURATED_KV_USAGE = 0.9
 LATENCY_BOUND_SHARE = 0.5
 """A "saturated" replica completing under half the believed throughput is latency-bound."""
+SATURATION_WINDOW_SECONDS = 30.0
+"""How long the queues must have shown saturation before the completed work counts as
+throughput: the operator's (and the simulator's) default PromQL rate window, over which the
+engines' token rates are measured. Completed work is the replicas' throughput only when they
+were saturated for the whole window; a queue at one scrape is not that: under Poisson arrivals
+a replica at half its capacity has a request waiting about a quarter of the time (M/M/1: the
+probability of two or more in the system is utilisation squared), and learning from those
+samples pulled the belief down to the load (Azure conversation x1: a 1.0 prior learned 0.89
+from single waiting requests at 0.53 load, and the fleet ran a second replica for 12 minutes)."""
 
 
 def utilization(state: CapacityState, policy: ScalingPolicy) -> float:
@@ -96,15 +106,25 @@ def observe_throughput(
     kv_cache_usage: float | None,
     settled_seconds: float,
     dt: float,
+    now: float,
 ) -> None:
-    """Learn a saturated replica's throughput from completed work while queues show saturation."""
-    if settled_seconds < SETTLE_SECONDS or dt <= 0 or completed_load_per_replica <= 0:
-        return
+    """Learn a saturated replica's throughput from completed work once queues have shown
+    saturation for a whole rate window (`SATURATION_WINDOW_SECONDS`)."""
     kv_full = kv_cache_usage is not None and kv_cache_usage >= SATURATED_KV_USAGE
     saturated = waiting_per_replica >= SATURATED_WAITING_PER_REPLICA or (kv_full and waiting_per_replica > 0)
+    if not saturated:
+        state.saturated_since = None
+    elif state.saturated_since is None:
+        state.saturated_since = now
+    if settled_seconds < SETTLE_SECONDS or dt <= 0 or completed_load_per_replica <= 0:
+        return
     current = throughput_scale(state)
     if not saturated and completed_load_per_replica <= current:
         return  # an unsaturated replica says only that it can do at least this much
+    since = now if state.saturated_since is None else state.saturated_since
+    if saturated and now - since < SATURATION_WINDOW_SECONDS:
+        if completed_load_per_replica <= current:
+            return  # not saturated long enough for the window's work to be its throughput
     if completed_load_per_replica < LATENCY_BOUND_SHARE * current:
         # Queued yet doing a fraction of the believed work: requests wait on their own long
         # prefills (latency), not for throughput. Learning from it would collapse capacity.

@@ -159,6 +159,7 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
             kv_cache_usage=inputs.kv_cache_usage,
             settled_seconds=settled,
             dt=_since_last(state, now, policy),
+            now=now,
         )
         capacity.observe(
             next_state.capacity,

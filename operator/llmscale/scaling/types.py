@@ -274,6 +274,8 @@ class CapacityState:
     throughput_scale: float | None = None
     """Observed saturated work per replica over the prior's (1.0 = the performance model is right):
     learned while engine queues show replicas saturated; scales both token capacities."""
+    saturated_since: float | None = None
+    """Start of the current unbroken run of decisions that saw the replicas saturated."""
 
 
 @dataclass

@@ -39,11 +39,12 @@ def test_request_mix_is_learned_under_sustained_load(make_timeline) -> None:
 
 def test_throughput_is_learned_from_saturated_engines() -> None:
     """Four saturated replicas (10 waiting each) complete 96,000 prompt tok/s: 24,000 each = 0.6
-    of the prior's 40,000. After a settled fleet has shown that for 15 minutes (time constant
-    300 s) the scale is 0.6 + 0.4 x exp(-900 / 300) = 0.6199."""
+    of the prior's 40,000. Learning starts once saturation has lasted the 30 s rate window (the
+    decisions at 0-25 s only start the run); the remaining 174 decisions x 5 s = 870 s with a
+    300 s time constant give 0.6 + 0.4 x exp(-870 / 300) = 0.6220."""
     policy = ScalingPolicy()
     state = CapacityState()
-    for _ in range(180):  # 15 minutes at 5 s
+    for tick in range(180):  # 15 minutes at 5 s
         capacity.observe_throughput(
             state,
             completed_load_per_replica=96_000 / 40_000 / 4,
@@ -51,18 +52,46 @@ def test_throughput_is_learned_from_saturated_engines() -> None:
             kv_cache_usage=0.95,
             settled_seconds=600.0,
             dt=5.0,
+            now=5.0 * tick,
         )
-    assert capacity.throughput_scale(state) == pytest.approx(0.6 + 0.4 * math.exp(-3.0), rel=1e-3)
+    scale = 0.6 + 0.4 * math.exp(-2.9)
+    assert capacity.throughput_scale(state) == pytest.approx(scale, rel=1e-3)
     prefill, decode = capacity.tokens_per_second(state, policy)
-    assert prefill == pytest.approx(0.75 * 0.6199 * 40_000, rel=1e-3)
-    assert decode == pytest.approx(0.75 * 0.6199 * 7_500, rel=1e-3)
+    assert prefill == pytest.approx(0.75 * scale * 40_000, rel=1e-3)
+    assert decode == pytest.approx(0.75 * scale * 7_500, rel=1e-3)
+
+
+def test_a_queue_that_comes_and_goes_is_not_saturation() -> None:
+    """A half-loaded replica under Poisson arrivals has a request waiting now and then (M/M/1
+    at utilisation 0.5: two or more in the system a quarter of the time). Waiting seen at every
+    other decision, or for 25 s at a stretch, never lasts a 30 s rate window: the belief stays."""
+    state = CapacityState()
+    for tick in range(360):  # 30 minutes
+        capacity.observe_throughput(
+            state, completed_load_per_replica=0.5, waiting_per_replica=1.0 if tick % 2 else 0.0,
+            kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
+        )  # fmt: skip
+    assert capacity.throughput_scale(state) == 1.0
+    for tick in range(360, 720):
+        capacity.observe_throughput(
+            state, completed_load_per_replica=0.5, waiting_per_replica=1.0 if tick % 6 else 0.0,
+            kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
+        )  # fmt: skip
+    assert capacity.throughput_scale(state) == 1.0
+    # the same queue held for the whole window is saturation: the belief moves towards 0.5
+    for tick in range(720, 740):
+        capacity.observe_throughput(
+            state, completed_load_per_replica=0.5, waiting_per_replica=1.0,
+            kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
+        )  # fmt: skip
+    assert capacity.throughput_scale(state) < 1.0
 
 
 def test_unsaturated_engines_only_raise_the_throughput_belief() -> None:
     state = CapacityState()
     capacity.observe_throughput(
         state, completed_load_per_replica=0.3, waiting_per_replica=0.0, kv_cache_usage=0.2,
-        settled_seconds=600.0, dt=5.0,
+        settled_seconds=600.0, dt=5.0, now=0.0,
     )  # fmt: skip
     assert capacity.throughput_scale(state) == 1.0  # light load says nothing about saturation
 
