@@ -122,9 +122,8 @@ def observe_throughput(
     if not saturated and completed_load_per_replica <= current:
         return  # an unsaturated replica says only that it can do at least this much
     since = now if state.saturated_since is None else state.saturated_since
-    if saturated and now - since < SATURATION_WINDOW_SECONDS:
-        if completed_load_per_replica <= current:
-            return  # not saturated long enough for the window's work to be its throughput
+    if saturated and now - since < SATURATION_WINDOW_SECONDS and completed_load_per_replica <= current:
+        return  # not saturated long enough for the window's work to be its throughput
     if completed_load_per_replica < LATENCY_BOUND_SHARE * current:
         # Queued yet doing a fraction of the believed work: requests wait on their own long
         # prefills (latency), not for throughput. Learning from it would collapse capacity.
