@@ -119,6 +119,21 @@ def recommend(
         f"panic {state.panic_load:.2f}, backlog {backlog_replicas:.2f})"
     )
 
+    if (
+        wanted > current >= floor_replicas
+        and driver != "panic-window load"
+        and backlog_need == 0
+        and up_need <= current * (1.0 + policy.hysteresis)
+    ):
+        # Within the tolerance above the fleet (HPA's default 10 %, both ways): a need a few
+        # per cent over the replicas, from the stable window or the forecast's upper end, is
+        # the noise of those estimates; a burst (panic window) or a backlog still scales at once.
+        return ScaleRecommendation(
+            current,
+            reasons.WITHIN_HYSTERESIS,
+            f"{detail}; within the {policy.hysteresis:.0%} tolerance",
+            up_need,
+        )
     if wanted > current:
         limit = max(math.ceil(current * policy.max_scale_up_rate) + 4, floor_replicas)
         if wanted > limit:

@@ -125,7 +125,9 @@ class ScalingPolicy:
     scale_down_delay_seconds: float = defaults.SCALE_DOWN_DELAY_SECONDS
     """A scale-down happens only when every recommendation in this window allows it."""
     hysteresis: float = defaults.HYSTERESIS
-    """Scale down only when the need plus this fraction still fits in fewer replicas."""
+    """Tolerance around the fleet (the HPA's 10 %, both ways): scale down only when the need
+    plus this fraction still fits in fewer replicas; scale up on the stable-window or forecast
+    need only beyond current x (1 + this). Bursts (panic window) and backlogs are exempt."""
     slo_headroom_rise_seconds: float = defaults.SLO_HEADROOM_RISE_SECONDS
     """Seconds of measured SLO misses (a p95 over target) that add one replica of headroom."""
     slo_headroom_max: float = defaults.SLO_HEADROOM_MAX_REPLICAS

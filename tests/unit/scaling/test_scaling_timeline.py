@@ -27,6 +27,30 @@ def test_load_rises_scale_up_within_one_decision(make_timeline) -> None:
     assert timeline.replicas >= 3
 
 
+def test_a_need_within_the_tolerance_above_the_fleet_does_not_add_a_replica() -> None:
+    """HPA's tolerance (10 %, both ways). One replica carries 0.75 replica-units; a stable load
+    of 0.7875 needs 1.05 replicas: within the tolerance, one stays (without it the 5 % over
+    would buy a second GPU). 0.9 (1.2 replicas) is beyond it: two. A burst in the panic window
+    or a backlog is not held back by the tolerance."""
+    policy = ScalingPolicy()
+
+    def decide_up(load: float, *, burst: float | None = None, backlog: float = 0.0) -> tuple[int, str]:
+        result = recommend(
+            ScalerWindowState(), policy, load_replicas=load, burst_load_replicas=burst or load,
+            backlog_replicas=backlog, forecast_upper_replicas=load, current_replicas=1,
+            ready_replicas=1, sustainable_load_per_replica=0.75, floor_replicas=1, now=0.0,
+        )  # fmt: skip
+        return result.replicas, result.reason
+
+    assert decide_up(0.7875) == (1, reasons.WITHIN_HYSTERESIS)
+    assert decide_up(0.9) == (2, reasons.SCALE_UP_LOAD)
+    # a 0.04 replica-unit backlog on top: 1.1 replicas' worth, beyond what the fleet serves now
+    assert decide_up(0.7875, backlog=0.04)[0] == 2
+    # the last interval's arrivals worth 1.07 replicas (panic window) over a stable 0.93: the
+    # burst's signal is not held back by the tolerance
+    assert decide_up(0.7, burst=0.8)[0] == 2
+
+
 def test_five_minutes_at_half_load_scale_down_waits_for_the_delay(make_timeline) -> None:
     policy = ScalingPolicy(max_replicas=20, scale_down_delay_seconds=120)
     timeline = make_timeline(policy, replicas=1)
