@@ -15,16 +15,17 @@ from typing import Any
 import yaml
 
 from llmscale.api import GPU_PRODUCTS, LLMDeployment, defaults
-from llmscale.errors import UserInputError
+from llmscale.errors import LLMScaleError, UserInputError
 from llmscale.planner.perfmodel import ReplicaPerformanceModel
 from llmscale.scaling.from_spec import performance_model
 
 DEFAULT_NAME = "simulated"
 
 
-def load_deployment(path: str | Path) -> LLMDeployment:
-    """Read and validate one LLMDeployment manifest (the first document of kind LLMDeployment)."""
-    where = f"--deployment {path}"
+def load_deployment(path: str | Path, field: str = "--deployment") -> LLMDeployment:
+    """Read and validate one LLMDeployment manifest (the first document of kind LLMDeployment);
+    errors are one line starting with `field` and the path."""
+    where = f"{field} {path}"
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -154,9 +155,11 @@ def simulated_deployment(
     max_replicas: int | None = None,
     slo_ttft_p95_seconds: float | None = None,
     slo_itl_p95_seconds: float | None = None,
+    field: str = "--deployment",
 ) -> tuple[LLMDeployment, ReplicaPerformanceModel]:
     """`simulate`'s deployment (the manifest at `path`, else the default one) with the flags
-    applied, and the replica performance model the fleet runs for it."""
+    applied, and the replica performance model the fleet runs for it (the backtest's too:
+    `sim.backtest.deployment`). `field` names the input in error messages."""
     if path is None:
         resource = default_deployment(
             model or defaults.SIMULATE_MODEL,
@@ -168,7 +171,7 @@ def simulated_deployment(
         )
     else:
         resource = with_overrides(
-            load_deployment(path),
+            load_deployment(path, field),
             model=model,
             gpu=gpu,
             gpus=gpus,
@@ -181,11 +184,17 @@ def simulated_deployment(
     if replica is None:
         # Not in the catalog (e.g. --model config.json): the planner reads it, or names the problem.
         # The llmscale policy then keeps the default capacity, as the operator does.
-        replica = ReplicaPerformanceModel.for_deployment(
-            spec.model.name,
-            spec.resources.gpu.product,
-            spec.resources.gpu.count or spec.engine.tensor_parallel_size,
-        )
+        try:
+            replica = ReplicaPerformanceModel.for_deployment(
+                spec.model.name,
+                spec.resources.gpu.product,
+                spec.resources.gpu.count or spec.engine.tensor_parallel_size,
+            )
+        except UserInputError:
+            raise
+        except LLMScaleError as exc:
+            where = field if path is None else f"{field} {path}"
+            raise UserInputError(f"{where}: {exc}") from None
     return resource, replica
 
 

@@ -106,7 +106,7 @@ def test_bad_manifest(suite: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _error(capsys, "--suite", str(suite))
     assert "deployment.yaml" in err and "maxReplicas" in err.replace("max_replicas", "maxReplicas")
     manifest.write_text("kind: Deployment\n")
-    assert "'Deployment'" in _error(capsys, "--suite", str(suite))
+    assert "kind: no document of kind LLMDeployment" in _error(capsys, "--suite", str(suite))
 
 
 def test_unwritable_plot_dir(suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

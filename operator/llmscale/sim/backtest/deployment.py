@@ -10,13 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
-from llmscale.api import defaults
 from llmscale.api.deployment import LLMDeployment
-from llmscale.errors import LLMScaleError, UserInputError
+from llmscale.errors import UserInputError
 from llmscale.scaling import PolicySettings
+from llmscale.sim.deployment import simulated_deployment
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
 from llmscale.sim.policy import SimPolicy
 
@@ -32,49 +29,21 @@ class DeploymentSetup:
 
 
 def load_deployment(path: Path, field: str = "deployment") -> DeploymentSetup:
-    """Parse and plan an LLMDeployment manifest; one UserInputError line on any problem."""
+    """Parse and plan an LLMDeployment manifest with `llmscale simulate --deployment`'s reader
+    and fleet model (`sim.deployment.simulated_deployment`: the first LLMDeployment document,
+    the planner's performance model for its spec as the policy's prior uses it); one
+    UserInputError line naming `field`, the file and the problem."""
     if not path.is_file():
         raise UserInputError(f"{field}: file {str(path)!r} does not exist")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{field}: file {str(path)!r} is not YAML ({type(exc).__name__})") from None
-    kind = document.get("kind") if isinstance(document, dict) else None
-    if kind != defaults.KIND:
-        raise UserInputError(
-            f"{field}: file {str(path)!r} has kind {kind!r}; expected an LLMDeployment manifest"
-        )
-    try:
-        resource = LLMDeployment.model_validate(document)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise UserInputError(
-            f"{field}: file {str(path)!r}: {where}: {error['msg']} (value {error.get('input')!r})"
-        ) from None
-    spec = resource.spec
-    engine = spec.engine
-    tensor_parallel = engine.tensor_parallel_size if engine else None
-    gpu = spec.resources.gpu.product if spec.resources and spec.resources.gpu else None
-    options: dict[str, object] = {}
-    if engine is not None and engine.max_model_len:
-        options["max_model_len"] = engine.max_model_len
-    if engine is not None and engine.quantization:
-        options["quantization"] = engine.quantization
-    try:
-        model = ReplicaPerformanceModel.for_deployment(
-            spec.model.name, gpu or "H100-80GB", tensor_parallel, **options
-        )
-    except LLMScaleError as exc:
-        raise UserInputError(f"{field}: file {str(path)!r}: {exc}") from None
-    slo = spec.scaling.slo
+    resource, model = simulated_deployment(str(path), field=f"{field}: file")
+    slo = resource.spec.scaling.slo
     return DeploymentSetup(
         resource=resource,
         model=model,
         slo_ttft_p95_seconds=slo.ttft_p95_seconds,
         slo_itl_p95_seconds=slo.itl_p95_seconds,
         slo_objective=slo.objective,
-        max_replicas=spec.scaling.max_replicas,
+        max_replicas=resource.spec.scaling.max_replicas,
     )
 
 
