@@ -208,6 +208,18 @@ def test_prometheus_outage_holds_replicas_and_sets_condition(
         while time.monotonic() < deadline:
             assert _deployment(apps_v1, namespace, name)[0] == held
             time.sleep(1)
+        # A burst while Prometheus is still down: the operator reads the gateway's /metrics
+        # itself, and the gateway's counts add replicas (they never remove any).
+        with Load(stack.gateway_url, name, concurrency=12) as burst:
+            wait_for(
+                lambda: _deployment(apps_v1, namespace, name)[0] > held,
+                45,
+                "a scale-up on the gateway's own counts while Prometheus is down",
+                on_timeout=lambda: _status(custom_objects, namespace, name).get("lastDecisions"),
+            )
+            assert condition() == "False"  # still no Prometheus: the condition says so
+            wait_for(lambda: burst.ok >= 3, 60, "requests served during the outage")
+        assert burst.failed == [], burst.failed[:5]
     finally:
         cluster.local.start_prometheus()
     wait_for(lambda: condition() == "True", 90, "MetricsAvailable=True after Prometheus is back")

@@ -182,6 +182,17 @@ class GatewayOverlaySource:
 
     async def fetch_current(self, now_seconds: float) -> dict[DeploymentKey, DeploymentMetrics]:
         snapshot = await self.inner.fetch_current(now_seconds)
+        readings = await self._read(now_seconds)
+        return snapshot if readings is None else self._overlay(snapshot, readings)
+
+    async def fetch_gateway_only(self, now_seconds: float) -> dict[DeploymentKey, DeploymentMetrics]:
+        """What the gateways say while Prometheus does not answer: their signals, the engines'
+        missing ({} when a gateway cannot be read either). The loop keeps deciding on it: the
+        core adds replicas the gateway's arrivals and held requests call for, never removes."""
+        readings = await self._read(now_seconds)
+        return {} if readings is None else self._overlay({}, readings)
+
+    async def _read(self, now_seconds: float) -> dict[DeploymentKey, GatewayReading] | None:
         try:
             readings = await self.scraper.read(now_seconds)
         except (OSError, aiohttp.ClientError, TimeoutError) as exc:
@@ -192,10 +203,16 @@ class GatewayOverlaySource:
                     exc or type(exc).__name__,
                 )
             self.readable = False
-            return snapshot
+            return None
         if self.readable is not True:
             log.info("reading the gateway's /metrics directly at %s", ", ".join(self.scraper.urls))
         self.readable = True
+        return readings
+
+    @staticmethod
+    def _overlay(
+        snapshot: dict[DeploymentKey, DeploymentMetrics], readings: dict[DeploymentKey, GatewayReading]
+    ) -> dict[DeploymentKey, DeploymentMetrics]:
         merged = dict(snapshot)
         for key, reading in readings.items():
             base = merged.get(key) or DeploymentMetrics.empty(*key)

@@ -164,3 +164,12 @@ class MetricsSource(Protocol):
     ) -> dict[DeploymentKey, DemandHistory]:
         """Demand history on the grid `start_seconds, start+step, ..., <= end_seconds`."""
         ...
+
+
+@runtime_checkable
+class GatewayReader(Protocol):
+    """A source that can read the gateways without Prometheus (`GatewayOverlaySource`)."""
+
+    async def fetch_gateway_only(self, now_seconds: float) -> dict[DeploymentKey, DeploymentMetrics]:
+        """Gateway signals only (every engine signal missing); {} when no gateway can be read."""
+        ...

@@ -58,7 +58,9 @@ def inputs_from_observation(
     one held now, `direct_arrivals_rps` (the scraper's rate over the last decision interval;
     None on the first read) is the recent rate, and `direct_windowed_rps` (its rate over the
     rate window) the windowed one while Prometheus has no gateway series.
-    When Prometheus does not answer, the operator's whole read fails, the direct one with it.
+    When Prometheus does not answer, the direct read still gives the gateway's signals (the
+    engines' are missing) and the inputs are never `metrics_available`: the core adds replicas
+    on them, never removes any (the operator's `GatewayReader` path).
     """
     engine_reporting = bool(observation.metrics_available)
     gateway_reporting = bool(observation.gateway_reporting)
@@ -67,7 +69,7 @@ def inputs_from_observation(
     queue_depth = int(observation.gateway_queue_depth) if gateway_reporting else 0
     if not gateway_reporting:
         missing |= _GATEWAY_DEMAND_SIGNALS
-    if direct_read and observation.prometheus_answered:
+    if direct_read:
         queue_depth = int(observation.gateway_queue_now)
         missing.discard("gateway_queue_depth")
         if arrivals_rps is None and direct_windowed_rps is not None:
@@ -92,7 +94,10 @@ def inputs_from_observation(
         gateway_arrivals_rps=arrivals_rps,
         gateway_queue_depth=queue_depth,
         gateway_recent_arrivals_rps=None if direct_arrivals_rps is None else float(direct_arrivals_rps),
-        metrics_available=metrics_usable(
+        # the operator decides on an unanswered read's direct gateway signals but never calls
+        # them usable (controller/autoscaling/gather.build_inputs)
+        metrics_available=observation.prometheus_answered
+        and metrics_usable(
             int(observation.ready_replicas),
             engine_reporting=engine_reporting,
             gateway_reporting=gateway_reporting,
@@ -182,8 +187,9 @@ class LLMScalePolicy:
         direct = self.settings.gateway_read_directly
         recent = windowed = None
         self._arrivals_total += float(observation.gateway_arrivals_last_tick)
-        if direct and observation.prometheus_answered:
-            # the operator's scraper (metrics.gateway_scrape): rates from its successful reads
+        if direct:
+            # the operator's scraper (metrics.gateway_scrape): read on every tick, Prometheus
+            # answering or not (`GatewayReader`)
             self._readings.add(observation.now, float(self._arrivals_total))
             recent = self._readings.rate(self.tick_seconds)
             windowed = self._readings.rate(PrometheusModel().rate_window_seconds)

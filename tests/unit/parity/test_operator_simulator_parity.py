@@ -118,9 +118,16 @@ def timeline() -> list[Moment]:
 
 
 def burst_timeline() -> list[Moment]:
-    """`timeline()` then a burst the gateway sees a tick before Prometheus' window does."""
+    """`timeline()` then a burst the gateway sees a tick before Prometheus' window does, then
+    Prometheus down during a second burst and after it."""
     light = Moment(rps=2.0, running=2.0, ttft_p95=0.15)
-    return [*timeline(), Moment(rps=2.0, running=2.0, ttft_p95=0.15, burst_rps=120.0), *[light] * 4]
+    return [
+        *timeline(),
+        Moment(rps=2.0, running=2.0, ttft_p95=0.15, burst_rps=120.0),
+        *[light] * 16,  # back down to one replica
+        *[Moment(prometheus_down=True, burst_rps=120.0)] * 2,
+        *[Moment(prometheus_down=True)] * 3,
+    ]
 
 
 class TimelineGateway(GatewayScraper):
@@ -324,6 +331,21 @@ def test_the_direct_read_sees_the_burst_a_prometheus_read_does_not() -> None:
     assert windowed[burst][0] == windowed[burst - 1][0]
     assert direct[burst][0] > direct[burst - 1][0]
     assert direct[burst][2] == "PanicMode"
+
+
+def test_the_direct_read_adds_replicas_for_a_burst_while_prometheus_is_down() -> None:
+    """Prometheus down while 600 arrivals come in 5 s: read directly, the gateway's counts add
+    replicas (never remove any: the quiet outage ticks after the burst hold); through Prometheus
+    alone the outage only holds."""
+    moments = burst_timeline()
+    outage = len(moments) - 5
+    direct, windowed = run_operator(moments, direct=True), run_operator(moments)
+    assert {count for count, _, _ in windowed[outage - 1 :]} == {windowed[outage - 1][0]}
+    assert windowed[outage][2] == "MetricsUnavailable"
+    assert direct[outage][0] > direct[outage - 1][0] and direct[outage][2] == "LoadAboveCapacity"
+    peak = direct[outage + 1][0]
+    assert [count for count, _, _ in direct[outage + 2 :]] == [peak] * 3
+    assert [reason for _, _, reason in direct[outage + 2 :]] == ["MetricsUnavailable"] * 3
 
 
 def test_the_timeline_visits_every_branch() -> None:

@@ -70,7 +70,9 @@ def build_inputs(
     activation_requested: bool,
 ) -> DecisionInputs:
     usable = prometheus_ok and metrics_usable(metrics, workload.ready_replicas)[0]
-    m = metrics if metrics is not None and prometheus_ok else None
+    # While Prometheus does not answer, `metrics` is what the gateways said directly (every
+    # engine signal missing) or None: never usable, but the gateway's counts are still data.
+    m = metrics
     gateway_arrivals = None
     queue_depth = 0
     if m is not None and "gateway_arrivals_rps" not in m.missing:

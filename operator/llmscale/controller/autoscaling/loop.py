@@ -30,6 +30,7 @@ from llmscale.controller.autoscaling.policy import LOOP_OWNED, policy_for
 from llmscale.controller.autoscaling.settings import AutoscalerSettings
 from llmscale.errors import LLMScaleError, MetricsUnavailableError
 from llmscale.metrics import DemandHistory, DeploymentKey, DeploymentMetrics, MetricsSource
+from llmscale.metrics.types import GatewayReader
 from llmscale.scaling import Decision, ScalingPolicy, decide, forecast, reasons
 from llmscale.timestamps import parse_rfc3339, rfc3339
 
@@ -108,6 +109,8 @@ class ClusterSnapshot:
     workloads: dict[DeploymentKey, gather.WorkloadSnapshot]
     prometheus_ok: bool
     error: str = ""
+    prometheus_at: float | None = None
+    """When Prometheus was last asked (None: at `taken_at`); the backoff counts from it."""
 
 
 @dataclass
@@ -216,15 +219,31 @@ class Autoscaler:
         """This tick's metrics and workloads: read once, then shared until the next tick.
 
         A snapshot younger than half an interval is reused (the daemons of one tick wake within
-        moments of each other). While Prometheus is down the failed snapshot is kept for the
-        backoff (interval x 2^failures, capped): the decisions hold replicas meanwhile, and
-        Prometheus is not hammered. `fresh` forces a new read (an activation, `tick`).
+        moments of each other). While Prometheus is down it is not asked again before the
+        backoff (interval x 2^failures, capped) has passed, so it is not hammered; the cluster
+        and, with a direct gateway read (`GatewayReader`), the gateways are still read every
+        tick, so a burst still adds replicas (never removes any) during the outage. `fresh`
+        forces a new read (an activation, `tick`).
         """
         async with self._snapshot_lock:
             now = self.clock()
             cached = self._snapshot
-            if cached is not None and not fresh and now - cached.taken_at < self._snapshot_ttl(cached):
-                return cached
+            interval = self.settings.interval_seconds
+            if cached is not None and not fresh:
+                if now - cached.taken_at < interval / 2:
+                    return cached
+                asked = cached.taken_at if cached.prometheus_at is None else cached.prometheus_at
+                if not cached.prometheus_ok and now - asked < self._snapshot_ttl(cached):
+                    # Prometheus in its backoff: the cluster and the gateways only
+                    self._snapshot = ClusterSnapshot(
+                        now,
+                        await self._gateway_only(now),
+                        await self.cluster.list_workloads(),
+                        False,
+                        cached.error,
+                        prometheus_at=asked,
+                    )
+                    return self._snapshot
             metrics: dict[DeploymentKey, DeploymentMetrics] = {}
             prometheus_ok, error = True, ""
             try:
@@ -234,10 +253,17 @@ class Autoscaler:
                 prometheus_ok, error = False, str(exc)
                 self.failures += 1
                 log.warning("metrics unavailable (attempt %d): %s", self.failures, exc)
+                metrics = await self._gateway_only(now)
             self.metrics.metrics_available.set(1 if prometheus_ok else 0)
             workloads = await self.cluster.list_workloads()
             self._snapshot = ClusterSnapshot(now, metrics, workloads, prometheus_ok, error)
             return self._snapshot
+
+    async def _gateway_only(self, now: float) -> dict[DeploymentKey, DeploymentMetrics]:
+        """The gateways' own signals while Prometheus does not answer ({} without a direct read)."""
+        if isinstance(self.source, GatewayReader):
+            return await self.source.fetch_gateway_only(now)
+        return {}
 
     def _snapshot_ttl(self, snapshot: ClusterSnapshot) -> float:
         interval = self.settings.interval_seconds
