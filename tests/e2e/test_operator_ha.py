@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from background import Sampler
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmscale.controller.autoscaling.memory import MAX_LAST_DECISIONS
@@ -110,30 +110,19 @@ class Replica:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
 
 
-class ReplicaWatch:
+class ReplicaWatch(Sampler):
     """Samples the Deployment's spec.replicas every 0.5 s in the background: flapping shows here."""
 
     def __init__(self, read: Callable[[], int | None]) -> None:
+        super().__init__()
         self.read = read
         self.seen: list[tuple[float, int | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                self.seen.append((time.monotonic(), self.read()))
-            except Exception as exc:  # the API server is shared: a failed read is not a value
-                self.seen.append((time.monotonic(), None))
-                del exc
-
-    def __enter__(self) -> ReplicaWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def sample(self) -> None:
+        try:
+            self.seen.append((time.monotonic(), self.read()))
+        except Exception:  # the API server is shared: a failed read is not a value
+            self.seen.append((time.monotonic(), None))
 
     def values(self) -> set[int]:
         return {v for _, v in self.seen if v is not None}

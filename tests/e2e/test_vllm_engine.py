@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from background import Sampler
 
 from llmscale.metrics.promql import QueryWindows, current_queries
 from llmscale_tools.demo.stack import Stack, emulated_llmdeployment
@@ -50,27 +51,20 @@ USER = [{"role": "user", "content": "Tell the cluster a short story."}]
 OURS = b"--served-model-name real "
 
 
-class EngineWatch:
+class EngineWatch(Sampler):
     """Samples this test's vLLM processes once a second: engines and their memory.
 
     Only servers started for the LLMDeployment `real` count (`--served-model-name real`): the
     conformance tier's session-scoped servers (served name `tiny`) run in the same session."""
 
+    period_seconds = 1.0
+
     def __init__(self) -> None:
+        super().__init__()
         self.peak_engines = 0
         self.peak_rss_bytes = 0
         self.peak_snapshot: list[str] = []
         """When the peak was first reached, and this test's servers then (pid, parent, state)."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> EngineWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     @staticmethod
     def processes() -> list[tuple[int, int, str, int, bytes]]:
@@ -95,7 +89,7 @@ class EngineWatch:
         return b"vllm.entrypoints.openai.api_server" in cmdline and OURS in cmdline
 
     @staticmethod
-    def sample() -> tuple[int, int]:
+    def engines_and_rss() -> tuple[int, int]:
         """(this test's API servers, their RSS with all their descendants)."""
         processes = EngineWatch.processes()
         children: dict[int, list[int]] = {}
@@ -124,13 +118,12 @@ class EngineWatch:
             if EngineWatch.ours(cmdline)
         ]
 
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            engines, total = self.sample()
-            if engines > self.peak_engines:
-                self.peak_snapshot = [time.strftime("%H:%M:%S"), *self.describe()]
-            self.peak_engines = max(self.peak_engines, engines)
-            self.peak_rss_bytes = max(self.peak_rss_bytes, total)
+    def sample(self) -> None:
+        engines, total = self.engines_and_rss()
+        if engines > self.peak_engines:
+            self.peak_snapshot = [time.strftime("%H:%M:%S"), *self.describe()]
+        self.peak_engines = max(self.peak_engines, engines)
+        self.peak_rss_bytes = max(self.peak_rss_bytes, total)
 
 
 class Load:
@@ -198,24 +191,15 @@ def stack(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[Stack]:
             shutil.copy(pod_log, tmp_path / pod_log.name)
 
 
-class DecisionLog:
+class DecisionLog(Sampler):
     """Every status.lastDecisions record of one LLMDeployment, read twice a second for the whole
     test: the status keeps the last ten, and at a 1 s interval a record can scroll out before a
     later phase looks for it."""
 
     def __init__(self, custom_objects: Any, namespace: str, name: str) -> None:
+        super().__init__()
         self.read = lambda: _status(custom_objects, namespace, name).get("lastDecisions") or []
         self.records: dict[tuple[str, str, int], dict[str, Any]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> DecisionLog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def collect(self) -> list[dict[str, Any]]:
         for record in self.read():
@@ -227,12 +211,8 @@ class DecisionLog:
             self.records.setdefault(key, record)
         return sorted(self.records.values(), key=lambda r: str(r.get("time")))
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                self.collect()
-            except Exception:  # a failed read is retried; the test's own waits report trouble
-                continue
+    def sample(self) -> None:
+        self.collect()
 
 
 def _status(custom_objects: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -338,7 +318,7 @@ def test_real_vllm_wakes_from_zero_scales_up_and_down_without_losing_requests(
                 on_timeout=lambda: (_status(custom_objects, namespace, name).get("lastDecisions") or [])[-3:],
             )
             wait_for(
-                lambda: EngineWatch.sample()[0] == 1,
+                lambda: EngineWatch.engines_and_rss()[0] == 1,
                 90,
                 "the removed engine to exit",
                 on_timeout=EngineWatch.describe,
