@@ -93,7 +93,7 @@ def _host_url(scheme: str, address: str, port: int) -> str:
 
 
 class GatewayScraper:
-    """Reads every gateway pod behind one or more URLs; remembers each pod's last counters."""
+    """Reads every gateway pod behind one or more URLs; keeps each pod's counter readings."""
 
     def __init__(
         self,
