@@ -22,7 +22,7 @@ from typing import Literal
 
 import aiohttp
 
-from llmscale.bench.client import Target, send_request
+from llmscale.bench.client import Target, send_request, timing_trace
 from llmscale.bench.stats import RequestResult
 
 Mode = Literal["concurrency", "rate"]
@@ -85,7 +85,9 @@ def new_session() -> aiohttp.ClientSession:
     # no client-side connection cap: an open-loop level must never queue in the pool
     # (that would show up as server TTFT); keep-alive lets a closed loop reuse sockets
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None), trace_configs=[timing_trace()]
+    )
 
 
 async def run_level(

@@ -233,3 +233,54 @@ def test_closed_loop_clients_start_staggered_over_the_window() -> None:
     assert len(offsets) == 4, offsets
     for index, offset in enumerate(offsets):
         assert 0.15 * index - 0.005 <= offset <= 0.15 * index + 0.4, offsets
+
+
+def test_ttft_is_timed_from_the_send_not_from_the_call() -> None:
+    """A client that takes 0.3 s between the call and the send (here a slow `on_request_start`
+    trace; in a loaded client, the event loop or the pool) must not report it as server TTFT:
+    with `timing_trace()` the clock starts when the headers are on the wire, as guidellm's does.
+    The server answers its first token 50 ms after the request arrives."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from llmscale.bench.client import Target, send_request, timing_trace
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await asyncio.sleep(0.05)
+        await response.write(b'data: {"choices": [{"text": "x"}]}\n\n')
+        await response.write(b'data: {"choices": [], "usage": {"completion_tokens": 1}}\n\n')
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def slow_start(_session: object, _context: object, _params: object) -> None:
+        await asyncio.sleep(0.3)
+
+    async def scenario() -> tuple[float, float]:
+        app = web.Application()
+        app.router.add_post("/v1/completions", completions)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        target = Target(f"http://127.0.0.1:{runner.addresses[0][1]}", "m", "completions")
+        slow = aiohttp.TraceConfig()
+        slow.on_request_start.append(slow_start)
+        ttfts = []
+        try:
+            for traces in ([slow, timing_trace()], [slow]):
+                async with aiohttp.ClientSession(trace_configs=traces) as session:
+                    result = await send_request(session, target, 10, 1, 10.0)
+                assert result.ok and result.ttft_seconds is not None, result
+                ttfts.append(result.ttft_seconds)
+        finally:
+            await runner.cleanup()
+        return ttfts[0], ttfts[1]
+
+    from_send, from_call = asyncio.run(scenario())
+    assert 0.05 <= from_send < 0.3
+    assert from_call >= 0.35
