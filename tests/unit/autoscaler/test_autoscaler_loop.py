@@ -131,15 +131,21 @@ def test_scale_to_zero_needs_gateway_proof(cluster: FakeCluster, clock: Clock) -
     assert cluster.scale_calls and cluster.scale_calls[-1][2] == 0
 
 
-def test_activation_annotation_wakes_at_once(cluster: FakeCluster, clock: Clock) -> None:
-    """The annotation only hands the signal to `decide` and starts a tick now: the wake is the
-    core's activation machine (reason ActivationRequested), not a side path in the loop."""
+def idle_at_zero(cluster: FakeCluster, clock: Clock) -> tuple[Autoscaler, dict[str, Any]]:
+    """A ScaleToZero deployment at zero replicas, idle for two ticks."""
     loop, source = make(cluster, clock)
     body = llmdeployment(strategy="ScaleToZero")
     loop.observe(body)
     cluster.set_workload("ns", "chat", 0)
     source.set_idle("ns", "chat")
     ticks(loop, clock, 2)
+    return loop, body
+
+
+def test_activation_annotation_wakes_at_once(cluster: FakeCluster, clock: Clock) -> None:
+    """The annotation only hands the signal to `decide` and starts a tick now: the wake is the
+    core's activation machine (reason ActivationRequested), not a side path in the loop."""
+    loop, body = idle_at_zero(cluster, clock)
     assert cluster.scale_calls == []
     body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
     assert run(loop.activate(body)) is True
@@ -159,12 +165,7 @@ def test_a_tick_sharing_the_activation_ticks_snapshot_does_not_wake_twice(
     """The activation's urgent tick reads fresh and wakes 0 -> 1; the regular tick a moment
     later reuses that snapshot (read before the wake, replicas 0). It must see the wake, not
     scale and announce 0 -> 1 again (the e2e tier saw two 'Scaled up from 0 to 1' Events)."""
-    loop, source = make(cluster, clock)
-    body = llmdeployment(strategy="ScaleToZero")
-    loop.observe(body)
-    cluster.set_workload("ns", "chat", 0)
-    source.set_idle("ns", "chat")
-    ticks(loop, clock, 2)
+    loop, body = idle_at_zero(cluster, clock)
     body["metadata"]["annotations"] = {ACTIVATION_ANNOTATION: rfc3339(clock.now - 1)}
     assert run(loop.activate(body)) is True
     assert run(loop.tick_one(("ns", "chat"), fresh=True)) is True

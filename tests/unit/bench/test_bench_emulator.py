@@ -190,6 +190,18 @@ def test_wrong_model_name_is_refused_naming_the_served_ones(fast_emulator: str) 
     assert "--model: value 'gpt-4' is not served" in err and "it serves m" in err
 
 
+async def serve_completions(handler: Any) -> tuple[Any, int]:
+    """A loopback server whose POST /v1/completions is `handler`: (runner to clean up, port)."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, runner.addresses[0][1]
+
+
 def test_closed_loop_clients_start_staggered_over_the_window() -> None:
     """4 clients, stagger 0.6 s: client i sends its first request at i x 0.15 s (i = 0..3)."""
     import asyncio
@@ -209,13 +221,7 @@ def test_closed_loop_clients_start_staggered_over_the_window() -> None:
         return web.json_response({"choices": [{"text": "x", "finish_reason": "length"}], "usage": {}})
 
     async def scenario() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/completions", completions)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
+        runner, port = await serve_completions(completions)
         try:
             async with new_session() as session:
                 plan = LevelPlan(Level("concurrency", 4), 4, None, 10.0, stagger_seconds=0.6)
@@ -261,13 +267,8 @@ def test_ttft_is_timed_from_the_send_not_from_the_call() -> None:
         await asyncio.sleep(0.3)
 
     async def scenario() -> tuple[float, float]:
-        app = web.Application()
-        app.router.add_post("/v1/completions", completions)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        target = Target(f"http://127.0.0.1:{runner.addresses[0][1]}", "m", "completions")
+        runner, port = await serve_completions(completions)
+        target = Target(f"http://127.0.0.1:{port}", "m", "completions")
         slow = aiohttp.TraceConfig()
         slow.on_request_start.append(slow_start)
         ttfts = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 from scaling_timeline_kit import RPS_PER_REPLICA
@@ -66,25 +67,19 @@ def test_a_queue_that_comes_and_goes_is_not_saturation() -> None:
     at utilisation 0.5: two or more in the system a quarter of the time). Waiting seen at every
     other decision, or for 25 s at a stretch, never lasts a 30 s rate window: the belief stays."""
     state = CapacityState()
-    for tick in range(360):  # 30 minutes
-        capacity.observe_throughput(
-            state, completed_load_per_replica=0.5, waiting_per_replica=1.0 if tick % 2 else 0.0,
-            kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
-        )  # fmt: skip
-    assert capacity.throughput_scale(state) == 1.0
-    for tick in range(360, 720):
-        capacity.observe_throughput(
-            state, completed_load_per_replica=0.5, waiting_per_replica=1.0 if tick % 6 else 0.0,
-            kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
-        )  # fmt: skip
-    assert capacity.throughput_scale(state) == 1.0
+
+    def feed(ticks: range, waiting: Callable[[int], float]) -> float:
+        for tick in ticks:
+            capacity.observe_throughput(
+                state, completed_load_per_replica=0.5, waiting_per_replica=waiting(tick),
+                kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
+            )  # fmt: skip
+        return capacity.throughput_scale(state)
+
+    assert feed(range(360), lambda tick: 1.0 if tick % 2 else 0.0) == 1.0  # 30 minutes
+    assert feed(range(360, 720), lambda tick: 1.0 if tick % 6 else 0.0) == 1.0
     # the same queue held for the whole window is saturation: the belief moves towards 0.5
-    for tick in range(720, 740):
-        capacity.observe_throughput(
-            state, completed_load_per_replica=0.5, waiting_per_replica=1.0,
-            kv_cache_usage=0.3, settled_seconds=600.0, dt=5.0, now=5.0 * tick,
-        )  # fmt: skip
-    assert capacity.throughput_scale(state) < 1.0
+    assert feed(range(720, 740), lambda _tick: 1.0) < 1.0
 
 
 def test_unsaturated_engines_only_raise_the_throughput_belief() -> None:
