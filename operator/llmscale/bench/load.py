@@ -22,7 +22,7 @@ from typing import Literal
 
 import aiohttp
 
-from llmscale.bench.client import Target, send_request, timing_trace
+from llmscale.bench.client import Target, prompt_ids, send_request, timing_trace
 from llmscale.bench.stats import RequestResult
 
 Mode = Literal["concurrency", "rate"]
@@ -101,6 +101,7 @@ async def run_level(
     start = time.monotonic()
     deadline = start + plan.duration_seconds if plan.duration_seconds is not None else None
     sent = 0
+    ids = prompt_ids()
 
     def may_send() -> bool:
         if plan.requests is not None and sent >= plan.requests:
@@ -110,7 +111,9 @@ async def run_level(
     async def one(index: int) -> None:
         prompt_tokens, output_tokens = workload(index)
         tracker.started()
-        result = await send_request(session, target, prompt_tokens, output_tokens, plan.timeout_seconds)
+        result = await send_request(
+            session, target, prompt_tokens, output_tokens, plan.timeout_seconds, next(ids)
+        )
         tracker.finished(result)
 
     if plan.level.mode == "concurrency":

@@ -285,3 +285,49 @@ def test_ttft_is_timed_from_the_send_not_from_the_call() -> None:
     from_send, from_call = asyncio.run(scenario())
     assert 0.05 <= from_send < 0.3
     assert from_call >= 0.35
+
+
+def test_prompt_id_is_spelled_first_in_the_same_words() -> None:
+    """9 = 11 in base 8: digits 1, 1 (least significant first) -> "of of", then the fixed
+    sequence from its third word ("to and is"); id 0 keeps the plain sequence."""
+    from llmscale.bench.client import prompt_text
+
+    assert prompt_text(5, 9) == "of of to and is"
+    assert prompt_text(3, 0) == "the of to"
+    assert len(prompt_text(200, 2**40 - 1).split()) == 200  # 14 id words, then 186 more
+
+
+def test_every_request_of_every_run_sends_its_own_prompt() -> None:
+    """A server's prefix cache must not serve one request's prompt from another's: two levels
+    of 12 requests each (as a sweep or a tool comparison runs them) send 24 different prompts,
+    which differ in their first word within a level (consecutive ids)."""
+    import asyncio
+
+    from aiohttp import web
+
+    from llmscale.bench.client import Target
+    from llmscale.bench.load import LevelPlan, new_session, run_level
+
+    prompts: list[str] = []
+
+    async def completions(request: web.Request) -> web.Response:
+        prompts.append((await request.json())["prompt"])
+        return web.json_response({"choices": [{"text": "x", "finish_reason": "length"}], "usage": {}})
+
+    async def scenario() -> None:
+        runner, port = await serve_completions(completions)
+        try:
+            async with new_session() as session:
+                target = Target(f"http://127.0.0.1:{port}", "m", "completions")
+                for _ in range(2):
+                    plan = LevelPlan(Level("concurrency", 3), 12, None, 10.0)
+                    await run_level(session, target, plan, lambda _i: (40, 1))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    assert len(prompts) == 24
+    assert len(set(prompts)) == 24
+    # 12 consecutive ids cover every residue mod 8: all eight words open a prompt
+    assert len({prompt.split()[0] for prompt in prompts[:12]}) == 8
+    assert all(len(prompt.split()) == 40 for prompt in prompts)

@@ -36,8 +36,8 @@ ENGINES = ("emulator", "vllm")
 # Real vLLM on CPU: ~3.4 GB and a real start-up (~40 s on idle cores) per replica; its tiny
 # model has a 1024-token context, so trace prompts and outputs are capped to fit.
 VLLM_MAX_REPLICAS = 2
-# the bench client's prompt words are ~1.38 tiny-model tokens each (768 words: 1057 tokens, over
-# the 1024 context; 512 words: ~705 tokens, + 128 output = ~833)
+# the bench client's prompt words are one tiny-model token each after a space (768 words: 769
+# tokens with BOS); 512 words + BOS + 128 output tokens fit the 1024-token context with room
 VLLM_MAX_PROMPT_TOKENS = 512
 VLLM_MAX_OUTPUT_TOKENS = 128
 VLLM_START_BUDGET_SECONDS = 900.0
@@ -220,13 +220,14 @@ class Demo:
     async def _replay(self, schedule: Schedule, stack: Any, api_client: Any, namespace: str) -> Run:
         import aiohttp
 
-        from llmscale.bench.client import Target, send_request
+        from llmscale.bench.client import Target, prompt_ids, send_request
 
         run = Run()
         target = Target(url=stack.gateway_url, model=SERVED_NAME)
         start = time.monotonic()
         real = self.options.engine == "vllm"
         timeout = VLLM_START_BUDGET_SECONDS if real else REQUEST_TIMEOUT_SECONDS
+        ids = prompt_ids()
 
         async def one(prompt_tokens: int, output_tokens: int) -> None:
             if real:
@@ -234,7 +235,7 @@ class Demo:
                 output_tokens = min(output_tokens, VLLM_MAX_OUTPUT_TOKENS)
             run.in_flight += 1
             try:
-                result = await send_request(session, target, prompt_tokens, output_tokens, timeout)
+                result = await send_request(session, target, prompt_tokens, output_tokens, timeout, next(ids))
                 result.start_seconds -= start
                 run.results.append(result)
             finally:
