@@ -1,7 +1,7 @@
 """Write a tiny random-weight Llama that real vLLM serves on CPU: no download, ~10 s, ~4 MB.
 
 Run with the Python of the vLLM environment (it needs torch, transformers and tokenizers):
-    <vllm-env>/bin/python tiny_model.py OUTPUT_DIR
+    <vllm-env>/bin/python tiny_model.py OUTPUT_DIR [--hidden-size N] [--layers N]
 This file imports nothing from llmscale: the vLLM environment does not have it.
 
 The model: LlamaForCausalLM, hidden 256, 2 layers, 4 attention heads (64 per head), vocabulary
@@ -10,10 +10,15 @@ trained here on text this script writes itself (so every byte sequence encodes),
 special tokens <|begin_of_text|>, <|eot_id|> (end of sequence) and <|pad|>, and a chat
 template of Llama-3 style headers. The answers are random tokens: the point is vLLM's
 serving behaviour (API, streaming, metrics, start-up), not the text.
+
+`--hidden-size` and `--layers` make a slower model of the same kind (heads stay 64 wide), for
+measurements whose latencies must dwarf a load generator's own overhead (docs/bench.md: hidden
+512 and 8 layers answer in hundreds of milliseconds on one CPU core, not in 8).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -23,6 +28,7 @@ VOCAB_SIZE = 2048
 HIDDEN_SIZE = 256
 LAYERS = 2
 HEADS = 4
+HEAD_SIZE = HIDDEN_SIZE // HEADS
 CONTEXT = 2048
 SEED = 20261207
 SPECIAL_TOKENS = ["<|begin_of_text|>", "<|eot_id|>", "<|pad|>", "<|start_header_id|>", "<|end_header_id|>"]
@@ -80,18 +86,26 @@ def build_tokenizer(output: Path) -> None:
     fast.save_pretrained(str(output))
 
 
-def build_model(output: Path, vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> None:
+def build_model(
+    output: Path,
+    vocab_size: int,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    hidden_size: int = HIDDEN_SIZE,
+    layers: int = LAYERS,
+) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(SEED)
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=HIDDEN_SIZE * 2,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        num_key_value_heads=HEADS,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // HEAD_SIZE,
+        num_key_value_heads=hidden_size // HEAD_SIZE,
         max_position_embeddings=CONTEXT,
         bos_token_id=bos_id,
         eos_token_id=eos_id,
@@ -103,17 +117,34 @@ def build_model(output: Path, vocab_size: int, bos_id: int, eos_id: int, pad_id:
     model.save_pretrained(str(output), safe_serialization=True)
 
 
+def positive_multiple(value: str) -> int:
+    number = int(value)
+    if number <= 0 or number % HEAD_SIZE:
+        raise argparse.ArgumentTypeError(f"value {value} is not a positive multiple of {HEAD_SIZE}")
+    return number
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: tiny_model.py OUTPUT_DIR", file=sys.stderr)
-        return 2
-    output = Path(argv[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--hidden-size", type=positive_multiple, default=HIDDEN_SIZE)
+    parser.add_argument("--layers", type=int, choices=range(1, 65), metavar="1..64", default=LAYERS)
+    args = parser.parse_args(argv)
+    output: Path = args.output
     output.mkdir(parents=True, exist_ok=True)
     build_tokenizer(output)
     vocab = json.loads((output / "tokenizer.json").read_text())["model"]["vocab"]
     ids = {token: vocab[token] for token in SPECIAL_TOKENS if token in vocab}
     size = max(max(vocab.values()) + 1, VOCAB_SIZE)
-    build_model(output, size, ids["<|begin_of_text|>"], ids["<|eot_id|>"], ids["<|pad|>"])
+    build_model(
+        output,
+        size,
+        ids["<|begin_of_text|>"],
+        ids["<|eot_id|>"],
+        ids["<|pad|>"],
+        args.hidden_size,
+        args.layers,
+    )
     print(f"tiny model written to {output}")
     return 0
 
