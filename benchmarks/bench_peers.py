@@ -5,7 +5,8 @@
 
 Runs each tool at each closed-loop concurrency with the same workload (200 prompt tokens,
 180 output tokens, ignore_eos, streaming completions) and prints one markdown table of TTFT,
-ITL and e2e medians (ms) with each peer's ratio to llmscale bench. The peers live in their own
+ITL, TPOT and e2e medians (ms) with each peer's ratio to llmscale bench on the figures it
+defines the same way (guidellm's "ITL" is a per-request mean: TPOT). The peers live in their own
 throwaway venv (`--peers-venv`; they are never project dependencies): guidellm 0.8.1 and
 inference-perf 0.7.0 (which needs Python 3.12). They tokenise with `--tokenizer` (the tiny
 model's directory from `make vllm`), so nothing is downloaded; the served model name must be that
@@ -35,6 +36,15 @@ OUTPUT_TOKENS = 180  # --output-tokens overrides (real CPU vLLM: fewer keeps a r
 EMULATOR_CHARS_RATIO = 2.67
 
 
+MIN_ROUNDS = 6
+"""Every stream runs at least this many requests, so the start ramp's requests (which meet
+fewer streams) are a small share of a level's samples."""
+
+
+def requests_at(args: argparse.Namespace, level: int) -> int:
+    return max(args.requests, MIN_ROUNDS * level)
+
+
 def run(argv: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> str:
     import os
 
@@ -49,14 +59,14 @@ def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
     out = run(
         [
             str(Path(sys.executable).parent / "llmscale"), "bench", "--url", args.url, "--model", args.model,
-            "--concurrency", str(level), "--requests", str(args.requests),
+            "--concurrency", str(level), "--requests", str(requests_at(args, level)),
             "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS),
             "--stagger", f"{args.stagger}", "--no-progress", "--json",
         ],
         work,
     )  # fmt: skip
     level_report = json.loads(out)["levels"][0]
-    return {k: level_report[f"{k}_p50_s"] * 1000 for k in ("ttft", "itl", "e2e")}
+    return {k: level_report[f"{k}_p50_s"] * 1000 for k in ("ttft", "itl", "tpot", "e2e")}
 
 
 def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
@@ -73,7 +83,7 @@ def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, floa
             "data": [
                 {"kind": "synthetic_text", "prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS}
             ],
-            "constraints": [{"kind": "max_requests", "count": args.requests}],
+            "constraints": [{"kind": "max_requests", "count": requests_at(args, level)}],
             "outputs": [{"kind": "json", "path": str(work / f"guidellm-{level}.json")}],
         }
     }
@@ -91,9 +101,12 @@ def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, floa
     def median(name: str, scale: float = 1.0) -> float:
         return float(metrics[name]["successful"]["median"]) * scale
 
+    # guidellm's "inter_token_latency_ms" is per request, (last token - first token) /
+    # (output tokens - 1): what vLLM and llmscale bench call TPOT; it keeps no per-gap figure
     return {
         "ttft": median("time_to_first_token_ms"),
-        "itl": median("inter_token_latency_ms"),
+        "itl": None,
+        "tpot": median("inter_token_latency_ms"),
         "e2e": median("request_latency", 1000.0),
     }
 
@@ -122,12 +135,21 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
         },
         "load": {
             "type": "concurrent",
-            "stages": [{"num_requests": args.requests, "concurrency_level": level}],
+            "stages": [{"num_requests": requests_at(args, level), "concurrency_level": level}],
         },
         "server": {"type": "vllm", "model_name": args.model, "base_url": args.url, "ignore_eos": True},
         "tokenizer": {"pretrained_model_name_or_path": str(args.tokenizer)},
         "storage": {"local_storage": {"path": str(reports)}},
-        "report": {"request_lifecycle": {"summary": True, "per_stage": True, "per_request": False}},
+        # output tokens as the server reports them (as llmscale bench and guidellm count them),
+        # not by re-tokenising the streamed text
+        "report": {
+            "request_lifecycle": {
+                "summary": True,
+                "per_stage": True,
+                "per_request": False,
+                "use_server_output_tokens": True,
+            }
+        },
     }
     path = work / f"inference-perf-{level}.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
@@ -139,10 +161,15 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
     def median(name: str) -> float:
         return float(successes[name]["median"]) * 1000
 
-    # its per-request ITL summary reads 0 when chunks carry no token times; TPOT (decode time
-    # over tokens - 1) is the same figure when every chunk carries one token
-    itl = median("inter_token_latency") or median("time_per_output_token")
-    return {"ttft": median("time_to_first_token"), "itl": itl, "e2e": median("request_latency")}
+    # its summary's "inter_token_latency" pools every gap between chunks (as llmscale bench's
+    # ITL does; it reads 0 when chunks carry no token times) and "time_per_output_token" is per
+    # request, (last - first token) / (tokens - 1), as llmscale bench's TPOT
+    return {
+        "ttft": median("time_to_first_token"),
+        "itl": median("inter_token_latency") or None,
+        "tpot": median("time_per_output_token"),
+        "e2e": median("request_latency"),
+    }
 
 
 def smoke() -> int:
@@ -160,22 +187,39 @@ def smoke() -> int:
         process.wait(timeout=30)
     print_table([{"concurrency": 1, "tool": "llmscale bench", **figures}])
     print("smoke run: guidellm and inference-perf are not run (they need --peers-venv)")
-    return 0 if all(figures[k] > 0 for k in ("ttft", "itl", "e2e")) else 1
+    return 0 if all(figures[k] > 0 for k in ("ttft", "itl", "tpot", "e2e")) else 1
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    middle = len(known) // 2
+    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
+    """ITL pools every gap between chunks; TPOT is each request's mean gap (see docs/bench.md):
+    each peer is compared on the figures it defines the same way ("-" where it has none)."""
+    keys = ("ttft", "itl", "tpot", "e2e")
     print(
-        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | e2e p50 ms "
-        "| vs llmscale bench (TTFT / ITL / e2e) |"
+        "| concurrency | tool | TTFT p50 ms | ITL p50 ms | TPOT p50 ms | e2e p50 ms "
+        "| vs llmscale bench (TTFT / ITL / TPOT / e2e) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
+
+    def cell(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
     for row in rows:
         base = next(
             r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == "llmscale bench"
         )
-        ratios = " / ".join(f"{row[k] / base[k]:.2f}" for k in ("ttft", "itl", "e2e"))
-        print(f"| {row['concurrency']} | {row['tool']} | {row['ttft']:.1f} | {row['itl']:.2f} | "
-              f"{row['e2e']:.0f} | {ratios} |")  # fmt: skip
+        ratios = " / ".join(
+            "-" if row.get(k) is None or not base.get(k) else f"{row[k] / base[k]:.2f}" for k in keys
+        )
+        figures = f"{cell(row['ttft'], 1)} | {cell(row.get('itl'), 2)} | {cell(row.get('tpot'), 2)}"
+        print(f"| {row['concurrency']} | {row['tool']} | {figures} | {cell(row['e2e'], 0)} | {ratios} |")
 
 
 def main() -> int:
@@ -189,7 +233,13 @@ def main() -> int:
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--emulator", action="store_true")
     parser.add_argument("--levels", default="1,4,16")
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument(
+        "--requests", type=int, default=40,
+        help=f"requests per level and tool (at least {MIN_ROUNDS} x the concurrency)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of every tool at every level, interleaved; medians"
+    )
     parser.add_argument("--output-tokens", type=int, default=OUTPUT_TOKENS)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
@@ -202,20 +252,27 @@ def main() -> int:
     )  # fmt: skip
     args = parser.parse_args()
     OUTPUT_TOKENS = args.output_tokens
-    rows: list[dict[str, Any]] = []
+    runs: dict[tuple[int, str], list[dict[str, float | None]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         work = Path(tmp)
-        for level in (int(x) for x in args.levels.split(",")):
-            for tool, fn in (
-                ("llmscale bench", ours),
-                ("guidellm", guidellm),
-                ("inference-perf", inference_perf),
-            ):
-                if tool != "llmscale bench" and tool not in args.peers.split(","):
-                    continue
-                figures = fn(args, level, work)
-                rows.append({"concurrency": level, "tool": tool, **figures})
-                print(f"c={level} {tool}: {figures}", file=sys.stderr, flush=True)
+        # repeats interleave the tools (ours, peers, ours, ...) so a drift of the machine's speed
+        # during the comparison falls on every tool alike; each figure is the median over repeats
+        for repeat in range(args.repeats):
+            for level in (int(x) for x in args.levels.split(",")):
+                for tool, fn in (
+                    ("llmscale bench", ours),
+                    ("guidellm", guidellm),
+                    ("inference-perf", inference_perf),
+                ):
+                    if tool != "llmscale bench" and tool not in args.peers.split(","):
+                        continue
+                    figures = fn(args, level, work)
+                    runs.setdefault((level, tool), []).append(figures)
+                    print(f"repeat {repeat + 1} c={level} {tool}: {figures}", file=sys.stderr, flush=True)
+    rows = [
+        {"concurrency": level, "tool": tool} | {key: _median([f[key] for f in figures]) for key in figures[0]}
+        for (level, tool), figures in runs.items()
+    ]
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
