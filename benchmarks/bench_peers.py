@@ -14,9 +14,10 @@ directory when the tokenizer is looked up by model name (guidellm does).
 
 `--emulator`: the emulator has no tokenizer and counts characters / 4, so guidellm gets the
 exact prompt length through its request extras (`llmscale_prompt_tokens`, as llmscale bench
-sends it) and inference-perf, which cannot add body fields, gets prompts of 2.67x the tokens
-(byte-level BPE on the synthetic text runs ~2.67 tokens per 4 characters), about 200 emulator
-tokens.
+sends it) and inference-perf, which cannot add body fields, gets prompts of 1.28x the tokens:
+its random prompts decode to about 1.28 tiny-tokenizer tokens per emulator token (characters
+/ 4; measured on the emulator's vllm:prompt_tokens_total: 534 tokens asked, 417 counted), so
+256 tokens make about 200 emulator tokens.
 """
 
 from __future__ import annotations
@@ -33,16 +34,20 @@ from benchkit import SMOKE
 
 PROMPT_TOKENS = 200
 OUTPUT_TOKENS = 180  # --output-tokens overrides (real CPU vLLM: fewer keeps a run in minutes)
-EMULATOR_CHARS_RATIO = 2.67
+EMULATOR_CHARS_RATIO = 1.28
 
 
+Figures = dict[str, float | None]
+MATCHED = "llmscale bench, inference-perf's ramp"
+"""A second run of ours at concurrency > 1 with the start ramp inference-perf took (it has no
+setting for one): inference-perf's TTFT is compared with this row, its other figures too."""
 MIN_ROUNDS = 6
 """Every stream runs at least this many requests, so the start ramp's requests (which meet
 fewer streams) are a small share of a level's samples."""
 
 
 def requests_at(args: argparse.Namespace, level: int) -> int:
-    return max(args.requests, MIN_ROUNDS * level)
+    return max(int(args.requests), MIN_ROUNDS * level)
 
 
 def run(argv: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> str:
@@ -55,13 +60,14 @@ def run(argv: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> 
     return done.stdout
 
 
-def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
+def ours(args: argparse.Namespace, level: int, work: Path, stagger: float | None = None) -> Figures:
+    stagger = args.stagger if stagger is None else stagger
     out = run(
         [
             str(Path(sys.executable).parent / "llmscale"), "bench", "--url", args.url, "--model", args.model,
             "--concurrency", str(level), "--requests", str(requests_at(args, level)),
             "--input-tokens", str(PROMPT_TOKENS), "--output-tokens", str(OUTPUT_TOKENS),
-            "--stagger", f"{args.stagger}", "--no-progress", "--json",
+            "--stagger", f"{stagger:.4f}", "--no-progress", "--json",
         ],
         work,
     )  # fmt: skip
@@ -69,7 +75,7 @@ def ours(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
     return {k: level_report[f"{k}_p50_s"] * 1000 for k in ("ttft", "itl", "tpot", "e2e")}
 
 
-def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
+def guidellm(args: argparse.Namespace, level: int, work: Path) -> Figures:
     backend: dict[str, Any] = {
         "kind": "openai_http", "target": args.url, "model": args.model, "request_format": "/v1/completions",
     }  # fmt: skip
@@ -111,9 +117,9 @@ def guidellm(args: argparse.Namespace, level: int, work: Path) -> dict[str, floa
     }
 
 
-def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str, float]:
+def inference_perf(args: argparse.Namespace, level: int, work: Path) -> Figures:
     prompt = round(PROMPT_TOKENS * EMULATOR_CHARS_RATIO) if args.emulator else PROMPT_TOKENS
-    reports = work / f"inference-perf-{level}"
+    reports = Path(tempfile.mkdtemp(prefix=f"inference-perf-{level}-", dir=work))  # one per run
     config = {
         "api": {"type": "completion", "streaming": True},
         "data": {
@@ -146,7 +152,7 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
             "request_lifecycle": {
                 "summary": True,
                 "per_stage": True,
-                "per_request": False,
+                "per_request": True,
                 "use_server_output_tokens": True,
             }
         },
@@ -164,11 +170,17 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> dict[str
     # its summary's "inter_token_latency" pools every gap between chunks (as llmscale bench's
     # ITL does; it reads 0 when chunks carry no token times) and "time_per_output_token" is per
     # request, (last - first token) / (tokens - 1), as llmscale bench's TPOT
+    # its start ramp (it has no setting for one): when the level-th request started after the
+    # first, i.e. when its last stream began
+    entries = json.loads(next(reports.rglob("per_request_lifecycle_metrics.json")).read_text())
+    starts = sorted(float(entry["start_time"]) for entry in entries)
+    ramp = starts[min(level, len(starts)) - 1] - starts[0]
     return {
         "ttft": median("time_to_first_token"),
         "itl": median("inter_token_latency") or None,
         "tpot": median("time_per_output_token"),
         "e2e": median("request_latency"),
+        "ramp_ms": ramp * 1000,
     }
 
 
@@ -187,7 +199,7 @@ def smoke() -> int:
         process.wait(timeout=30)
     print_table([{"concurrency": 1, "tool": "llmscale bench", **figures}])
     print("smoke run: guidellm and inference-perf are not run (they need --peers-venv)")
-    return 0 if all(figures[k] > 0 for k in ("ttft", "itl", "tpot", "e2e")) else 1
+    return 0 if all((figures[k] or 0.0) > 0 for k in ("ttft", "itl", "tpot", "e2e")) else 1
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -212,9 +224,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         return "-" if value is None else f"{value:.{digits}f}"
 
     for row in rows:
-        base = next(
-            r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == "llmscale bench"
+        reference = (
+            MATCHED if row["tool"] == "inference-perf" and row["concurrency"] > 1 else "llmscale bench"
         )
+        base = next(r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == reference)
         ratios = " / ".join(
             "-" if row.get(k) is None or not base.get(k) else f"{row[k] / base[k]:.2f}" for k in keys
         )
@@ -252,7 +265,7 @@ def main() -> int:
     )  # fmt: skip
     args = parser.parse_args()
     OUTPUT_TOKENS = args.output_tokens
-    runs: dict[tuple[int, str], list[dict[str, float | None]]] = {}
+    runs: dict[tuple[int, str], list[Figures]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         work = Path(tmp)
         # repeats interleave the tools (ours, peers, ours, ...) so a drift of the machine's speed
@@ -269,6 +282,15 @@ def main() -> int:
                     figures = fn(args, level, work)
                     runs.setdefault((level, tool), []).append(figures)
                     print(f"repeat {repeat + 1} c={level} {tool}: {figures}", file=sys.stderr, flush=True)
+                    if tool == "inference-perf" and level > 1:
+                        # ours again with inference-perf's own start ramp: client i of N starts
+                        # at i x window / N, so the last one at the ramp inference-perf took
+                        window = (figures["ramp_ms"] or 0.0) / 1000 * level / (level - 1)
+                        again = ours(args, level, work, stagger=window)
+                        runs.setdefault((level, MATCHED), []).append(again)
+                        print(
+                            f"repeat {repeat + 1} c={level} {MATCHED}: {again}", file=sys.stderr, flush=True
+                        )
     rows = [
         {"concurrency": level, "tool": tool} | {key: _median([f[key] for f in figures]) for key in figures[0]}
         for (level, tool), figures in runs.items()
