@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,14 +168,14 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> Figures:
     def median(name: str) -> float:
         return float(successes[name]["median"]) * 1000
 
-    # its summary's "inter_token_latency" pools every gap between chunks (as llmscale bench's
-    # ITL does; it reads 0 when chunks carry no token times) and "time_per_output_token" is per
-    # request, (last - first token) / (tokens - 1), as llmscale bench's TPOT
     # its start ramp (it has no setting for one): when the level-th request started after the
     # first, i.e. when its last stream began
     entries = json.loads(next(reports.rglob("per_request_lifecycle_metrics.json")).read_text())
     starts = sorted(float(entry["start_time"]) for entry in entries)
     ramp = starts[min(level, len(starts)) - 1] - starts[0]
+    # its summary's "inter_token_latency" pools every gap between chunks (as llmscale bench's
+    # ITL does; it reads 0 when chunks carry no token times) and "time_per_output_token" is per
+    # request, (last - first token) / (tokens - 1), as llmscale bench's TPOT
     return {
         "ttft": median("time_to_first_token"),
         "itl": median("inter_token_latency") or None,
@@ -203,11 +204,8 @@ def smoke() -> int:
 
 
 def _median(values: list[float | None]) -> float | None:
-    known = sorted(v for v in values if v is not None)
-    if not known:
-        return None
-    middle = len(known) // 2
-    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
