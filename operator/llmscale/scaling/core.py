@@ -185,9 +185,10 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
         next_state.forecast, policy, now, horizon
     )
     interval_upper = upper
-    # The scaler provisions for the calibrated upper bound, but a rare old jump in the error
-    # window must not keep a fleet sized for it once load is calm (see `forecast.scaling_upper`).
-    upper = forecast.scaling_upper(next_state.forecast, policy, point, upper, horizon)
+    # The interval reported in status is calibrated (adaptive conformal); the scaler provisions
+    # for the window's plain 95th percentile, capped so that a rare old jump in the error window
+    # does not keep a fleet sized for it once load is calm (see `forecast.scaling_upper`).
+    upper = forecast.scaling_upper(next_state.forecast, policy, point, horizon)
     per_request = measured.work_per_request_replica_seconds
     predicted = Forecast(
         horizon_seconds=horizon,

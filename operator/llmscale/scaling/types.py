@@ -205,7 +205,7 @@ class Forecast:
     load_replicas_upper: float
     """What the scaler provisions for (the interval's upper end, capped: `forecast.scaling_upper`)."""
     requests_per_second_lower: float = 0.0
-    """Lower end of the nominal 90 % interval (upper is its 95th percentile)."""
+    """Lower end of the nominal 90 % interval (`requests_per_second_upper` is its other end)."""
     model: str = "persistence"
     """The forecaster in use (`persistence`, `holt`, `smooth60`, `period3600`, `daily`, ...)."""
     reason: str = ""
@@ -261,8 +261,12 @@ class ForecastState:
     selected: str = ""
     """The model in use (`forecast.MODEL_NAMES`; "" until the first scored outcome)."""
     residuals: list[float] = field(default_factory=list)
-    """The latest (outcome - forecast) errors at the horizon, oldest first: their 5th and 95th
-    percentiles are the interval (split conformal prediction)."""
+    """The latest (outcome - forecast) errors at the horizon, oldest first: their quantiles at
+    the two levels below are the interval (split conformal prediction)."""
+    interval_alpha_low: float = 0.05
+    """Adaptive conformal level of the lower tail (its quantile of the errors); starts at 5 %."""
+    interval_alpha_high: float = 0.05
+    """Adaptive conformal level of the upper tail (the 1 - alpha quantile); starts at 5 %."""
 
 
 @dataclass

@@ -214,6 +214,43 @@ def test_interval_covers_ninety_percent_of_noisy_outcomes() -> None:
     assert 0.85 <= sum(scored) / len(scored) <= 0.95
 
 
+def _tail_misses(adapt_rate: float, monkeypatch: pytest.MonkeyPatch) -> tuple[float, float, int]:
+    """Eight hours of load whose noise changes regime: 15 calm minutes (sd 0.05), then 5 noisy
+    ones (sd 0.6), over and over. Returns each tail's share of outcomes beyond it."""
+    monkeypatch.setattr(forecast, "ADAPT_RATE", adapt_rate)
+    rng = random.Random(5)
+    policy = ScalingPolicy()
+    state = ForecastState()
+    horizon, lag = 65.0, 13
+    loads = [4.0 + rng.gauss(0.0, 0.6 if step % 240 >= 180 else 0.05) for step in range(8 * 720)]
+    bands: list[tuple[float, float]] = []
+    for step, load in enumerate(loads):
+        forecast.update(state, policy, load, step * 5.0, horizon)
+        _, lower, upper, _, _ = forecast.predict_interval(state, policy, step * 5.0, horizon)
+        bands.append((lower, upper))
+    scored = range(720, len(loads) - lag)
+    below = sum(loads[step + lag] < bands[step][0] for step in scored)
+    above = sum(loads[step + lag] > bands[step][1] for step in scored)
+    return below / len(scored), above / len(scored), len(scored)
+
+
+def test_adaptive_conformal_interval_keeps_its_coverage_across_regime_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Noise that switches between calm and wild: a sliding window of past errors describes the
+    last regime, so the plain 5th/95th percentiles miss about twice as often as they claim (each
+    noisy stretch begins with a calm window). Adaptive conformal inference (Gibbs and Candes
+    2021) bounds each tail's long-run miss rate: |misses/T - alpha| <= (max(alpha_1, 1 - alpha_1)
+    + gamma) / (gamma T) = (0.95 + 0.005) / (0.005 x 5,027) = 0.038 here."""
+    gamma = forecast.ADAPT_RATE
+    plain_below, plain_above, _ = _tail_misses(0.0, monkeypatch)
+    assert plain_below + plain_above > 0.15  # the plain window covers less than 85 %
+    below, above, count = _tail_misses(gamma, monkeypatch)
+    bound = (0.95 + gamma) / (gamma * count)
+    assert abs(below - 0.05) <= bound and abs(above - 0.05) <= bound
+    assert 0.85 <= 1.0 - below - above <= 0.95
+
+
 def _auto_day(make_timeline, load_at) -> tuple[list[int], list[str], set[str]]:  # type: ignore[no-untyped-def]
     policy = ScalingPolicy(strategy=Strategy.AUTO, max_replicas=20)
     timeline = make_timeline(policy, cold_start_seconds=60.0)
