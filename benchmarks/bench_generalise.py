@@ -11,7 +11,9 @@ trace's own lengths). Scenarios:
 - mooncake x4 and x8 (long context, mean prompt ~15k tokens): Llama-3.1-8B (128k context);
 - burst-gap-burst: 20 req/s for 120 s, 240 s silence, twice more (synthetic, seeded);
 - sparse: 3-12 developer requests every 15-40 minutes for 4 hours (synthetic, seeded);
-- cron: 2 req/s with 15 req/s for 5 minutes every hour, 4 hours (synthetic, seeded).
+- cron: 2 req/s with 15 req/s for 5 minutes every hour, 4 hours (synthetic, seeded);
+- minute-batch: 2 req/s with 20 req/s for 40 s every 3 minutes, 2 hours (synthetic, seeded):
+  bursts that recur just beyond the scale-down delay, where a scaler may saw-tooth.
 
 `--loso` sweeps the tunables in `TUNABLES` (module constants of the decision core) over a small
 grid: for every scenario, the value set that scores best on all *other* scenarios is scored on
@@ -82,6 +84,11 @@ def synthetic_traces(folder: Path) -> None:
         t += rng.expovariate(15.0 if 1800 <= t % 3600 < 2100 else 2.0)
         rows.append((t, rng.randint(500, 1500), rng.randint(100, 300)))
     _write(folder / "cron.csv", rows)
+    rows, t = [], 0.0
+    while t < 2 * 3600:
+        t += rng.expovariate(20.0 if t % 180 < 40 else 2.0)
+        rows.append((t, rng.randint(500, 1500), rng.randint(100, 300)))
+    _write(folder / "minute_batch.csv", rows)
 
 
 def _write(path: Path, rows: list[tuple[float, int, int]]) -> None:
@@ -98,6 +105,7 @@ def scenarios(folder: Path) -> list[Scenario]:
         Scenario("burst-gap-burst", str(folder / "burst_gap.csv"), 1.0),
         Scenario("sparse-dev", str(folder / "sparse.csv"), 1.0),
         Scenario("hourly-cron", str(folder / "cron.csv"), 1.0),
+        Scenario("minute-batch", str(folder / "minute_batch.csv"), 1.0),
     ]
 
 

@@ -47,6 +47,8 @@ POLICY_TUNABLES: dict[str, tuple[float, ...]] = {
     "slo_headroom_rise_seconds": (20.0, 50.0, 100.0),
     "slo_headroom_max": (1.0, 2.0),
     "slo_headroom_decay_seconds": (900.0, 1800.0),
+    # one-sided standard normal quantiles: 50, 75, 84, 90, 95 %
+    "forecast_uncertainty_z": (0.0, 0.67, 1.0, 1.28, 1.64),
 }
 
 
@@ -88,7 +90,17 @@ def main() -> int:
         action="store_true",
         help="hold the module constants at their current values; search the ScalingPolicy fields",
     )
+    parser.add_argument(
+        "--fields",
+        nargs="+",
+        choices=sorted(POLICY_TUNABLES),
+        help="search only these ScalingPolicy fields (the others keep their defaults)",
+    )
     args = parser.parse_args()
+    if args.fields:
+        for field in list(POLICY_TUNABLES):
+            if field not in args.fields:
+                del POLICY_TUNABLES[field]
     if args.policy_fields_only:
         for key, (module, attribute, _) in list(TUNABLES.items()):
             TUNABLES[key] = (module, attribute, (getattr(module, attribute),))
@@ -117,6 +129,8 @@ def main() -> int:
     default_total = f"{sum(table[defaults].values()):.3f}" if defaults in table else "not in the grid"
     print(f"in-sample best {in_sample} total {sum(table[in_sample].values()):.3f}; "
           f"defaults {defaults} total {default_total}")  # fmt: skip
+    for values in grid:
+        print(f"  value set {values!s:>30s}: total {sum(table[values].values()):.3f}")
     print(f"{'left out':24s} {'chosen on the others':>22s} {'left-out':>9s} {'in-sample':>10s}")
     left_out_total = 0.0
     for name in names:

@@ -32,7 +32,7 @@ on the deployment's own traffic. A sliding window alone under-covers after every
 conformal inference (Gibbs and Candes, "Adaptive Conformal Inference Under Distribution Shift",
 NeurIPS 2021), alpha <- alpha + gamma x (target - missed), with the paper's gamma = 0.005; over
 any stretch of outcomes the share that fell beyond a tail then tends to its 5 %. Until
-`MIN_RESIDUALS` outcomes are scored the band is point +- z x sigma of one-step upside residuals.
+`MIN_RESIDUALS` outcomes are scored the band is point +- 1.645 sigma of one-step upside residuals.
 """
 
 from __future__ import annotations
@@ -78,7 +78,10 @@ eleven misses in a row widen it from the 95th percentile to the window's largest
 RESIDUAL_WINDOW = 120
 """Errors kept for the interval: ten minutes of outcomes at 5 s decisions."""
 MIN_RESIDUALS = 20
-"""Below this many scored outcomes the interval is the prior z x sigma band."""
+"""Below this many scored outcomes the interval is the prior `PRIOR_BAND_Z` x sigma band."""
+PRIOR_BAND_Z = 1.645
+"""The standard normal's 95th percentile: the prior band is a nominal 90 % interval (the policy's
+`forecast_uncertainty_z` is a sizing choice of the scaler, not the interval's)."""
 
 
 # --- the daily profile -------------------------------------------------------------------------
@@ -348,14 +351,15 @@ def _offsets(
     widening = math.sqrt(1.0 + max(0.0, horizon_seconds) / policy.forecast_trend_seconds)
     # The prior band is at most the point itself (KPA's 200 % panic bound): one jump from
     # zero must not size the fleet at several times what arrives.
-    band = min(policy.forecast_uncertainty_z * sigma * widening, point)
+    band = min(PRIOR_BAND_Z * sigma * widening, point)
     return -band, band
 
 
 def scaling_upper(state: ForecastState, policy: ScalingPolicy, point: float, horizon_seconds: float) -> float:
-    """What the scaler provisions for: point + the window's plain 95th-percentile error (split
-    conformal, not the adapted level of the reported interval), capped by point + z x sigma of
-    recent upside surprises (one stable window of memory).
+    """What the scaler provisions for: point + z x sigma of recent upside surprises (one stable
+    window of memory; z = `forecast_uncertainty_z`, 1.0 by default: one-sided 84 %), never beyond
+    point + the window's plain 95th-percentile error (split conformal, not the adapted level of
+    the reported interval).
 
     Two choices keep the bill honest. The replica's own headroom (`target_utilization`, the SLO
     headroom) already absorbs much of the forecast's error, so the scaler does not also follow the

@@ -145,7 +145,9 @@ class ScalingPolicy:
     forecast_trend_seconds: float = defaults.FORECAST_TREND_SECONDS
     """Time constant of the Holt trend (seconds)."""
     forecast_uncertainty_z: float = defaults.FORECAST_UNCERTAINTY_Z
-    """Upper forecast = point + z x residual spread (1.64: one-sided 95 %)."""
+    """What the scaler provisions for above the point forecast: z x the spread of recent upside
+    surprises (1.0: one-sided 84 %), never beyond the interval's 95th percentile. The interval in
+    status does not depend on it."""
     profile_bin_seconds: float = defaults.PROFILE_BIN_SECONDS
     """Width of a time-of-day profile bin (900 s -> 96 bins a day)."""
     strategy_dwell_seconds: float = defaults.STRATEGY_DWELL_SECONDS
