@@ -186,8 +186,8 @@ def _decide(inputs: DecisionInputs, policy: ScalingPolicy, state: ScalerState, n
     )
     interval_upper = upper
     # The interval reported in status is calibrated (adaptive conformal); the scaler provisions
-    # for the window's plain 95th percentile, capped so that a rare old jump in the error window
-    # does not keep a fleet sized for it once load is calm (see `forecast.scaling_upper`).
+    # for point + z sigma of recent upside surprises, never beyond the error window's plain 95th
+    # percentile (see `forecast.scaling_upper`).
     upper = forecast.scaling_upper(next_state.forecast, policy, point, horizon)
     per_request = measured.work_per_request_replica_seconds
     predicted = Forecast(

@@ -146,8 +146,8 @@ class ScalingPolicy:
     """Time constant of the Holt trend (seconds)."""
     forecast_uncertainty_z: float = defaults.FORECAST_UNCERTAINTY_Z
     """What the scaler provisions for above the point forecast: z x the spread of recent upside
-    surprises (1.0: one-sided 84 %), never beyond the interval's 95th percentile. The interval in
-    status does not depend on it."""
+    surprises (1.0: one-sided 84 %), never beyond the error window's plain 95th percentile. The
+    interval in status does not depend on it."""
     profile_bin_seconds: float = defaults.PROFILE_BIN_SECONDS
     """Width of a time-of-day profile bin (900 s -> 96 bins a day)."""
     strategy_dwell_seconds: float = defaults.STRATEGY_DWELL_SECONDS
