@@ -13,7 +13,11 @@ trace's own lengths). Scenarios:
 - sparse: 3-12 developer requests every 15-40 minutes for 4 hours (synthetic, seeded);
 - cron: 2 req/s with 15 req/s for 5 minutes every hour, 4 hours (synthetic, seeded);
 - minute-batch: 2 req/s with 20 req/s for 40 s every 3 minutes, 2 hours (synthetic, seeded):
-  bursts that recur just beyond the scale-down delay, where a scaler may saw-tooth.
+  bursts that recur just beyond the scale-down delay, where a scaler may saw-tooth;
+- diurnal-6h: a 6-hour sinusoid between 1 and 9 req/s (one compressed day);
+- pareto-spikes: 1.5 req/s with, at about 1 in 250 arrivals, a spike of 20-400 requests within
+  10 s (Pareto sizes, shape 1.2), 2 hours;
+- step-up: 2 req/s for 20 minutes, then 15 req/s for 40 (synthetic, seeded).
 
 `--loso` sweeps the tunables in `TUNABLES` (module constants of the decision core) over a small
 grid: for every scenario, the value set that scores best on all *other* scenarios is scored on
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import random
 import sys
 import tempfile
@@ -38,10 +43,10 @@ from pathlib import Path
 from bench_policies import BASELINES, check, print_table
 from benchkit import SMOKE, SMOKE_FLAG
 from llmscale.scaling import forecast, keepalive
-from llmscale.sim.fleet import FleetConfig, simulate
+from llmscale.sim.fleet import FleetConfig
 from llmscale.sim.perfmodel import ReplicaPerformanceModel
-from llmscale.sim.policies import get_policy
 from llmscale.sim.results import PolicyResult
+from llmscale.sim.runner import run_policy
 from llmscale.sim.traces import Trace, read_trace
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "traces"
@@ -89,6 +94,27 @@ def synthetic_traces(folder: Path) -> None:
         t += rng.expovariate(20.0 if t % 180 < 40 else 2.0)
         rows.append((t, rng.randint(500, 1500), rng.randint(100, 300)))
     _write(folder / "minute_batch.csv", rows)
+    rows, t = [], 0.0
+    while t < 6 * 3600:
+        t += rng.expovariate(5.0 - 4.0 * math.cos(2 * math.pi * t / (6 * 3600)))
+        rows.append((t, rng.randint(300, 3000), rng.randint(50, 500)))
+    _write(folder / "diurnal.csv", rows)
+    rows, t = [], 0.0
+    while t < 2 * 3600:
+        t += rng.expovariate(1.5)
+        rows.append((t, rng.randint(300, 3000), rng.randint(50, 500)))
+        if rng.random() < 0.004:  # a spike of Pareto-distributed size (shape 1.2), within 10 s
+            size = int(min(400, 20 * rng.paretovariate(1.2)))
+            spike = [
+                (t + 10 * rng.random(), rng.randint(300, 3000), rng.randint(50, 500)) for _ in range(size)
+            ]
+            rows += spike
+    _write(folder / "spikes.csv", sorted(rows))
+    rows, t = [], 0.0
+    while t < 3600:
+        t += rng.expovariate(2.0 if t < 1200 else 15.0)
+        rows.append((t, rng.randint(300, 3000), rng.randint(50, 500)))
+    _write(folder / "step.csv", rows)
 
 
 def _write(path: Path, rows: list[tuple[float, int, int]]) -> None:
@@ -106,13 +132,18 @@ def scenarios(folder: Path) -> list[Scenario]:
         Scenario("sparse-dev", str(folder / "sparse.csv"), 1.0),
         Scenario("hourly-cron", str(folder / "cron.csv"), 1.0),
         Scenario("minute-batch", str(folder / "minute_batch.csv"), 1.0),
+        Scenario("diurnal-6h", str(folder / "diurnal.csv"), 1.0),
+        Scenario("pareto-spikes", str(folder / "spikes.csv"), 1.0),
+        Scenario("step-up", str(folder / "step.csv"), 1.0),
     ]
 
 
 def run(scenario: Scenario, trace: Trace, names: tuple[str, ...]) -> dict[str, PolicyResult]:
     model = ReplicaPerformanceModel.for_deployment(scenario.model, GPU)
     config = FleetConfig(model=model, slo_ttft_p95_seconds=scenario.slo_ttft_p95_seconds)
-    return {name: simulate(trace, get_policy(name), config) for name in names}
+    # run_policy: the oracle is the searched one `llmscale simulate` and `backtest` report
+    # (docs/simulator.md, "The oracle"), not the old per-bin schedule of get_policy("oracle").
+    return {name: run_policy(name, trace, config) for name in names}
 
 
 def score(results: dict[str, PolicyResult]) -> float:
