@@ -12,6 +12,13 @@ inference-perf 0.7.0 (which needs Python 3.12). They tokenise with `--tokenizer`
 model's directory from `make vllm`), so nothing is downloaded; the served model name must be that
 directory when the tokenizer is looked up by model name (guidellm does).
 
+A second table divides out the engine's own drift: before and after each tool's run the
+script reads the server's latency histograms (`SERVER_FAMILIES`, sum and count) and reports each
+tool's mean over the engine's mean for exactly those requests, and a peer's ratio over ours on
+that basis. guidellm and inference-perf run `--peer-workers` processes (default: the cores this
+script may run on), so on a small machine the load generators do not take the engine's CPU.
+`--json FILE` keeps every repeat; `--tables-from FILE` prints the tables of such a file again.
+
 `--emulator`: the emulator has no tokenizer and counts characters / 4, so guidellm gets the
 exact prompt length through its request extras (`llmscale_prompt_tokens`, as llmscale bench
 sends it) and inference-perf, which cannot add body fields, gets prompts of 1.28x the tokens:
@@ -23,7 +30,9 @@ its random prompts decode to about 1.28 tiny-tokenizer tokens per emulator token
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +48,16 @@ EMULATOR_CHARS_RATIO = 1.28
 
 
 Figures = dict[str, float | None]
+KEYS = ("ttft", "itl", "tpot", "e2e")
+SERVER_FAMILIES = {
+    "ttft": "vllm:time_to_first_token_seconds",
+    "itl": "vllm:inter_token_latency_seconds",
+    "tpot": "vllm:request_time_per_output_token_seconds",
+    "e2e": "vllm:e2e_request_latency_seconds",
+}
+"""The engine's own histograms of the four figures (vLLM's names; the emulator exports them too):
+their sum and count before and after one tool's run give the engine's mean over exactly the
+requests that tool sent."""
 MATCHED = "llmscale bench, inference-perf's ramp"
 """A second run of ours at concurrency > 1 with the start ramp inference-perf took (it has no
 setting for one): inference-perf's TTFT is compared with this row, its other figures too."""
@@ -52,8 +71,6 @@ def requests_at(args: argparse.Namespace, level: int) -> int:
 
 
 def run(argv: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> str:
-    import os
-
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1") | (env_extra or {})
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=1800, check=False)
     if done.returncode != 0:
@@ -73,7 +90,8 @@ def ours(args: argparse.Namespace, level: int, work: Path, stagger: float | None
         work,
     )  # fmt: skip
     level_report = json.loads(out)["levels"][0]
-    return {k: level_report[f"{k}_p50_s"] * 1000 for k in ("ttft", "itl", "tpot", "e2e")}
+    figures: Figures = {k: level_report[f"{k}_p50_s"] * 1000 for k in KEYS}
+    return figures | {f"{k}_mean": level_report[f"{k}_mean_s"] * 1000 for k in KEYS}
 
 
 def guidellm(args: argparse.Namespace, level: int, work: Path) -> Figures:
@@ -102,19 +120,26 @@ def guidellm(args: argparse.Namespace, level: int, work: Path) -> Figures:
             "--output", f"kind=json,path={work / f'guidellm-{level}.json'}", "--disable-progress",
         ],
         work,
+        # guidellm runs min(concurrency, 10) worker processes by default; on two cores they took
+        # CPU from the engine under test (docs/bench.md), so one per core the script may use
+        {"GUIDELLM__MAX_WORKER_PROCESSES": str(args.peer_workers)},
     )  # fmt: skip
     metrics = json.loads((work / f"guidellm-{level}.json").read_text())["benchmarks"][0]["metrics"]
 
-    def median(name: str, scale: float = 1.0) -> float:
-        return float(metrics[name]["successful"]["median"]) * scale
+    def stat(name: str, which: str, scale: float = 1.0) -> float:
+        return float(metrics[name]["successful"][which]) * scale
 
     # guidellm's "inter_token_latency_ms" is per request, (last token - first token) /
     # (output tokens - 1): what vLLM and llmscale bench call TPOT; it keeps no per-gap figure
     return {
-        "ttft": median("time_to_first_token_ms"),
+        "ttft": stat("time_to_first_token_ms", "median"),
         "itl": None,
-        "tpot": median("inter_token_latency_ms"),
-        "e2e": median("request_latency", 1000.0),
+        "tpot": stat("inter_token_latency_ms", "median"),
+        "e2e": stat("request_latency", "median", 1000.0),
+        "ttft_mean": stat("time_to_first_token_ms", "mean"),
+        "itl_mean": None,
+        "tpot_mean": stat("inter_token_latency_ms", "mean"),
+        "e2e_mean": stat("request_latency", "mean", 1000.0),
     }
 
 
@@ -143,6 +168,7 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> Figures:
         "load": {
             "type": "concurrent",
             "stages": [{"num_requests": requests_at(args, level), "concurrency_level": level}],
+            "num_workers": args.peer_workers,  # its default is the machine's CPU count
         },
         "server": {"type": "vllm", "model_name": args.model, "base_url": args.url, "ignore_eos": True},
         "tokenizer": {"pretrained_model_name_or_path": str(args.tokenizer)},
@@ -165,24 +191,71 @@ def inference_perf(args: argparse.Namespace, level: int, work: Path) -> Figures:
     data = json.loads(summary.read_text())
     successes = data["successes"]["latency"]
 
-    def median(name: str) -> float:
-        return float(successes[name]["median"]) * 1000
+    def stat(name: str, which: str) -> float:
+        return float(successes[name][which]) * 1000
 
     # its start ramp (it has no setting for one): when the level-th request started after the
     # first, i.e. when its last stream began
     entries = json.loads(next(reports.rglob("per_request_lifecycle_metrics.json")).read_text())
     starts = sorted(float(entry["start_time"]) for entry in entries)
     ramp = starts[min(level, len(starts)) - 1] - starts[0]
-    # its summary's "inter_token_latency" pools every gap between chunks (as llmscale bench's
-    # ITL does; it reads 0 when chunks carry no token times) and "time_per_output_token" is per
-    # request, (last - first token) / (tokens - 1), as llmscale bench's TPOT
+    # its summary's "inter_token_latency" gives each token of the streamed text, re-tokenised,
+    # a time (a chunk that re-tokenises into k tokens adds k - 1 zero gaps: docs/bench.md), so
+    # its ITL is taken from its own per-request chunk times: every gap between chunks, pooled,
+    # as llmscale bench and vLLM count ITL. "time_per_output_token" is per request, (last -
+    # first token) / (server's tokens - 1), as llmscale bench's TPOT.
+    gaps = [
+        later - earlier
+        for entry in entries
+        if not entry.get("error")
+        for times in [entry["info"]["response_metrics"].get("chunk_times") or []]
+        for earlier, later in itertools.pairwise(times)
+    ]
     return {
-        "ttft": median("time_to_first_token"),
-        "itl": median("inter_token_latency") or None,
-        "tpot": median("time_per_output_token"),
-        "e2e": median("request_latency"),
+        "ttft": stat("time_to_first_token", "median"),
+        "itl": statistics.median(gaps) * 1000 if gaps else None,
+        "tpot": stat("time_per_output_token", "median"),
+        "e2e": stat("request_latency", "median"),
+        "ttft_mean": stat("time_to_first_token", "mean"),
+        "itl_mean": statistics.fmean(gaps) * 1000 if gaps else None,
+        "tpot_mean": stat("time_per_output_token", "mean"),
+        "e2e_mean": stat("request_latency", "mean"),
         "ramp_ms": ramp * 1000,
     }
+
+
+def server_totals(url: str) -> dict[str, tuple[float, float]]:
+    """(sum, count) of each of `SERVER_FAMILIES` on the server's /metrics, over all its labels."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url.rstrip('/')}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    totals = {key: (0.0, 0.0) for key in SERVER_FAMILIES}
+    names = {family: key for key, family in SERVER_FAMILIES.items()}
+    for family in text_string_to_metric_families(text):
+        key = names.get(family.name)
+        if key is None:
+            continue
+        total, count = totals[key]
+        for sample in family.samples:
+            if sample.name == f"{family.name}_sum":
+                total += sample.value
+            elif sample.name == f"{family.name}_count":
+                count += sample.value
+        totals[key] = (total, count)
+    return totals
+
+
+def server_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> Figures:
+    """The engine's mean of each figure (ms) over the requests between two `server_totals`."""
+    means: Figures = {}
+    for key in SERVER_FAMILIES:
+        total = after[key][0] - before[key][0]
+        count = after[key][1] - before[key][1]
+        means[f"server_{key}"] = total / count * 1000 if count > 0 else None
+    return means
 
 
 def smoke() -> int:
@@ -233,15 +306,68 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"| {row['concurrency']} | {row['tool']} | {figures} | {cell(row['e2e'], 0)} | {ratios} |")
 
 
+def engine_ratio(figures: Figures, key: str) -> float | None:
+    """A tool's mean of one figure over the engine's own mean for the same requests."""
+    tool, server = figures.get(f"{key}_mean"), figures.get(f"server_{key}")
+    return None if tool is None or not server else tool / server
+
+
+def print_engine_table(runs: dict[tuple[int, str], list[Figures]]) -> None:
+    """Each tool against the engine it loaded, run by run: the tool's mean over the engine's own
+    mean for the same requests (the sums and counts of the engine's histograms), i.e. how the
+    tool's clock reads what the engine did; then a peer's ratio over ours (medians over
+    repeats). A CPU engine's speed drifts by tens of per cent between runs and a run's medians
+    move with the streams' phases; these ratios divide both out, so they compare the tools'
+    timing rather than the engine's speed. Means, because the histograms give them exactly
+    (percentiles only to a bucket's width)."""
+    print(
+        "| concurrency | tool | engine's TTFT / ITL / TPOT / e2e mean ms | tool's mean / engine's "
+        "(TTFT / ITL / TPOT / e2e) | vs llmscale bench, engine-referenced |"
+    )
+    print("|---|---|---|---|---|")
+    for (level, tool), repeats in runs.items():
+        compared_with = MATCHED if tool == "inference-perf" and level > 1 else "llmscale bench"
+        reference = runs.get((level, compared_with), [])
+        server = " / ".join(_cell(_median([f.get(f"server_{k}") for f in repeats]), 1) for k in KEYS)
+        own = {k: _median([engine_ratio(f, k) for f in repeats]) for k in KEYS}
+        base = {k: _median([engine_ratio(f, k) for f in reference]) for k in KEYS}
+        ratios = " / ".join(_cell(own[k], 2) for k in KEYS)
+        relative = " / ".join(_cell(_ratio(own[k], base[k]), 2) for k in KEYS)
+        print(f"| {level} | {tool} | {server} | {ratios} | {relative} |")
+
+
+def print_saved(path: Path) -> int:
+    try:
+        saved = json.loads(path.read_text())
+        runs = {(int(r["concurrency"]), str(r["tool"])): list(r["repeats"]) for r in saved["runs"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sys.exit(f"--tables-from {path}: not a bench_peers --json file ({exc})")
+    print_table(saved["medians"])
+    print()
+    print_engine_table(runs)
+    return 0
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else value / base
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+NEEDED = ("url", "model", "peers_venv", "tokenizer")
+
+
 def main() -> int:
     if SMOKE:
         return smoke()
     global OUTPUT_TOKENS  # --output-tokens overrides the module default every tool reads
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--peers-venv", type=Path, required=True)
-    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--url")
+    parser.add_argument("--model")
+    parser.add_argument("--peers-venv", type=Path)
+    parser.add_argument("--tokenizer", type=Path)
     parser.add_argument("--emulator", action="store_true")
     parser.add_argument("--levels", default="1,4,16")
     parser.add_argument(
@@ -261,7 +387,31 @@ def main() -> int:
         help="seconds over which llmscale bench and guidellm start their clients "
         "(inference-perf has no such setting)",
     )  # fmt: skip
+    parser.add_argument(
+        "--peer-workers", type=int, default=len(os.sched_getaffinity(0)),
+        help="worker processes of guidellm and inference-perf (default: the cores this script may "
+        "run on, one under taskset -c 0; llmscale bench is one process)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tables-from", type=Path, default=None,
+        help="print the tables from a --json file of an earlier run (no load is sent)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.tables_from is not None:
+        return print_saved(args.tables_from)
+    missing = [f"--{name.replace('_', '-')}" for name in NEEDED if getattr(args, name) is None]
+    if len(missing) == len(NEEDED):
+        # `make bench` runs every benchmark without arguments; this one needs the peers' venv
+        # and an engine to load, which only a person running the comparison sets up
+        print(
+            "bench_peers: not run: it needs an engine to load and the peers' venv (--url, --model, "
+            "--peers-venv, --tokenizer; docs/bench.md); `make bench-smoke` runs its own column"
+        )
+        return 0
+    if missing:
+        parser.error(f"{', '.join(missing)} required")
+    if args.peer_workers < 1:
+        parser.error(f"--peer-workers: {args.peer_workers} is not a positive count")
     OUTPUT_TOKENS = args.output_tokens
     runs: dict[tuple[int, str], list[Figures]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
@@ -277,14 +427,18 @@ def main() -> int:
                 ):
                     if tool != "llmscale bench" and tool not in args.peers.split(","):
                         continue
+                    before = server_totals(args.url)
                     figures = fn(args, level, work)
+                    figures |= server_means(before, server_totals(args.url))
                     runs.setdefault((level, tool), []).append(figures)
                     print(f"repeat {repeat + 1} c={level} {tool}: {figures}", file=sys.stderr, flush=True)
                     if tool == "inference-perf" and level > 1:
                         # ours again with inference-perf's own start ramp: client i of N starts
                         # at i x window / N, so the last one at the ramp inference-perf took
                         window = (figures["ramp_ms"] or 0.0) / 1000 * level / (level - 1)
+                        before = server_totals(args.url)
                         again = ours(args, level, work, stagger=window)
+                        again |= server_means(before, server_totals(args.url))
                         runs.setdefault((level, MATCHED), []).append(again)
                         print(
                             f"repeat {repeat + 1} c={level} {MATCHED}: {again}", file=sys.stderr, flush=True
@@ -294,8 +448,11 @@ def main() -> int:
         for (level, tool), figures in runs.items()
     ]
     print_table(rows)
+    print()
+    print_engine_table(runs)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        every = [{"concurrency": c, "tool": t, "repeats": figures} for (c, t), figures in runs.items()]
+        args.json.write_text(json.dumps({"medians": rows, "runs": every}, indent=2))
     return 0
 
 
