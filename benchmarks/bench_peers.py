@@ -30,6 +30,7 @@ its random prompts decode to about 1.28 tiny-tokenizer tokens per emulator token
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -37,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,8 +232,11 @@ def server_totals(url: str) -> dict[str, tuple[float, float]]:
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"{url.rstrip('/')}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except (OSError, ValueError) as exc:
+        sys.exit(f"--url {url}: cannot read its /metrics ({exc})")
     totals = {key: (0.0, 0.0) for key in SERVER_FAMILIES}
     names = {family: key for key, family in SERVER_FAMILIES.items()}
     for family in text_string_to_metric_families(text):
@@ -256,6 +261,13 @@ def server_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[
         count = after[key][1] - before[key][1]
         means[f"server_{key}"] = total / count * 1000 if count > 0 else None
     return means
+
+
+def with_engine_means(url: str, measure: Callable[[], Figures]) -> Figures:
+    """One tool's run, with the engine's own means over exactly its requests added."""
+    before = server_totals(url)
+    figures = measure()
+    return figures | server_means(before, server_totals(url))
 
 
 def smoke() -> int:
@@ -427,18 +439,15 @@ def main() -> int:
                 ):
                     if tool != "llmscale bench" and tool not in args.peers.split(","):
                         continue
-                    before = server_totals(args.url)
-                    figures = fn(args, level, work)
-                    figures |= server_means(before, server_totals(args.url))
+                    figures = with_engine_means(args.url, functools.partial(fn, args, level, work))
                     runs.setdefault((level, tool), []).append(figures)
                     print(f"repeat {repeat + 1} c={level} {tool}: {figures}", file=sys.stderr, flush=True)
                     if tool == "inference-perf" and level > 1:
                         # ours again with inference-perf's own start ramp: client i of N starts
                         # at i x window / N, so the last one at the ramp inference-perf took
                         window = (figures["ramp_ms"] or 0.0) / 1000 * level / (level - 1)
-                        before = server_totals(args.url)
-                        again = ours(args, level, work, stagger=window)
-                        again |= server_means(before, server_totals(args.url))
+                        rerun = functools.partial(ours, args, level, work, stagger=window)
+                        again = with_engine_means(args.url, rerun)
                         runs.setdefault((level, MATCHED), []).append(again)
                         print(
                             f"repeat {repeat + 1} c={level} {MATCHED}: {again}", file=sys.stderr, flush=True
