@@ -296,26 +296,19 @@ def _median(values: list[float | None]) -> float | None:
 def print_table(rows: list[dict[str, Any]]) -> None:
     """ITL pools every gap between chunks; TPOT is each request's mean gap (see docs/bench.md):
     each peer is compared on the figures it defines the same way ("-" where it has none)."""
-    keys = ("ttft", "itl", "tpot", "e2e")
     print(
         "| concurrency | tool | TTFT p50 ms | ITL p50 ms | TPOT p50 ms | e2e p50 ms "
         "| vs llmscale bench (TTFT / ITL / TPOT / e2e) |"
     )
     print("|---|---|---|---|---|---|---|")
-
-    def cell(value: float | None, digits: int) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
-
     for row in rows:
         reference = (
             MATCHED if row["tool"] == "inference-perf" and row["concurrency"] > 1 else "llmscale bench"
         )
         base = next(r for r in rows if r["concurrency"] == row["concurrency"] and r["tool"] == reference)
-        ratios = " / ".join(
-            "-" if row.get(k) is None or not base.get(k) else f"{row[k] / base[k]:.2f}" for k in keys
-        )
-        figures = f"{cell(row['ttft'], 1)} | {cell(row.get('itl'), 2)} | {cell(row.get('tpot'), 2)}"
-        print(f"| {row['concurrency']} | {row['tool']} | {figures} | {cell(row['e2e'], 0)} | {ratios} |")
+        ratios = " / ".join(_cell(_ratio(row.get(k), base.get(k)), 2) for k in KEYS)
+        figures = f"{_cell(row['ttft'], 1)} | {_cell(row.get('itl'), 2)} | {_cell(row.get('tpot'), 2)}"
+        print(f"| {row['concurrency']} | {row['tool']} | {figures} | {_cell(row['e2e'], 0)} | {ratios} |")
 
 
 def engine_ratio(figures: Figures, key: str) -> float | None:
